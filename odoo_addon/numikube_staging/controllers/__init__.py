@@ -1,0 +1,3 @@
+from . import sidecar
+from . import staging_callback
+from . import staging_run

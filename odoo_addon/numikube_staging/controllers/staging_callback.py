@@ -1,0 +1,49 @@
+# Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
+# License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
+
+import odoo
+from odoo import SUPERUSER_ID, api, http
+from odoo.exceptions import UserError
+from odoo.http import request
+from odoo.modules.registry import Registry
+from odoo.tools.translate import LazyTranslate
+
+_lt = LazyTranslate(__name__, default_lang="en_US")
+
+
+class StagingCallback(http.Controller):
+    """Production side: the staging's sidecar reports the end of a job."""
+
+    @http.route(
+        "/web/staging/callback/<int:job_id>",
+        type="json",
+        auth="none",
+        csrf=False,
+        methods=["POST"],
+    )
+    def staging_callback(self, job_id, db=None, **_kwargs):
+        data = request.get_json_data()
+        if not isinstance(data, dict):
+            raise UserError(str(_lt("The callback body must be a JSON object.")))
+        if request.db:
+            return self._run_callback(request.env(user=SUPERUSER_ID), job_id, data)
+        # No database chosen by the request (several databases on this
+        # server): open the one the callback URL names, if it is ours.
+        host = request.httprequest.environ.get("HTTP_HOST")
+        databases = http.db_filter(odoo.service.db.list_dbs(force=True), host=host)
+        if not db or db not in databases:
+            raise UserError(
+                str(_lt("Unknown database %r: no staging job can be updated.", db))
+            )
+        with Registry(db).cursor() as cr:
+            return self._run_callback(api.Environment(cr, SUPERUSER_ID, {}), job_id, data)
+
+    def _run_callback(self, env, job_id, data):
+        if "staging.job" not in env:
+            raise UserError(
+                env._("The numikube_staging module is not installed in this database.")
+            )
+        job = env["staging.job"].browse(job_id).exists()
+        if not job:
+            raise UserError(env._("The staging job %s does not exist.", job_id))
+        return job.run_callback(data)

@@ -1,0 +1,2 @@
+from . import staging_environment
+from . import staging_job
