@@ -1,0 +1,219 @@
+//! Where backups come from: the newest object of a client in the bucket,
+//! read as a stream. The `minio` crate stays behind this module (its API
+//! changes at every release).
+
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt, TryStreamExt};
+use minio::s3::builders::ObjectContent;
+use minio::s3::client::{MinioClient, MinioClientBuilder};
+use minio::s3::creds::StaticProvider;
+use minio::s3::http::BaseUrl;
+use minio::s3::types::{S3Api, ToStream};
+use tokio::io::AsyncRead;
+use tokio_util::io::StreamReader;
+
+use crate::config::StorageConfig;
+
+/// One backup object in the bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backup {
+    /// Object key.
+    pub key: String,
+    /// ETag, which changes when the object is replaced.
+    pub etag: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last-modified time, which decides which backup is newest.
+    pub modified: DateTime<Utc>,
+}
+
+/// Why no backup could be had; each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// `minio_endpoint` is not set.
+    #[error("no object storage is configured: set minio_endpoint (or MINIO_ENDPOINT) in the staging odoo.conf")]
+    NotConfigured,
+    /// The bucket does not exist.
+    #[error("the backup bucket \"{0}\" does not exist on the object storage; check backups_minio_bucket")]
+    NoBucket(String),
+    /// No key of the client in the bucket.
+    #[error("no backup of client \"{client}\" in bucket \"{bucket}\" (looked for keys starting with \"{client}-\", \"{client}_\", \"{client}/\" or \"{client}.\")")]
+    NoBackup {
+        /// The client asked for.
+        client: String,
+        /// The bucket searched.
+        bucket: String,
+    },
+    /// The server cannot be reached or answered an error.
+    #[error("the object storage at {endpoint} cannot be read: {detail}")]
+    Unavailable {
+        /// The endpoint tried.
+        endpoint: String,
+        /// What the client said.
+        detail: String,
+    },
+}
+
+/// A byte stream of a backup, with its size.
+pub type BackupReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// The bucket of production backups.
+#[derive(Clone)]
+pub struct BackupSource {
+    client: Option<MinioClient>,
+    endpoint: String,
+    bucket: String,
+}
+
+impl BackupSource {
+    /// Prepares a client for `storage`; nothing is contacted yet.
+    pub fn new(storage: &StorageConfig) -> anyhow::Result<Self> {
+        let endpoint = storage.endpoint.clone().unwrap_or_default();
+        let client = match &storage.endpoint {
+            None => None,
+            Some(url) => {
+                let mut base: BaseUrl = url
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("minio_endpoint `{url}` is not a URL: {e}"))?;
+                base.region = minio::s3::types::Region::new(storage.region.clone())
+                    .map_err(|e| anyhow::anyhow!("minio_region `{}` is not valid: {e}", storage.region))?;
+                let provider = match (&storage.access_key, &storage.secret_key) {
+                    (Some(a), Some(s)) => Some(StaticProvider::new(a, s, None)),
+                    _ => None,
+                };
+                let client = MinioClientBuilder::new(base)
+                    .provider(provider)
+                    .skip_region_lookup(true)
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("cannot set up the object storage client for {url}: {e}"))?;
+                Some(client)
+            }
+        };
+        Ok(BackupSource { client, endpoint, bucket: storage.bucket.clone() })
+    }
+
+    /// The bucket read.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    fn client(&self) -> Result<&MinioClient, SourceError> {
+        self.client.as_ref().ok_or(SourceError::NotConfigured)
+    }
+
+    fn unavailable(&self, e: impl std::fmt::Display) -> SourceError {
+        let detail = e.to_string();
+        if detail.contains("NoSuchBucket") {
+            return SourceError::NoBucket(self.bucket.clone());
+        }
+        SourceError::Unavailable { endpoint: self.endpoint.clone(), detail }
+    }
+
+    /// `ok` when the bucket can be read, else why not (for `staging_health`).
+    pub async fn health(&self) -> String {
+        let client = match self.client() {
+            Ok(c) => c,
+            Err(e) => return e.to_string(),
+        };
+        let request = match client.bucket_exists(self.bucket.as_str()) {
+            Ok(r) => r,
+            Err(e) => return self.unavailable(e).to_string(),
+        };
+        match request.build().send().await {
+            Ok(r) if r.exists() => "ok".into(),
+            Ok(_) => SourceError::NoBucket(self.bucket.clone()).to_string(),
+            Err(e) => self.unavailable(e).to_string(),
+        }
+    }
+
+    /// Every backup of `client`: keys starting with the client then `-`, `_`, `/` or `.`.
+    pub async fn backups(&self, client: &str) -> Result<Vec<Backup>, SourceError> {
+        let minio = self.client()?;
+        let mut pages = minio
+            .list_objects(self.bucket.as_str())
+            .map_err(|e| self.unavailable(e))?
+            .prefix(Some(client.to_string()))
+            .recursive(true)
+            .build()
+            .to_stream()
+            .await;
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.unavailable(e))?;
+            for entry in page.contents {
+                if entry.is_prefix || !belongs_to(&entry.name, client) {
+                    continue;
+                }
+                found.push(Backup {
+                    etag: entry.etag.unwrap_or_default().trim_matches('"').to_string(),
+                    size: entry.size.unwrap_or(0),
+                    modified: entry.last_modified.unwrap_or_default(),
+                    key: entry.name,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// The newest backup of `client` by last-modified time (key breaks ties).
+    pub async fn newest(&self, client: &str) -> Result<Backup, SourceError> {
+        let backups = self.backups(client).await?;
+        backups
+            .into_iter()
+            .max_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.key.cmp(&b.key)))
+            .ok_or_else(|| SourceError::NoBackup { client: client.into(), bucket: self.bucket.clone() })
+    }
+
+    /// Opens `backup` as a stream; nothing is held in memory beyond a chunk.
+    pub async fn open(&self, backup: &Backup) -> Result<BackupReader, SourceError> {
+        let minio = self.client()?;
+        let response = minio
+            .get_object(self.bucket.as_str(), backup.key.as_str())
+            .map_err(|e| self.unavailable(e))?
+            .build()
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        let (stream, _size) = response.into_boxed_stream().map_err(|e| self.unavailable(e))?;
+        let stream: Pin<Box<dyn Stream<Item = std::io::Result<bytes::Bytes>> + Send>> = Box::pin(stream.map_err(std::io::Error::other));
+        Ok(Box::pin(StreamReader::new(stream)))
+    }
+
+    /// Uploads a local file (used by the demo and tests' tooling).
+    pub async fn upload(&self, key: &str, path: &std::path::Path) -> Result<(), SourceError> {
+        let minio = self.client()?;
+        minio
+            .put_object_content(self.bucket.as_str(), key, ObjectContent::from(path))
+            .map_err(|e| self.unavailable(e))?
+            .build()
+            .send()
+            .await
+            .map_err(|e| self.unavailable(e))?;
+        Ok(())
+    }
+}
+
+/// Whether `key` is a backup of `client` (and not of `client2` or `clientx`).
+pub fn belongs_to(key: &str, client: &str) -> bool {
+    key.strip_prefix(client)
+        .and_then(|rest| rest.chars().next())
+        .is_some_and(|c| matches!(c, '-' | '_' | '/' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::belongs_to;
+
+    #[test]
+    fn keys_of_a_client() {
+        assert!(belongs_to("cosmos-2026-11-24.dump", "cosmos"));
+        assert!(belongs_to("cosmos_2026.zip", "cosmos"));
+        assert!(belongs_to("cosmos/daily/x.dump", "cosmos"));
+        assert!(belongs_to("cosmos.zip", "cosmos"));
+        assert!(!belongs_to("cosmos2-2026.zip", "cosmos"));
+        assert!(!belongs_to("cosmosx.zip", "cosmos"));
+        assert!(!belongs_to("cosmos", "cosmos"));
+    }
+}

@@ -1,0 +1,235 @@
+//! Loading a backup into a (hidden) database with PostgreSQL's own tools.
+//!
+//! A custom dump is streamed into `pg_restore`'s standard input and plain SQL
+//! into `psql`'s, so the backup never sits in memory. An Odoo zip needs its
+//! central directory, so it is first spooled to a file on disk; its
+//! `dump.sql` is then streamed from the file into `psql` and its `filestore/`
+//! extracted beside.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::process::Command;
+
+use crate::backup_format::{Format, Sniffed};
+
+/// Counts the bytes read through it, for the job's progress.
+pub struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R> Counting<R> {
+    /// Wraps `inner`, adding every byte read to `count`.
+    pub fn new(inner: R, count: Arc<AtomicU64>) -> Self {
+        Counting { inner, count }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.count.fetch_add(read as u64, Ordering::Relaxed);
+        poll
+    }
+}
+
+/// How to run PostgreSQL's client programs against the target server.
+#[derive(Clone)]
+pub struct PgTools {
+    /// `pg_restore` program.
+    pub pg_restore: PathBuf,
+    /// `psql` program.
+    pub psql: PathBuf,
+    /// libpq environment (`PGHOST`, `PGUSER`, …).
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl PgTools {
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        die_with_parent(cmd.as_std_mut());
+        cmd
+    }
+
+    fn std_command(&self, program: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        die_with_parent(&mut cmd);
+        cmd
+    }
+
+    /// `pg_restore` reading a custom dump from standard input.
+    fn pg_restore(&self, db: &str) -> Command {
+        let mut cmd = self.command(&self.pg_restore);
+        cmd.args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname", db]);
+        cmd
+    }
+
+    /// `psql` running SQL from standard input, stopping at the first error.
+    fn psql_args(db: &str) -> [&str; 7] {
+        ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f-"]
+    }
+}
+
+/// A child started by the sidecar is killed when the sidecar dies (even by
+/// SIGKILL), so that it cannot keep a half-restored database busy.
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// The last lines of a tool's error output, for the job's error detail.
+fn tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+/// Feeds `reader` into `cmd`'s standard input and waits for it.
+async fn pipe_into(mut cmd: Command, what: &str, mut reader: impl AsyncRead + Unpin) -> Result<(), String> {
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}; is the PostgreSQL client installed (pg_path)?"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let errors = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf).await;
+        buf
+    });
+    let copied = tokio::io::copy(&mut reader, &mut stdin).await;
+    let _ = stdin.shutdown().await;
+    drop(stdin);
+    if let Err(e) = copied {
+        // The tool stopped reading (it failed) or the backup stream broke.
+        let status = child.wait().await;
+        let detail = tail(&errors.await.unwrap_or_default());
+        if status.map(|s| s.success()).unwrap_or(false) || detail.is_empty() {
+            return Err(format!("reading the backup failed: {e}"));
+        }
+        return Err(format!("{what} failed: {detail}"));
+    }
+    let status = child.wait().await.map_err(|e| format!("{what} could not be waited for: {e}"))?;
+    let detail = tail(&errors.await.unwrap_or_default());
+    if !status.success() {
+        return Err(format!("{what} failed ({status}): {detail}"));
+    }
+    Ok(())
+}
+
+/// Restores `backup` into the existing empty database `db`.
+///
+/// An Odoo zip's filestore goes to `filestore_dir`; `spool_dir` holds the
+/// zip while it is read (removed afterwards, also on error).
+pub async fn restore(tools: &PgTools, backup: Sniffed, db: &str, filestore_dir: &Path, spool_dir: &Path) -> Result<(), String> {
+    match backup.format {
+        Format::Custom => pipe_into(tools.pg_restore(db), "pg_restore", backup.reader).await,
+        Format::PlainSql => {
+            let mut cmd = tools.command(&tools.psql);
+            cmd.args(PgTools::psql_args(db));
+            pipe_into(cmd, "psql", backup.reader).await
+        }
+        Format::OdooZip => restore_zip(tools, backup, db, filestore_dir, spool_dir).await,
+    }
+}
+
+async fn restore_zip(tools: &PgTools, mut backup: Sniffed, db: &str, filestore_dir: &Path, spool_dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(spool_dir).map_err(|e| format!("cannot create {}: {e}", spool_dir.display()))?;
+    let spool = tempfile::Builder::new()
+        .prefix("backup-")
+        .suffix(".zip")
+        .tempfile_in(spool_dir)
+        .map_err(|e| format!("cannot create a spool file in {}: {e}", spool_dir.display()))?;
+    let mut file = tokio::fs::File::create(spool.path()).await.map_err(|e| format!("cannot write the spool file: {e}"))?;
+    tokio::io::copy(&mut backup.reader, &mut file)
+        .await
+        .map_err(|e| format!("downloading the backup to {} failed: {e}", spool.path().display()))?;
+    file.sync_all().await.ok();
+    drop(file);
+
+    let tools = tools.clone();
+    let db = db.to_string();
+    let filestore_dir = filestore_dir.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let zip_file = std::fs::File::open(spool.path()).map_err(|e| format!("cannot reopen the spooled zip: {e}"))?;
+        let mut archive = zip::ZipArchive::new(std::io::BufReader::new(zip_file))
+            .map_err(|e| format!("the backup zip is unreadable (corrupt or truncated?): {e}"))?;
+        load_dump_sql(&tools, &mut archive, &db)?;
+        extract_filestore(&mut archive, &filestore_dir)
+    })
+    .await
+    .map_err(|e| format!("the zip restore task failed: {e}"))?
+}
+
+/// Streams the zip's `dump.sql` into `psql` (this runs on a blocking thread,
+/// which stays busy until `psql` is done, so the child's death signal cannot
+/// fire early).
+fn load_dump_sql(tools: &PgTools, archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, db: &str) -> Result<(), String> {
+    let mut entry = archive
+        .by_name("dump.sql")
+        .map_err(|_| "the zip has no dump.sql: it is not an Odoo backup".to_string())?;
+    let mut cmd = tools.std_command(&tools.psql);
+    cmd.args(PgTools::psql_args(db));
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start psql: {e}; is the PostgreSQL client installed (pg_path)?"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let errors = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
+        buf
+    });
+    let copied = std::io::copy(&mut entry, &mut stdin);
+    drop(stdin);
+    let status = child.wait().map_err(|e| format!("psql could not be waited for: {e}"))?;
+    let detail = tail(&errors.join().unwrap_or_default());
+    match copied {
+        Err(e) if status.success() || detail.is_empty() => Err(format!("reading dump.sql from the zip failed: {e}")),
+        _ if !status.success() => Err(format!("psql failed ({status}): {detail}")),
+        _ => Ok(()),
+    }
+}
+
+/// Extracts `filestore/…` entries into `dir`, refusing paths that escape it.
+fn extract_filestore(archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, dir: &Path) -> Result<(), String> {
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(|e| format!("the backup zip is corrupt: {e}"))?;
+        let Some(path) = entry.enclosed_name() else { continue };
+        let Ok(relative) = path.strip_prefix("filestore") else { continue };
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let target = dir.join(relative);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&target).map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+            continue;
+        }
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let mut out = std::fs::File::create(&target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| format!("extracting {} failed: {e}", target.display()))?;
+    }
+    Ok(())
+}
