@@ -16,9 +16,9 @@ from odoo.tools.translate import LazyTranslate
 _lt = LazyTranslate(__name__, default_lang="en_US")
 
 DEFAULT_ADDRESS = "127.0.0.1:8075"
-CONNECT_TIMEOUT = 5
-# staging_run answers a prod2x at once, but a dropdb only once it is done.
-READ_TIMEOUT = 300
+# Seconds (connect, then each read). staging_run answers a prod2x at once, but
+# a dropdb only once it is done.
+TIMEOUT = 300
 
 # Error codes of the sidecar (rpc/ crate) that have their own Odoo exception;
 # any other code becomes a UserError with the sidecar's sentence.
@@ -50,9 +50,7 @@ def call(method, params):
     exception whose message is the sentence the sidecar wrote for the user."""
     body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": params}
     try:
-        response = requests.post(
-            sidecar_url(), json=body, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT)
-        )
+        response = requests.post(sidecar_url(), json=body, timeout=TIMEOUT)
     except requests.ConnectionError as err:
         raise UserError(
             str(_lt("The staging service is not running on this server."))

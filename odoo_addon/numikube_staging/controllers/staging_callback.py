@@ -20,15 +20,15 @@ class StagingCallback(http.Controller):
         auth="none",
         csrf=False,
         methods=["POST"],
+        readonly=False,
     )
-    def staging_callback(self, job_id, db=None, **_kwargs):
+    def staging_callback(self, job_id, **_kwargs):
         data = request.get_json_data()
-        if not isinstance(data, dict):
-            raise UserError(str(_lt("The callback body must be a JSON object.")))
         if request.db:
             return self._run_callback(request.env(user=SUPERUSER_ID), job_id, data)
         # No database chosen by the request (several databases on this
         # server): open the one the callback URL names, if it is ours.
+        db = request.httprequest.args.get("db")
         host = request.httprequest.environ.get("HTTP_HOST")
         databases = http.db_filter(odoo.service.db.list_dbs(force=True), host=host)
         if not db or db not in databases:

@@ -14,10 +14,9 @@ from .staging_environment import NAME_PATTERN
 
 _logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10
-# A dropdb job is answered only once the databases are dropped; a prod2x job is
-# answered at once. The read timeout leaves room for the first.
-DEFAULT_READ_TIMEOUT = 120
+# Seconds to wait for the staging server (connect, then each read). A prod2x
+# job is answered at once; a dropdb job only once its databases are dropped.
+DEFAULT_TIMEOUT = 60
 # How much of an unexpected answer is kept in the job's traceback.
 MAX_DETAIL = 4000
 
@@ -148,9 +147,7 @@ class StagingJob(models.Model):
             }
         )
         try:
-            response = requests.post(
-                url, json=payload, timeout=(CONNECT_TIMEOUT, self._get_read_timeout())
-            )
+            response = requests.post(url, json=payload, timeout=self._get_timeout())
         except requests.Timeout as err:
             return self._set_error(
                 self.env._(
@@ -171,16 +168,16 @@ class StagingJob(models.Model):
             )
         return self._handle_response(response)
 
-    def _get_read_timeout(self):
+    def _get_timeout(self):
         value = (
             self.env["ir.config_parameter"]
             .sudo()
-            .get_param("numikube_staging.timeout", DEFAULT_READ_TIMEOUT)
+            .get_param("numikube_staging.timeout", DEFAULT_TIMEOUT)
         )
         try:
             return float(value)
         except ValueError:
-            return DEFAULT_READ_TIMEOUT
+            return DEFAULT_TIMEOUT
 
     def _handle_response(self, response):
         if response.status_code != 200:

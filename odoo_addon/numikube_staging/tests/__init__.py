@@ -1,0 +1,5 @@
+from . import test_access
+from . import test_staging_callback
+from . import test_staging_environment
+from . import test_staging_job
+from . import test_staging_run

@@ -1,0 +1,131 @@
+# Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
+# License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
+"""Test helpers: a real HTTP server on loopback, standing in for a staging Odoo
+or for the sidecar, and a way to send requests that carry no database."""
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from unittest.mock import patch
+
+import odoo
+from odoo import http
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 that answers every POST with ``self.answer``
+    (status, body, delay in seconds) and keeps the JSON bodies it received.
+
+    ``answer`` may also be a function of the received JSON returning a dict,
+    sent as JSON with status 200."""
+
+    def __init__(self, answer=(200, b"{}", 0)):
+        self.answer = answer
+        self.received = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (name fixed by http.server)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"null")
+                server.received.append({"path": self.path, "json": body})
+                answer = server.answer
+                if callable(answer):
+                    answer = (200, json.dumps(answer(body)).encode(), 0)
+                status, content, delay = answer
+                if delay:
+                    time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(content)))
+                    self.end_headers()
+                    self.wfile.write(content)
+                except OSError:
+                    pass  # the client gave up (timeout test)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+def closed_port():
+    """A loopback port on which nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def without_request_database():
+    """Requests made in this block are served as on a server with several
+    databases (or none): Odoo picks no database for them, and only the routes
+    of server-wide modules answer, as on a real staging or multi-database
+    production where numikube_staging is in ``server_wide_modules``."""
+    modules = list(odoo.conf.server_wide_modules or [])
+    if "numikube_staging" not in modules:
+        modules.append("numikube_staging")
+    # nodb_routing_map is computed once per process from server_wide_modules.
+    http.root.__dict__.pop("nodb_routing_map", None)
+    try:
+        with patch.object(odoo.conf, "server_wide_modules", modules), patch.object(
+            http, "db_list", lambda force=False, host=None: []
+        ):
+            yield
+    finally:
+        http.root.__dict__.pop("nodb_routing_map", None)
+
+
+class StagingMixin:
+    """Data shared by the tests: an environment and a user of Run Staging."""
+
+    @classmethod
+    def setup_staging(cls):
+        cls.env["ir.config_parameter"].sudo().set_param(
+            "web.base.url", "https://prod.example.com"
+        )
+        cls.environment = cls.env["staging.environment"].create(
+            {
+                "name": "Lab",
+                "url": "https://cosmos-lab.example.com",
+                "client": "cosmos",
+                "level": "lab",
+                "token": "secret-token",
+            }
+        )
+        cls.group_run_staging = cls.env.ref("numikube_staging.group_run_staging")
+        cls.user = cls.env["res.users"].create(
+            {
+                "name": "Stage Runner",
+                "login": "stage_runner",
+                "email": "runner@example.com",
+                "groups_id": [odoo.Command.set(cls.group_run_staging.ids)],
+            }
+        )
+
+    @classmethod
+    def new_job(cls, **values):
+        """A job created by the Run Staging user, returned as superuser."""
+        return (
+            cls.env["staging.job"]
+            .with_user(cls.user)
+            .create({"environment_id": cls.environment.id, **values})
+            .sudo()
+        )
