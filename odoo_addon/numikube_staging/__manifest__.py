@@ -21,5 +21,4 @@
         "views/menus.xml",
     ],
     "installable": True,
-    "application": False,
 }

@@ -83,7 +83,6 @@ class StagingJob(models.Model):
     )
     user_id = fields.Many2one(
         "res.users",
-        "User",
         ondelete="restrict",
         default=lambda self: self.env.user,
     )

@@ -45,7 +45,8 @@ class LoopbackServer:
                     self.end_headers()
                     self.wfile.write(content)
                 except OSError:
-                    pass  # the client gave up (timeout test)
+                    # The client gave up (timeout test): nothing to answer.
+                    self.close_connection = True
 
             def log_message(self, *args):
                 pass
