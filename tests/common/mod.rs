@@ -1,0 +1,230 @@
+//! A whole staging host for one test: a throw-away PostgreSQL cluster, moto's
+//! S3 server, an SMTP server, production's callback receiver, and the real
+//! `numikube-staging serve` process configured against them through an
+//! `odoo.conf`, plus a typed JSON-RPC client.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
+use numikube_staging_rpc::{JobState, JobStatus, RunPayload, RunStarted, StagingApiClient};
+use numikube_testbed::{fixture, free_port, CallbackReceiver, Postgres, Smtp, S3};
+
+/// The token the staging and "production" share in tests.
+pub const TOKEN: &str = "s3cret-token";
+/// The role that owns the staging instance's databases.
+pub const ROLE: &str = "odoo";
+/// Bucket of production backups.
+pub const BUCKET: &str = "prod-backups";
+
+/// What a test wants besides the defaults.
+#[derive(Clone)]
+pub struct Options {
+    /// `numikube_staging_database_limit`.
+    pub limit: usize,
+    /// Extra `odoo.conf` lines.
+    pub extra_conf: String,
+    /// Start an SMTP server.
+    pub smtp: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { limit: 10, extra_conf: String::new(), smtp: false }
+    }
+}
+
+/// The staging host of one test; everything stops on drop.
+pub struct Stage {
+    pub pg: Postgres,
+    pub s3: S3,
+    pub receiver: CallbackReceiver,
+    pub smtp: Option<Smtp>,
+    pub dir: tempfile::TempDir,
+    pub sidecar: Option<Child>,
+    pub port: u16,
+    pub client: HttpClient,
+    pub options: Options,
+}
+
+impl Stage {
+    /// Starts every server and the sidecar.
+    pub fn start(options: Options) -> Stage {
+        let pg = Postgres::start().expect("PostgreSQL starts (run scripts/install-deps)");
+        pg.create_role(ROLE, "odoo-pw", true).expect("role created");
+        let s3 = S3::start().expect("moto_server starts (run scripts/install-deps)");
+        s3.create_bucket(BUCKET).expect("bucket created");
+        let receiver = CallbackReceiver::start().expect("callback receiver starts");
+        let smtp = options.smtp.then(|| Smtp::start().expect("aiosmtpd starts (run scripts/install-deps)"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let port = free_port();
+        let client = HttpClientBuilder::default().build(format!("http://127.0.0.1:{port}")).unwrap();
+        let mut stage = Stage { pg, s3, receiver, smtp, dir, sidecar: None, port, client, options };
+        stage.write_conf();
+        stage.start_sidecar();
+        stage
+    }
+
+    /// The sidecar's `odoo.conf`.
+    pub fn conf(&self) -> PathBuf {
+        self.dir.path().join("odoo.conf")
+    }
+
+    /// `data_dir` of the staging.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn write_conf(&self) {
+        let smtp = match &self.smtp {
+            Some(s) => format!("smtp_server = 127.0.0.1\nsmtp_port = {}\nemail_from = staging@example.com\n", s.port),
+            None => "smtp_server = 127.0.0.1\nsmtp_port = 1\n".to_string(),
+        };
+        let conf = format!(
+            "[options]\n\
+             numikube_staging_token = {TOKEN}\n\
+             numikube_staging_sidecar = 127.0.0.1:{port}\n\
+             numikube_staging_database_limit = {limit}\n\
+             numikube_staging_callback_timeout = 3\n\
+             backups_minio_bucket = {BUCKET}\n\
+             minio_endpoint = {endpoint}\n\
+             minio_access_key = {ak}\n\
+             minio_secret_key = {sk}\n\
+             db_host = 127.0.0.1\n\
+             db_port = {pgport}\n\
+             db_user = {ROLE}\n\
+             db_password = odoo-pw\n\
+             pg_path = {bin}\n\
+             data_dir = {data}\n\
+             addons_path = {addons}\n\
+             {smtp}{extra}\n",
+            port = self.port,
+            limit = self.options.limit,
+            endpoint = self.s3.endpoint(),
+            ak = self.s3.access_key,
+            sk = self.s3.secret_key,
+            pgport = self.pg.port,
+            bin = self.pg.bin_dir.display(),
+            data = self.data_dir().display(),
+            addons = fixture::fixture_addons_dir().display(),
+            extra = self.options.extra_conf,
+        );
+        std::fs::write(self.conf(), conf).unwrap();
+    }
+
+    /// Starts `numikube-staging serve` and waits until it answers.
+    pub fn start_sidecar(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("sidecar.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_numikube-staging"))
+            .args(["serve", "-c"])
+            .arg(self.conf())
+            .env("NUMIKUBE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("sidecar starts");
+        self.sidecar = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "sidecar did not listen; log:\n{}", self.sidecar_log());
+            if let Some(status) = self.sidecar.as_mut().unwrap().try_wait().unwrap() {
+                panic!("sidecar exited with {status}; log:\n{}", self.sidecar_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the sidecar (SIGKILL, as a crash would).
+    pub fn kill_sidecar(&mut self) {
+        if let Some(mut child) = self.sidecar.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// What the sidecar logged.
+    pub fn sidecar_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sidecar.log")).unwrap_or_default()
+    }
+
+    /// Builds a tiny production database `prod_<client>` (owned by the superuser,
+    /// like the staging's own production-like databases) and returns its dir of backups.
+    pub fn make_backups(&self, client: &str) -> (PathBuf, fixture::Built) {
+        let work = self.dir.path().join(format!("backups-{client}"));
+        std::fs::create_dir_all(&work).unwrap();
+        let built = fixture::build_all(&self.pg.bin_dir, &self.pg.url("postgres"), &format!("prod_{client}"), &fixture::Spec::tiny(), &work)
+            .expect("fixture backups");
+        (work, built)
+    }
+
+    /// Path of one backup kind made by [`Stage::make_backups`].
+    pub fn backup_path(work: &Path, client: &str, ext: &str) -> PathBuf {
+        work.join(format!("prod_{client}.{ext}"))
+    }
+
+    /// A prod2x payload as production sends it.
+    pub fn prod2x(&self, client: &str, suffix: &str, timestamp: bool) -> RunPayload {
+        RunPayload {
+            token: Some(TOKEN.into()),
+            client: Some(client.into()),
+            kind: Some("prod2x".into()),
+            timestamp: Some(timestamp),
+            callback: Some(self.receiver.url("/web/staging/callback/42?db=prod")),
+            level: Some("lab".into()),
+            suffix: Some(suffix.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Runs a payload through `staging_run` and expects an accepted prod2x.
+    pub async fn run(&self, payload: RunPayload) -> Result<RunStarted, jsonrpsee::core::ClientError> {
+        match self.client.run(payload).await? {
+            numikube_staging_rpc::RunResult::Started(s) => Ok(s),
+            other => panic!("expected a started job, got {other:?}"),
+        }
+    }
+
+    /// Waits until a job is no longer running.
+    pub async fn wait_job(&self, job_id: &str) -> JobStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.client.status(TOKEN.into(), job_id.into()).await.expect("status answers");
+            if s.state != JobState::Running {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "job {job_id} still running: {s:?}\n{}", self.sidecar_log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Every database name of the cluster.
+    pub fn databases(&self) -> Vec<String> {
+        self.pg
+            .psql("postgres", "SELECT datname FROM pg_database ORDER BY 1")
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
+    /// Names of hidden or half-made databases the sidecar may have left.
+    pub fn leftovers(&self) -> Vec<String> {
+        self.databases().into_iter().filter(|d| d.starts_with("numikube_")).collect()
+    }
+
+    /// One value from a database of the cluster.
+    pub fn query(&self, db: &str, sql: &str) -> String {
+        self.pg.psql(db, sql).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        self.kill_sidecar();
+    }
+}
