@@ -71,6 +71,17 @@ class TestStagingCallback(StagingMixin, HttpCase):
         self.assertIn("https://cosmos-lab.example.com/web/database/selector", message.body)
         self.assertIn(self.user.partner_id, message.partner_ids)
 
+    def test_mail_in_the_user_language(self):
+        self.env["res.lang"]._activate_lang("fr_FR")
+        self.env.ref("base.module_numikube_staging")._update_translations("fr_FR")
+        self.user.lang = "fr_FR"
+        self.callback({"state": "done", "token": "secret-token"})
+        message = self.email_notifications().mail_message_id
+        self.assertEqual(
+            message.subject, "La base de préproduction cosmos-lab_x_david-test est prête"
+        )
+        self.assertIn("Ouvrir le sélecteur de bases de données de", message.body)
+
     def test_error_with_traceback_key(self):
         self.callback(
             {
