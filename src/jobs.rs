@@ -131,6 +131,12 @@ impl Jobs {
             .cloned()
     }
 
+    /// The admission lock: held, no job is admitted. A drop holds it so that
+    /// it never interleaves with the admission of a restore of the same name.
+    pub async fn admission(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.admission.lock().await
+    }
+
     /// Final names of the restores still in flight.
     pub fn in_flight(&self) -> HashSet<String> {
         let jobs = self.jobs.lock().unwrap();
