@@ -1,0 +1,9 @@
+# Fake module for the numikube testbed: only the manifest and data/neutralize.sql
+# matter (the sidecar looks for <module>/data/neutralize.sql on addons_path).
+{
+    'name': 'Web (testbed stand-in, no neutralize script)',
+    'version': '18.0.1.0',
+    'depends': ['base'],
+    'license': 'LGPL-3',
+    'installable': True,
+}
