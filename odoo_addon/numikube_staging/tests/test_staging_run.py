@@ -6,7 +6,10 @@ import json
 from unittest.mock import patch
 
 import requests
+from werkzeug.test import EnvironBuilder
 
+import odoo
+from odoo import http
 from odoo.tests import HttpCase, tagged
 from odoo.tests.common import TEST_CURSOR_COOKIE_NAME
 from odoo.tools import config, mute_logger
@@ -112,6 +115,29 @@ class TestStagingRun(StagingMixin, HttpCase):
         with without_request_database(), self.sidecar(rpc_result(result)):
             answer = self.post_run(PROD2X, session=False)
         self.assertEqual(answer["result"], result)
+
+    def test_served_without_a_database(self):
+        """Even where Odoo would choose a database for the request (a session,
+        a single database, a dbfilter), the route gets none: a Drop Databases
+        job may name that very database, and the sidecar terminates its
+        connections before dropping it."""
+        self.authenticate(None, None)
+
+        def database_of(path):
+            builder = EnvironBuilder(
+                path=path,
+                method="POST",
+                headers={"Cookie": f"session_id={self.session.sid}"},
+            )
+            request = http.Request(http.HTTPRequest(builder.get_environ()))
+            return request._get_session_and_dbname()[1]
+
+        self.assertEqual(database_of("/web/staging/callback/1"), self.env.cr.dbname)
+        with patch.object(odoo.conf, "server_wide_modules", ["base", "web", "numikube_staging"]):
+            self.assertIsNone(database_of("/web/staging/run"))
+        # Not server-wide: the route is only in the databases' routing maps.
+        with patch.object(odoo.conf, "server_wide_modules", ["base", "web"]):
+            self.assertEqual(database_of("/web/staging/run"), self.env.cr.dbname)
 
     @mute_logger("odoo.http")  # the refusal is logged as a warning
     def test_sidecar_errors_become_odoo_errors(self):
