@@ -10,7 +10,7 @@ use numikube_staging_rpc::{
 };
 
 use crate::app::App;
-use crate::{drop, jobs};
+use crate::{drop, jobs, templates};
 
 /// The server side of [`numikube_staging_rpc::StagingApi`].
 pub struct Api {
@@ -64,10 +64,12 @@ impl StagingApiServer for Api {
 
     async fn list(&self, token: String) -> Result<Vec<DatabaseInfo>, ErrorObjectOwned> {
         self.app.check_token(Some(&token))?;
-        let rows = self.app.db.instance_list(true).await.map_err(unavailable)?;
+        let rows = self.app.db.all(true).await.map_err(unavailable)?;
         Ok(rows
             .into_iter()
+            .filter(|r| self.app.db.in_instance_list(r) || templates::is_template(r))
             .map(|r| DatabaseInfo {
+                template: templates::is_template(&r),
                 size_bytes: r.size.unwrap_or(0),
                 created_at: r.marker.as_ref().map(|m| m.created_at.to_rfc3339()),
                 made_by_staging: r.marker.is_some(),
@@ -80,7 +82,7 @@ impl StagingApiServer for Api {
 
     async fn health(&self) -> Result<Health, ErrorObjectOwned> {
         let (postgres, storage) = tokio::join!(self.app.db.health(), self.app.source.health());
-        Ok(Health { version: env!("CARGO_PKG_VERSION").into(), postgres, storage })
+        Ok(Health { version: env!("CARGO_PKG_VERSION").into(), postgres, storage, prewarm: self.app.prewarm.states() })
     }
 }
 

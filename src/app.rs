@@ -10,6 +10,7 @@ use crate::backup_source::BackupSource;
 use crate::config::Config;
 use crate::db::Db;
 use crate::jobs::Jobs;
+use crate::prewarm::Prewarm;
 
 /// Shared state of the sidecar: configuration, PostgreSQL, the bucket and the jobs.
 pub struct App {
@@ -21,6 +22,8 @@ pub struct App {
     pub source: BackupSource,
     /// Accepted jobs and the admission lock.
     pub jobs: Jobs,
+    /// Pre-warm states, for `staging_health`.
+    pub prewarm: Prewarm,
 }
 
 impl App {
@@ -29,7 +32,7 @@ impl App {
         let db = Db::new(&config)?;
         let source = BackupSource::new(&config.storage)?;
         let jobs = Jobs::new(&config)?;
-        Ok(Arc::new(App { config, db, source, jobs }))
+        Ok(Arc::new(App { config, db, source, jobs, prewarm: Prewarm::default() }))
     }
 
     /// Refuses a missing or wrong token, comparing in constant time.

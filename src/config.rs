@@ -116,6 +116,12 @@ pub struct Config {
     pub protected_databases: Vec<String>,
     /// `numikube_staging_max_restores`: restores running at once, default 1.
     pub max_restores: usize,
+    /// `numikube_staging_template_cache`: keep a template per client for instant repeat copies, default True.
+    pub template_cache: bool,
+    /// `numikube_staging_prewarm_interval`: seconds between looks at the bucket for pre-warm, default 300.
+    pub prewarm_interval: Duration,
+    /// `numikube_staging_restore_jobs`: parallel `pg_restore` jobs for custom dumps, default the CPU count.
+    pub restore_jobs: usize,
     /// The object storage.
     pub storage: StorageConfig,
     /// PostgreSQL.
@@ -251,6 +257,14 @@ impl Config {
             drop_unmarked: r.boolean("numikube_staging_drop_unmarked", false)?,
             protected_databases: r.list("numikube_staging_protected_databases"),
             max_restores,
+            template_cache: r.boolean("numikube_staging_template_cache", true)?,
+            prewarm_interval: Duration::from_secs(r.number("numikube_staging_prewarm_interval", 300, "a number of seconds")?),
+            restore_jobs: r.number(
+                "numikube_staging_restore_jobs",
+                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+                "a whole number",
+            )?
+            .max(1),
             storage: StorageConfig {
                 endpoint: r.get_or_env("minio_endpoint", "MINIO_ENDPOINT").map(|e| with_scheme(&e, &r)).transpose()?,
                 access_key: r.get_or_env("minio_access_key", "MINIO_ACCESS_KEY"),

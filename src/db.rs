@@ -47,6 +47,12 @@ pub struct Marker {
     pub etag: Option<String>,
     /// When the job started.
     pub created_at: DateTime<Utc>,
+    /// Client the backup belongs to (templates are kept per client).
+    #[serde(default)]
+    pub client: Option<String>,
+    /// What the neutralization ran (kept on templates for their copies' reports).
+    #[serde(default)]
+    pub neutralized: Option<numikube_staging_rpc::NeutralizeReport>,
 }
 
 impl Marker {
@@ -171,6 +177,42 @@ impl Db {
     /// This instance's databases (what Odoo's database selector shows).
     pub async fn instance_list(&self, with_size: bool) -> Result<Vec<DatabaseRow>, DbError> {
         Ok(self.all(with_size).await?.into_iter().filter(|r| self.in_instance_list(r)).collect())
+    }
+
+    /// Creates a hidden database as a file copy of `template` (which nobody may be connected to).
+    pub async fn copy_hidden(&self, name: &str, template: &str, marker: &Marker) -> Result<(), DbError> {
+        let client = self.pooled().await?;
+        let version: i32 = client
+            .query_one("SELECT current_setting('server_version_num')::int", &[])
+            .await
+            .map_err(|e| self.err(e))?
+            .get(0);
+        // PostgreSQL 15 copies through the WAL by default; FILE_COPY is the fast whole-file copy of older versions.
+        let strategy = if version >= 150000 { "STRATEGY FILE_COPY" } else { "" };
+        let sql = format!(
+            "CREATE DATABASE {} TEMPLATE {} {strategy} IS_TEMPLATE true",
+            escape_identifier(name),
+            escape_identifier(template)
+        );
+        client.batch_execute(&sql).await.map_err(|e| self.err(e))?;
+        self.set_marker_with(&client, name, marker).await
+    }
+
+    /// Where PostgreSQL keeps its files, when this role may know (for the free-space check).
+    pub async fn data_directory(&self) -> Option<std::path::PathBuf> {
+        let client = self.pooled().await.ok()?;
+        let row = client.query_one("SELECT current_setting('data_directory')", &[]).await.ok()?;
+        Some(std::path::PathBuf::from(row.get::<_, String>(0)))
+    }
+
+    /// Size of one database.
+    pub async fn size(&self, name: &str) -> Result<i64, DbError> {
+        let client = self.pooled().await?;
+        let row = client
+            .query_one("SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1", &[&name])
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row.get(0))
     }
 
     /// Creates an empty hidden database (a template, so Odoo does not list it), owned by `db_user`.

@@ -10,6 +10,7 @@
 //! - [`db`]: PostgreSQL: the instance's database list, markers, create/rename/drop.
 //! - [`restore`]: feeds a backup to `pg_restore` or `psql` into a hidden database.
 //! - [`neutralize`]: makes a copy harmless (`data/neutralize.sql` of each module + built-ins).
+//! - [`prewarm`]: builds templates of new backups before anyone asks.
 //! - [`filestore`]: the `<data_dir>/filestore/<db>` directories.
 //! - [`jobs`]: accepted restores, the database limit, and the pipeline of one job.
 //! - [`callback`]: tells production how a job ended.
@@ -18,6 +19,7 @@
 //! - [`app`]: the shared state and the token check.
 //! - [`api`]: the JSON-RPC methods, each a thin delegate.
 //! - [`server`]: the HTTP server around the API.
+//! - [`templates`]: kept neutralized templates that make repeat copies instant.
 
 pub mod api;
 pub mod app;
@@ -32,5 +34,7 @@ pub mod jobs;
 pub mod mail;
 pub mod names;
 pub mod neutralize;
+pub mod prewarm;
 pub mod restore;
 pub mod server;
+pub mod templates;

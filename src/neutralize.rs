@@ -90,17 +90,30 @@ pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<
             tx.batch_execute(sql).await.map_err(|e| format!("built-in neutralization of {table} failed: {e}"))?;
         }
     }
-    if table_exists(&tx, "ir_config_parameter").await.map_err(|e| e.to_string())? {
-        let identity = async {
-            set_param(&tx, "database.is_neutralized", "True").await?;
-            set_param(&tx, "database.uuid", &uuid::Uuid::new_v4().to_string()).await?;
-            set_param(&tx, "database.secret", &new_secret()).await?;
-            tx.execute("DELETE FROM ir_config_parameter WHERE key = 'database.enterprise_code'", &[]).await
-        };
-        identity.await.map_err(|e| format!("giving the copy its own identity failed: {e}"))?;
-    }
+    identity(&tx).await?;
     tx.commit().await.map_err(|e| format!("committing the neutralization failed: {e}"))?;
     Ok(report)
+}
+
+/// Marks the copy neutralized and gives it its own identity.
+async fn identity(tx: &tokio_postgres::Transaction<'_>) -> Result<(), String> {
+    if !table_exists(tx, "ir_config_parameter").await.map_err(|e| e.to_string())? {
+        return Ok(());
+    }
+    let run = async {
+        set_param(tx, "database.is_neutralized", "True").await?;
+        set_param(tx, "database.uuid", &uuid::Uuid::new_v4().to_string()).await?;
+        set_param(tx, "database.secret", &new_secret()).await?;
+        tx.execute("DELETE FROM ir_config_parameter WHERE key = 'database.enterprise_code'", &[]).await
+    };
+    run.await.map(drop).map_err(|e| format!("giving the copy its own identity failed: {}", db_message(&e)))
+}
+
+/// Gives a copy of an already neutralized template its own identity (new uuid and secret).
+pub async fn new_identity(client: &mut Client) -> Result<(), String> {
+    let tx = client.transaction().await.map_err(|e| format!("cannot open a transaction: {e}"))?;
+    identity(&tx).await?;
+    tx.commit().await.map_err(|e| format!("committing the new identity failed: {e}"))
 }
 
 async fn run_script(tx: &tokio_postgres::Transaction<'_>, module: &str, path: &Path) -> Result<(), String> {

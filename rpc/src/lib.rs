@@ -216,6 +216,9 @@ pub struct DatabaseInfo {
     pub job_id: Option<String>,
     /// The backup it was made from.
     pub backup: Option<String>,
+    /// A kept template for instant repeat copies (hidden from Odoo, not counted in the limit).
+    #[serde(default)]
+    pub template: bool,
 }
 
 /// Answer of `staging_health`.
@@ -227,6 +230,22 @@ pub struct Health {
     pub postgres: String,
     /// `ok` or why the bucket cannot be read.
     pub storage: String,
+    /// Pre-warm state per client of `numikube_staging_prewarm_clients`.
+    #[serde(default)]
+    pub prewarm: Vec<PrewarmState>,
+}
+
+/// Where pre-warm stands for one client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PrewarmState {
+    /// The client.
+    pub client: String,
+    /// `waiting`, `building`, `ready`, or why not (no backup, error).
+    pub state: String,
+    /// The backup the template is (being) made from.
+    pub backup: Option<String>,
+    /// RFC 3339 time of the last look at the bucket.
+    pub checked_at: Option<String>,
 }
 
 /// The sidecar's API. Every method but `staging_health` takes the token.
