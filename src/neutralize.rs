@@ -1,8 +1,9 @@
 //! Making a copy of production harmless before anyone can open it.
 //!
-//! This does what `odoo-bin neutralize` does, without Odoo: for each
-//! installed module whose `data/neutralize.sql` is on `addons_path`, run it;
-//! then a built-in set for databases whose modules ship no such file. The
+//! This does what `odoo-bin neutralize` does, without Odoo: a built-in set
+//! for databases whose modules ship no script (crons, mail and fetchmail
+//! servers off), then, for each installed module whose `data/neutralize.sql`
+//! is on `addons_path`, that script, in module order (`ir_module_module.id`). The
 //! copy also gets its own identity (new `database.uuid` and
 //! `database.secret`, no `database.enterprise_code`) so it never passes for
 //! production with Odoo's servers. Everything runs in one transaction: a
@@ -64,6 +65,14 @@ pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<
     let tx = client.transaction().await.map_err(|e| format!("cannot open a transaction: {e}"))?;
     let mut report = NeutralizeReport::default();
 
+    // The built-in set first, so that the modules' own scripts have the last word
+    // (Odoo's mail script deactivates every server, then adds an active dummy one
+    // pointing nowhere, which must stay active to shadow odoo.conf's SMTP server).
+    for (table, sql) in BUILT_IN {
+        if table_exists(&tx, table).await.map_err(|e| e.to_string())? {
+            tx.batch_execute(sql).await.map_err(|e| format!("built-in neutralization of {table} failed: {e}"))?;
+        }
+    }
     if table_exists(&tx, "ir_module_module").await.map_err(|e| e.to_string())? {
         let rows = tx
             .query(
@@ -85,11 +94,6 @@ pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<
         }
     }
 
-    for (table, sql) in BUILT_IN {
-        if table_exists(&tx, table).await.map_err(|e| e.to_string())? {
-            tx.batch_execute(sql).await.map_err(|e| format!("built-in neutralization of {table} failed: {e}"))?;
-        }
-    }
     identity(&tx).await?;
     tx.commit().await.map_err(|e| format!("committing the neutralization failed: {e}"))?;
     Ok(report)
