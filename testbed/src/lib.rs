@@ -16,6 +16,7 @@ pub mod fixture;
 pub mod port;
 pub mod postgres;
 pub mod s3;
+pub mod sidecar;
 pub mod smtp;
 mod util;
 
