@@ -60,6 +60,12 @@ impl Marker {
     pub fn parse(comment: Option<&str>) -> Option<Marker> {
         serde_json::from_str::<Marker>(comment?).ok().filter(|m| m.numikube_staging == 1)
     }
+
+    /// Whether it marks a copy still being restored (hidden, but a
+    /// rename may show it for a moment).
+    pub fn is_being_made(&self) -> bool {
+        self.state == "restoring"
+    }
 }
 
 /// A row of `pg_database` with what the rules need.

@@ -13,6 +13,7 @@ use numikube_staging_rpc::{DropResult, Refused};
 use crate::app::App;
 use crate::db::DbError;
 use crate::filestore;
+use crate::names::TEMP_PREFIX;
 
 /// Splits pasted names on any white space, dropping duplicates, keeping order.
 pub fn split_names(text: &str) -> Vec<String> {
@@ -21,30 +22,52 @@ pub fn split_names(text: &str) -> Vec<String> {
 }
 
 /// Drops what may be dropped among `names`, and says what happened to each.
+///
+/// Holds the admission lock of [`crate::jobs::Jobs`] throughout, so no restore
+/// is admitted between the checks and the drops.
 pub async fn drop_databases(app: &App, names: &[String]) -> Result<DropResult, DbError> {
+    let _admission = app.jobs.admission().await;
     let rows = app.db.all(false).await?;
-    let in_flight = app.jobs.in_flight();
+    let mut in_flight = app.jobs.in_flight();
+    // Restores of another process (a `restore` command beside the server) show as
+    // their hidden database, whose marker names the database being made.
+    in_flight.extend(
+        rows.iter()
+            .filter(|r| r.name.starts_with(TEMP_PREFIX))
+            .filter_map(|r| r.marker.as_ref())
+            .filter(|m| m.is_being_made())
+            .map(|m| m.db_name.clone()),
+    );
     let config = &app.config;
     let mut result = DropResult { status: "done".into(), ..Default::default() };
     for name in names {
-        let Some(row) = rows.iter().find(|r| &r.name == name) else {
-            result.missing.push(name.clone());
-            continue;
-        };
         let refuse = |reason: &str| Refused { name: name.clone(), reason: reason.to_string() };
+        // Before "missing": a new copy's final name exists only at the very end of its job.
         if in_flight.contains(name) {
             result.refused.push(refuse("it is still being created; drop it once its job has ended"));
             continue;
         }
+        let Some(row) = rows.iter().find(|r| &r.name == name) else {
+            result.missing.push(name.clone());
+            continue;
+        };
         if !app.db.in_instance_list(row) {
             result.refused.push(refuse("it is not one of this staging server's databases"));
             continue;
         }
-        let allowed = row.marker.is_some()
-            || (config.drop_unmarked && !config.protected_databases.iter().any(|p| p == name));
-        if !allowed {
-            result.refused.push(refuse("it was not made by the staging service"));
+        if row.marker.as_ref().is_some_and(|m| m.is_being_made()) {
+            result.refused.push(refuse("it is still being created; drop it once its job has ended"));
             continue;
+        }
+        if row.marker.is_none() {
+            if !config.drop_unmarked {
+                result.refused.push(refuse("it was not made by the staging service"));
+                continue;
+            }
+            if config.protected_databases.iter().any(|p| p == name) {
+                result.refused.push(refuse("it is protected by numikube_staging_protected_databases"));
+                continue;
+            }
         }
         match app.db.drop_force(name).await {
             Ok(()) => {
@@ -54,7 +77,10 @@ pub async fn drop_databases(app: &App, names: &[String]) -> Result<DropResult, D
                 tracing::info!(db = %name, "dropped");
                 result.dropped.push(name.clone());
             }
-            Err(e) => result.refused.push(refuse(&format!("the database server refused: {}", e.detail))),
+            Err(e) => {
+                tracing::error!(db = %name, "drop failed: {e}");
+                result.refused.push(refuse("the database server would not drop it (see the staging service's log)"));
+            }
         }
     }
     Ok(result)
