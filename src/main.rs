@@ -1,10 +1,13 @@
 //! `numikube-staging`: the sidecar server and its operator commands.
 //!
 //! Every command reads the staging `odoo.conf` (`-c`) and applies the same
-//! rules as the API: the commands call the same functions, there is no bypass.
+//! rules as the API: `list`, `drop` and `restore` call the very methods the
+//! JSON-RPC server serves, in this process; `status` asks the running server,
+//! because jobs live in its memory. There is no bypass.
 //!
-//! Exit codes: 0 done; 1 refused or failed (the message says why);
-//! 2 bad usage or configuration; 3 PostgreSQL or the bucket unavailable.
+//! Output: readable tables on a terminal, the API's JSON with `--json`
+//! (errors then as `{"error": {"code", "message"}}` on stdout too).
+//! The exit codes are listed in [`Exit`] and in `--help`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -17,16 +20,45 @@ use jsonrpsee::types::ErrorObjectOwned;
 use numikube_staging::app::App;
 use numikube_staging::config::Config;
 use numikube_staging::{api::Api, jobs, server};
-use numikube_staging_rpc::{codes, JobState, RunPayload, StagingApiServer};
+use numikube_staging_rpc::{codes, DatabaseInfo, DropResult, JobState, JobStatus, RunPayload, StagingApiServer};
+
+/// What scripts can rely on; the numbers never change meaning.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    /// Done: listed, every name dropped, the copy is ready.
+    Done = 0,
+    /// Refused or failed: a name was refused, the job failed, the request was refused.
+    Refused = 1,
+    /// Bad usage or configuration (also clap's own usage errors).
+    Usage = 2,
+    /// PostgreSQL, the bucket or the running sidecar cannot be reached.
+    Unavailable = 3,
+    /// Not found: a name to drop does not exist (and none was refused), an unknown job.
+    NotFound = 4,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> ExitCode {
+        ExitCode::from(e as u8)
+    }
+}
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done (every name dropped, the copy is ready, …)
+  1  refused or failed: a name was refused, the job failed (the message says why)
+  2  bad usage or configuration (e.g. no numikube_staging_token in odoo.conf)
+  3  PostgreSQL, the bucket or the running sidecar cannot be reached
+  4  not found: a name to drop does not exist (none refused), an unknown job";
 
 /// Staging copies of a production Odoo, made from its newest backup.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, after_help = EXIT_CODES)]
 struct Cli {
     /// The staging server's odoo.conf.
     #[arg(short = 'c', long = "config", global = true, default_value = "/etc/odoo/odoo.conf", env = "ODOO_RC")]
     config: PathBuf,
-    /// Print JSON instead of tables (for scripts).
+    /// Print the API's JSON instead of tables (for scripts).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -37,26 +69,31 @@ struct Cli {
 enum Command {
     /// Serve the JSON-RPC API on numikube_staging_sidecar (default 127.0.0.1:8075).
     Serve,
-    /// List this instance's databases.
+    /// List this instance's databases (those Odoo's database selector shows).
+    #[command(after_help = EXIT_CODES)]
     List,
     /// Drop databases the staging service made (same rules as the API).
+    #[command(after_help = EXIT_CODES)]
     Drop {
-        /// Database names.
-        #[arg(required = true)]
+        /// Database names; each argument may hold several, split on white space.
+        #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
     },
     /// Show a job of the running sidecar, by job id or database name.
+    #[command(after_help = EXIT_CODES)]
     Status {
         /// Job id or database name.
+        #[arg(value_name = "JOB_OR_NAME")]
         job_or_db: String,
     },
-    /// Make a staging copy here and wait for it (prod2x without production).
+    /// Make a staging copy here from the client's newest backup, and wait for it.
+    #[command(after_help = EXIT_CODES)]
     Restore {
         /// Client technical name (backups are <client>-…, <client>_…, <client>/… or <client>.…).
         #[arg(long)]
         client: String,
         /// Level: lab, test, ecom, …
-        #[arg(long, default_value = "lab")]
+        #[arg(long)]
         level: String,
         /// Last part of the name.
         #[arg(long)]
@@ -82,7 +119,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime starts");
@@ -94,45 +131,31 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         Ok(app) => app,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
+    let token = app.config.token.clone();
+    let json = cli.json;
     match cli.command {
         Command::Serve => serve(app).await,
-        Command::List => {
-            let token = app.config.token.clone();
-            print_or_fail(cli.json, Api::new(app).list(token).await, |rows| {
-                let mut out = format!("{:<40} {:>12}  {:<6} {:<26} {}\n", "NAME", "SIZE", "OURS", "CREATED", "BACKUP");
-                for r in rows {
-                    out += &format!(
-                        "{:<40} {:>12}  {:<6} {:<26} {}\n",
-                        r.name,
-                        human_size(r.size_bytes),
-                        if r.made_by_staging { "yes" } else { "no" },
-                        r.created_at.as_deref().unwrap_or("-"),
-                        r.backup.as_deref().unwrap_or("-")
-                    );
-                }
-                out
-            })
-        }
-        Command::Drop { names } => {
-            let token = app.config.token.clone();
-            print_or_fail(cli.json, Api::new(app).drop_databases(token, names.join(" ")).await, |r| {
-                let mut out = String::new();
-                for n in &r.dropped {
-                    out += &format!("dropped  {n}\n");
-                }
-                for n in &r.missing {
-                    out += &format!("missing  {n}\n");
-                }
-                for n in &r.refused {
-                    out += &format!("refused  {}: {}\n", n.name, n.reason);
-                }
-                out
-            })
-        }
-        Command::Status { job_or_db } => status(&app, cli.json, &job_or_db).await,
+        Command::List => match Api::new(app).list(token).await {
+            Ok(rows) => print(json, rows.as_slice(), list_table, Exit::Done),
+            Err(e) => fail(json, e),
+        },
+        Command::Drop { names } => match Api::new(app).drop_databases(token, names.join(" ")).await {
+            Ok(result) => {
+                let exit = if !result.refused.is_empty() {
+                    Exit::Refused
+                } else if !result.missing.is_empty() {
+                    Exit::NotFound
+                } else {
+                    Exit::Done
+                };
+                print(json, &result, drop_table, exit)
+            }
+            Err(e) => fail(json, e),
+        },
+        Command::Status { job_or_db } => status(&app, json, &job_or_db).await,
         Command::Restore { client, level, suffix, no_timestamp } => {
             let payload = RunPayload {
                 client: Some(client),
@@ -141,7 +164,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
                 timestamp: Some(!no_timestamp),
                 ..Default::default()
             };
-            restore_here(app, cli.json, payload).await
+            restore_here(app, json, payload).await
         }
     }
 }
@@ -152,7 +175,7 @@ async fn serve(app: Arc<App>) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e:#}");
-            return ExitCode::from(2);
+            return Exit::Usage.into();
         }
     };
     tracing::info!(%addr, config = %app.config.path.display(), "numikube-staging serving JSON-RPC");
@@ -164,36 +187,30 @@ async fn serve(app: Arc<App>) -> ExitCode {
     tracing::info!("stopping: no new requests; unfinished jobs are reported as interrupted at the next start");
     let _ = handle.stop();
     handle.stopped().await;
-    ExitCode::SUCCESS
+    Exit::Done.into()
 }
 
-/// The sidecar's status is in the running server's memory: ask it over JSON-RPC.
+/// The sidecar's jobs are in the running server's memory: ask it over JSON-RPC.
 async fn status(app: &App, json: bool, job_or_db: &str) -> ExitCode {
     use jsonrpsee::http_client::HttpClientBuilder;
     use numikube_staging_rpc::StagingApiClient;
     let url = format!("http://{}", app.config.listen);
     let client = HttpClientBuilder::default().build(&url).expect("a valid URL");
     match client.status(app.config.token.clone(), job_or_db.to_string()).await {
-        Ok(s) => print_or_fail::<_>(json, Ok(s), |s| {
-            format!(
-                "job {}\ndatabase {}\nstate {:?}\nphase {:?}\nprogress {}\nerror {}\n",
-                s.job_id,
-                s.db_name,
-                s.state,
-                s.phase,
-                s.progress.map(|p| format!("{:.0}%", p * 100.0)).unwrap_or("-".into()),
-                s.error.as_deref().unwrap_or("-")
-            )
-        }),
-        Err(jsonrpsee::core::ClientError::Call(e)) => print_or_fail::<()>(json, Err(e), |_| String::new()),
-        Err(e) => {
-            eprintln!("error: the sidecar at {url} cannot be reached ({e}); is `numikube-staging serve` running?");
-            ExitCode::from(3)
-        }
+        Ok(s) => print(json, &s, status_table, Exit::Done),
+        Err(jsonrpsee::core::ClientError::Call(e)) => fail(json, e),
+        Err(e) => fail(
+            json,
+            numikube_staging_rpc::error(
+                codes::UNAVAILABLE,
+                format!("The sidecar at {url} cannot be reached ({e}); is `numikube-staging serve` running?"),
+                None,
+            ),
+        ),
     }
 }
 
-/// Runs a prod2x here and waits, printing the phases.
+/// Runs a prod2x here and waits, printing the phases (with a progress bar on a terminal).
 async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> ExitCode {
     let started = match jobs::check_prod2x(&app.config, &payload) {
         Ok(request) => jobs::accept(&app, request).await,
@@ -201,9 +218,12 @@ async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> ExitCod
     };
     let started = match started {
         Ok(s) => s,
-        Err(e) => return print_or_fail::<()>(json, Err(e), |_| String::new()),
+        Err(e) => return fail(json, e),
     };
     let tty = std::io::stderr().is_terminal() && !json;
+    if !json {
+        eprintln!("making {} (job {})", started.db_name, started.job_id);
+    }
     let mut last = None;
     loop {
         let s = app.jobs.find(&started.job_id).expect("an accepted job is known").status();
@@ -212,6 +232,9 @@ async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> ExitCod
                 eprintln!();
             }
             eprint!("{:?}", s.phase);
+            if !tty {
+                eprintln!();
+            }
             last = Some(s.phase);
         }
         if tty {
@@ -220,40 +243,122 @@ async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> ExitCod
             }
         }
         if s.state != JobState::Running {
-            if !json {
+            if tty {
                 eprintln!();
             }
-            let ok = s.state == JobState::Done;
-            let result: Result<_, ErrorObjectOwned> = if ok {
-                Ok(s)
+            return if s.state == JobState::Done {
+                print(json, &s, |s| format!("{} is ready (from {})\n", s.db_name, s.backup.as_deref().unwrap_or("?")), Exit::Done)
             } else {
-                Err(numikube_staging_rpc::error(codes::INTERNAL, s.error.clone().unwrap_or_default(), None))
+                fail(json, numikube_staging_rpc::error(codes::INTERNAL, s.error.clone().unwrap_or_default(), None))
             };
-            return print_or_fail(json, result, |s| format!("{} is ready ({})\n", s.db_name, s.backup.as_deref().unwrap_or("?")));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// Prints a result as JSON or text; errors go to stderr with an exit code by kind.
-fn print_or_fail<T: serde::Serialize>(json: bool, result: Result<T, ErrorObjectOwned>, text: impl Fn(&T) -> String) -> ExitCode {
-    match result {
-        Ok(value) => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&value).expect("serializable"));
-            } else {
-                print!("{}", text(&value));
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            if json {
-                println!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.message()}}));
-            }
-            eprintln!("error: {}", e.message());
-            ExitCode::from(if e.code() == codes::UNAVAILABLE { 3 } else { 1 })
+/// Prints an answer as JSON or as text, and exits with `exit`.
+fn print<T: serde::Serialize + ?Sized>(json: bool, value: &T, text: impl Fn(&T) -> String, exit: Exit) -> ExitCode {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+    } else {
+        print!("{}", text(value));
+    }
+    exit.into()
+}
+
+/// Reports a refusal: always on stderr, also as JSON on stdout with `--json`.
+fn fail(json: bool, e: ErrorObjectOwned) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.message()}}));
+    }
+    eprintln!("error: {}", e.message());
+    match e.code() {
+        codes::UNAVAILABLE => Exit::Unavailable,
+        codes::NOT_FOUND => Exit::NotFound,
+        codes::INVALID_INPUT | codes::BAD_TOKEN => Exit::Usage,
+        _ => Exit::Refused,
+    }
+    .into()
+}
+
+fn list_table(rows: &[DatabaseInfo]) -> String {
+    if rows.is_empty() {
+        return "This instance has no databases.\n".into();
+    }
+    table(
+        &["NAME", "SIZE", "OURS", "CREATED", "BACKUP"],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    human_size(r.size_bytes),
+                    match (r.template, r.made_by_staging) {
+                        (true, _) => "template",
+                        (false, true) => "yes",
+                        (false, false) => "no",
+                    }
+                    .into(),
+                    r.created_at.as_deref().map(short_time).unwrap_or_else(|| "-".into()),
+                    r.backup.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn drop_table(r: &DropResult) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    rows.extend(r.dropped.iter().map(|n| vec![n.clone(), "dropped".into(), String::new()]));
+    rows.extend(r.missing.iter().map(|n| vec![n.clone(), "missing".into(), "no such database".into()]));
+    rows.extend(r.refused.iter().map(|n| vec![n.name.clone(), "refused".into(), n.reason.clone()]));
+    table(&["NAME", "RESULT", "WHY"], rows)
+}
+
+fn status_table(s: &JobStatus) -> String {
+    let progress = s.progress.map(|p| format!("{:.0}%", p * 100.0));
+    let rows = [
+        ("job", Some(s.job_id.clone())),
+        ("database", Some(s.db_name.clone())),
+        ("state", Some(format!("{:?}", s.state).to_lowercase())),
+        ("phase", Some(format!("{:?}", s.phase).to_lowercase())),
+        ("progress", progress),
+        ("backup", s.backup.clone()),
+        ("started", Some(short_time(&s.started_at))),
+        ("finished", s.finished_at.as_deref().map(short_time)),
+        ("error", s.error.clone()),
+    ];
+    rows.iter().map(|(k, v)| format!("{k:<9} {}\n", v.as_deref().unwrap_or("-"))).collect()
+}
+
+/// Left-aligned columns as wide as their widest cell. Names may be hostile:
+/// control characters are shown escaped, so none reaches the terminal.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let printable = |cell: String| -> String {
+        cell.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    };
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.into_iter().map(printable).collect()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
     }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in &rows {
+        out += &line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// `2026-11-24T13:02:05.123+00:00` → `2026-11-24 13:02 UTC`.
+fn short_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
 }
 
 fn human_size(bytes: i64) -> String {
