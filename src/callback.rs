@@ -3,9 +3,9 @@
 //! `numikube_staging_callback_timeout`; when production stays unreachable,
 //! e-mail the result instead (see [`crate::mail`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use numikube_staging_rpc::JobState;
 use serde_json::{json, Value};
 
@@ -13,8 +13,12 @@ use crate::app::App;
 use crate::jobs::JournalEntry;
 use crate::mail;
 
-/// How long one attempt may take.
+/// How long one attempt may take at most (less when the window is nearly over).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The first pause between attempts; it doubles (with jitter) up to [`MAX_PAUSE`].
+const FIRST_PAUSE: Duration = Duration::from_millis(250);
+/// The longest pause between attempts.
+const MAX_PAUSE: Duration = Duration::from_secs(120);
 
 /// Accepts only absolute http(s) URLs, as production sends them.
 pub fn check_url(url: &str) -> Result<String, String> {
@@ -43,10 +47,23 @@ pub fn body(entry: &JournalEntry, token: &str) -> Value {
 }
 
 /// One attempt: success is a 2xx answer that is not an Odoo error envelope.
-async fn attempt(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), String> {
-    let response = http.post(url).json(body).send().await.map_err(|e| format!("cannot reach production: {e}"))?;
+///
+/// Redirects are not followed: a redirected POST arrives as a GET without its
+/// body, so a 3xx is a failure that names the likely cause.
+async fn attempt(http: &reqwest::Client, url: &str, body: &Value, timeout: Duration) -> Result<(), String> {
+    let response = http.post(url).json(body).timeout(timeout).send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("production did not answer within {timeout:?}")
+        } else {
+            format!("cannot reach production: {}", error_chain(&e))
+        }
+    })?;
     let status = response.status();
-    let text = response.text().await.unwrap_or_default();
+    if status.is_redirection() {
+        let to = response.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("?").to_string();
+        return Err(format!("production answered HTTP {status} (a redirect to {to}); check the environment URL on production"));
+    }
+    let text = response.text().await.map_err(|e| format!("production's answer broke off: {}", error_chain(&e)))?;
     if !status.is_success() {
         return Err(format!("production answered HTTP {status}"));
     }
@@ -59,37 +76,98 @@ async fn attempt(http: &reqwest::Client, url: &str, body: &Value) -> Result<(), 
     Ok(())
 }
 
-/// Delivers the callback with retries for `window`; `Err` with the last failure if it never got through.
-pub async fn deliver(url: &str, body: &Value, window: Duration) -> Result<(), String> {
+/// An error with its sources, e.g. "error sending request: connection refused".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Delivers the callback, retrying for `window` in total with exponential
+/// back-off and jitter; `Err` with the last failure if it never got through.
+///
+/// Every attempt is logged with its outcome. The pauses come from backon's
+/// exponential schedule, cut short so that no attempt starts after the window.
+pub async fn deliver(job_id: &str, url: &str, body: &Value, window: Duration) -> Result<(), String> {
     let http = reqwest::Client::builder()
-        .timeout(ATTEMPT_TIMEOUT)
         .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| e.to_string())?;
-    let started = std::time::Instant::now();
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200).min(window / 4))
-        .with_max_delay(Duration::from_secs(120))
+    let started = Instant::now();
+    let mut pauses = ExponentialBuilder::default()
+        .with_min_delay(FIRST_PAUSE)
+        .with_max_delay(MAX_PAUSE)
         .with_jitter()
         .without_max_times()
-        .with_total_delay(Some(window));
-    (|| attempt(&http, url, body))
-        .retry(backoff)
-        .when(|_| started.elapsed() < window)
-        .notify(|e, after| tracing::warn!(url, "callback attempt failed: {e}; next in {after:?}"))
-        .await
+        .build();
+    let mut number = 0u32;
+    loop {
+        number += 1;
+        let left = window.saturating_sub(started.elapsed());
+        let timeout = ATTEMPT_TIMEOUT.min(left).max(Duration::from_secs(1));
+        let outcome = attempt(&http, url, body, timeout).await;
+        let left = window.saturating_sub(started.elapsed());
+        match outcome {
+            Ok(()) => {
+                tracing::info!(job = %job_id, url, attempt = number, "callback attempt {number}: delivered");
+                return Ok(());
+            }
+            Err(e) if left.is_zero() => {
+                tracing::warn!(job = %job_id, url, attempt = number, "callback attempt {number} failed: {e}; the retry window of {window:?} is over");
+                return Err(format!("{e} (after {number} attempts in {:.0?})", started.elapsed()));
+            }
+            Err(e) => {
+                let pause = pauses.next().unwrap_or(MAX_PAUSE).min(left);
+                tracing::warn!(job = %job_id, url, attempt = number, "callback attempt {number} failed: {e}; next in {pause:.1?}");
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// What became of a job's report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    /// Production accepted the callback, or the job has no callback to make.
+    Production,
+    /// Production stayed unreachable; the fallback e-mail went out.
+    ByMail,
+    /// Neither got through; the journal keeps the entry for the next start.
+    Nobody,
 }
 
 /// Tells production (or, failing that, the requester by mail) how a job ended.
-pub async fn report(app: &App, entry: &JournalEntry) {
-    let Some(url) = &entry.callback else { return };
+pub async fn report(app: &App, entry: &JournalEntry) -> Told {
+    let Some(url) = &entry.callback else { return Told::Production };
     let body = body(entry, &app.config.token);
-    match deliver(url, &body, app.config.callback_timeout).await {
-        Ok(()) => tracing::info!(job = %entry.job_id, url, "callback delivered"),
+    match deliver(&entry.job_id, url, &body, app.config.callback_timeout).await {
+        Ok(()) => {
+            tracing::info!(job = %entry.job_id, db = %entry.db_name, state = ?entry.state, url, "production was told how the job ended");
+            Told::Production
+        }
         Err(e) => {
             tracing::error!(job = %entry.job_id, url, "callback failed for good: {e}; sending the fallback e-mail");
-            if let Err(e) = mail::send_result(&app.config, entry).await {
-                tracing::error!(job = %entry.job_id, "fallback e-mail not sent: {e}");
+            match mail::send_result(&app.config, entry).await {
+                Ok(to) => {
+                    tracing::info!(job = %entry.job_id, %to, "fallback e-mail sent instead of the callback");
+                    Told::ByMail
+                }
+                Err(e) => {
+                    tracing::error!(
+                        job = %entry.job_id, db = %entry.db_name, state = ?entry.state,
+                        "NOBODY WAS TOLD how this job ended: the callback failed and the fallback e-mail was not sent: {e}; \
+                         it is tried again at the next start of the sidecar"
+                    );
+                    Told::Nobody
+                }
             }
         }
     }
@@ -111,18 +189,25 @@ mod tests {
     #[test]
     fn error_body_carries_both_traceback_keys() {
         let entry = JournalEntry {
-            job_id: "j".into(),
-            db_name: "d".into(),
-            callback: None,
-            email: None,
             state: JobState::Error,
             error: Some("boom".into()),
             detail: Some("detail".into()),
+            ..JournalEntry::new("j", "d", None, None)
         };
         let b = body(&entry, "t");
         assert_eq!(b["traceback"], "detail");
         assert_eq!(b["stacktrace"], "detail");
         assert_eq!(b["state"], "error");
         assert_eq!(b["token"], "t");
+    }
+
+    #[tokio::test]
+    async fn delivery_gives_up_after_the_window_with_the_last_failure() {
+        // Nothing listens on port 1: every attempt is refused at once.
+        let started = Instant::now();
+        let err = deliver("j", "http://127.0.0.1:1/cb", &json!({}), Duration::from_secs(1)).await.unwrap_err();
+        assert!(err.contains("cannot reach production") && err.contains("attempts"), "{err}");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{took:?}");
     }
 }

@@ -1,5 +1,12 @@
 //! The fallback e-mail, sent through the SMTP server of `odoo.conf` when
 //! production cannot be told by its callback.
+//!
+//! It goes to the requester when the run payload carried an `email`, else to
+//! `email_from` (the instance's admin address). Any failure (no address at
+//! all, SMTP server down or refusing) is returned as a sentence for the log;
+//! the caller keeps the job's journal entry so nothing is lost.
+
+use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -10,32 +17,44 @@ use numikube_staging_rpc::JobState;
 use crate::config::Config;
 use crate::jobs::JournalEntry;
 
-/// Sends the result of a job to its requester, or to `email_from` when the payload had no address.
-pub async fn send_result(config: &Config, entry: &JournalEntry) -> Result<(), String> {
-    let smtp = &config.smtp;
-    let from = smtp
-        .email_from
-        .clone()
-        .ok_or("no email_from in odoo.conf: nobody to send from; set email_from")?;
-    let to = entry.email.clone().unwrap_or_else(|| from.clone());
-    let (subject, text) = match entry.state {
+/// How long to wait for the SMTP server before giving up.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Subject and text of the result mail.
+pub fn compose(entry: &JournalEntry) -> (String, String) {
+    let footer = "(This e-mail replaces the notice in production, which could not be reached.)";
+    match entry.state {
         JobState::Done => (
             format!("Staging database {} is ready", entry.db_name),
             format!(
-                "Your staging database {} is ready.\n\nOpen it from the staging server's database selector (/web/database/selector).\n\n(This e-mail replaces the notice in production, which could not be reached.)\n",
-                entry.db_name
+                "Your staging database {db} is ready (state: done).\n\n\
+                 Open it from the staging server's database selector: <staging URL>/web/database/selector, database {db}.\n\n{footer}\n",
+                db = entry.db_name
             ),
         ),
         _ => (
             format!("Staging database {} failed", entry.db_name),
             format!(
-                "The staging database {} could not be made.\n\nReason: {}\n\nDetail:\n{}\n\nRun the job again, or open a ticket if it fails again.\n(This e-mail replaces the notice in production, which could not be reached.)\n",
+                "The staging database {} could not be made (state: error).\n\nReason: {}\n\nDetail:\n{}\n\n\
+                 Run the job again, or open a ticket if it fails again.\n{footer}\n",
                 entry.db_name,
                 entry.error.clone().unwrap_or_default(),
                 entry.detail.clone().unwrap_or_default()
             ),
         ),
-    };
+    }
+}
+
+/// Sends the result of a job to its requester, or to `email_from` when the
+/// payload had no address; returns the recipient.
+pub async fn send_result(config: &Config, entry: &JournalEntry) -> Result<String, String> {
+    let smtp = &config.smtp;
+    let to = entry.email.clone().or_else(|| smtp.email_from.clone()).ok_or(
+        "nobody to write to: the request carried no e-mail address and odoo.conf has no email_from; set email_from",
+    )?;
+    // Without email_from, send as the service itself, as Odoo falls back to a default sender.
+    let from = smtp.email_from.clone().unwrap_or_else(|| format!("numikube-staging@{}", host_name()));
+    let (subject, text) = compose(entry);
     let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("\"{a}\" is not an e-mail address: {e}"));
     let message = Message::builder()
         .from(parse(&from)?)
@@ -44,7 +63,9 @@ pub async fn send_result(config: &Config, entry: &JournalEntry) -> Result<(), St
         .body(text)
         .map_err(|e| format!("cannot build the e-mail: {e}"))?;
 
-    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server).port(smtp.port);
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
+        .port(smtp.port)
+        .timeout(Some(SMTP_TIMEOUT));
     if smtp.starttls {
         // Odoo's smtp_ssl means STARTTLS.
         let tls = TlsParameters::new(smtp.server.clone()).map_err(|e| format!("TLS setup failed: {e}"))?;
@@ -53,11 +74,35 @@ pub async fn send_result(config: &Config, entry: &JournalEntry) -> Result<(), St
     if let (Some(user), Some(password)) = (&smtp.user, &smtp.password) {
         transport = transport.credentials(Credentials::new(user.clone(), password.clone()));
     }
-    transport
-        .build()
-        .send(message)
-        .await
-        .map_err(|e| format!("the SMTP server {}:{} refused or could not be reached: {e}", smtp.server, smtp.port))?;
-    tracing::info!(job = %entry.job_id, to = %to, "fallback e-mail sent");
-    Ok(())
+    transport.build().send(message).await.map_err(|e| {
+        format!(
+            "the SMTP server {}:{} (smtp_server, smtp_port in odoo.conf) refused the e-mail to {to} or could not be reached: {e}",
+            smtp.server, smtp.port
+        )
+    })?;
+    Ok(to)
+}
+
+/// This host's name, for a sender address when `email_from` is not set.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mail_names_the_database_and_the_state() {
+        let entry = JournalEntry::new("j", "cosmos-lab_x", None, None);
+        let (subject, text) = compose(&JournalEntry { state: JobState::Error, error: Some("boom".into()), ..entry.clone() });
+        assert!(subject.contains("cosmos-lab_x") && subject.contains("failed"));
+        assert!(text.contains("state: error") && text.contains("boom"));
+        let (subject, text) = compose(&JournalEntry { state: JobState::Done, ..entry });
+        assert!(subject.contains("ready") && text.contains("state: done") && text.contains("/web/database/selector"));
+    }
 }

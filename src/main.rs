@@ -179,16 +179,28 @@ async fn serve(app: Arc<App>) -> ExitCode {
         }
     };
     tracing::info!(%addr, config = %app.config.path.display(), "numikube-staging serving JSON-RPC");
+    tokio::spawn(jobs::sweep_periodically(app.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
     }
-    tracing::info!("stopping: no new requests; unfinished jobs are reported as interrupted at the next start");
-    let _ = handle.stop();
-    handle.stopped().await;
+    // Refuse new jobs before closing the port, so a request in flight gets a
+    // clear answer; restores stop at a safe point (or finish their last step),
+    // and what is not reported within the grace period is reported at the next start.
+    tracing::info!("stopping: no new jobs; interrupting running restores, at most {SHUTDOWN_GRACE:?}");
+    // join! polls in order: admissions are closed before the port is.
+    let closing_the_port = async {
+        let _ = handle.stop();
+        handle.stopped().await
+    };
+    tokio::join!(jobs::shut_down(&app, SHUTDOWN_GRACE), closing_the_port);
     Exit::Done.into()
 }
+
+/// How long a SIGTERM waits for restores to stop and reports to go out
+/// (well within systemd's and Kubernetes' default stop timeouts).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// The sidecar's jobs are in the running server's memory: ask it over JSON-RPC.
 async fn status(app: &App, json: bool, job_or_db: &str) -> ExitCode {
