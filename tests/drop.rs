@@ -408,6 +408,15 @@ async fn a_restore_in_flight_is_refused_and_never_half_dropped() {
     }
     let via_run = drop_via_run(&stage, &names.join("\n")).await.unwrap();
     assert_eq!(via_run, result);
+    // The command line, another process, sees the refresh through its hidden database.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_numikube-staging"))
+        .args(["drop", "--json", &first.db_name, "-c"])
+        .arg(stage.conf())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let by_cli: DropResult = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(refused_reason(&by_cli, &first.db_name).contains("still being created"), "{by_cli:?}");
     assert_eq!(stage.databases(), before, "nothing dropped, not even half");
     assert_eq!(stage.client.status(TOKEN.into(), refresh.job_id.clone()).await.unwrap().state, JobState::Running);
 
