@@ -223,6 +223,92 @@ impl Stage {
     }
 }
 
+/// Helpers of the fault tests: slow and large backups, SIGTERM, phases.
+impl Stage {
+    /// Puts a plain SQL backup of `client` that makes its restore last at
+    /// least `seconds` (a `pg_sleep` before the tiny fixture's SQL), under `key`.
+    pub fn put_slow_backup(&self, client: &str, key: &str, seconds: u32) {
+        let (work, _) = self.make_backups(client);
+        let sql = std::fs::read(Self::backup_path(&work, client, "sql")).unwrap();
+        let mut slow = format!("--\n-- PostgreSQL database dump\n--\nSELECT pg_sleep({seconds});\n").into_bytes();
+        slow.extend(sql);
+        self.s3.put_bytes(BUCKET, key, slow).unwrap();
+    }
+
+    /// Builds a production database of about `bytes` and puts its custom dump
+    /// under `key` (its `pg_restore` lasts seconds, not milliseconds).
+    pub fn put_large_dump(&self, client: &str, key: &str, bytes: u64) {
+        let spec = fixture::Spec { rows_scale: bytes, ..fixture::Spec::tiny() };
+        let server = self.pg.url("postgres");
+        let db = format!("prod_{client}");
+        fixture::create_production_db(&self.pg.bin_dir, &server, &db, &spec).expect("large production database");
+        let dump = self.dir.path().join(format!("{client}-large.dump"));
+        fixture::dump_custom(&self.pg.bin_dir, &server, &db, &dump).expect("custom dump");
+        self.s3.put_file(BUCKET, key, &dump).unwrap();
+    }
+
+    /// Sends SIGTERM to the sidecar and waits (at most `timeout`) for it to exit.
+    pub fn sigterm_sidecar(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.sidecar.take().expect("the sidecar runs");
+        // SAFETY: kill(2) on our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the sidecar did not exit within {timeout:?} of SIGTERM; log:\n{}", self.sidecar_log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until a job reaches `phase` (or fails if it ends first).
+    pub async fn wait_phase(&self, job_id: &str, phase: numikube_staging_rpc::Phase) -> JobStatus {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.client.status(TOKEN.into(), job_id.into()).await.expect("status answers");
+            if s.phase == phase {
+                return s;
+            }
+            assert!(s.state == JobState::Running, "job {job_id} ended before {phase:?}: {s:?}\n{}", self.sidecar_log());
+            assert!(Instant::now() < deadline, "job {job_id} never reached {phase:?}: {s:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Hidden working directories left in `<data_dir>/filestore`.
+    pub fn filestore_leftovers(&self) -> Vec<String> {
+        std::fs::read_dir(self.data_dir().join("filestore"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("numikube_"))
+            .collect()
+    }
+
+    /// Hidden databases of unfinished work (`numikube_tmp_…`, `numikube_old_…`;
+    /// kept templates do not count).
+    pub fn working_leftovers(&self) -> Vec<String> {
+        let mut left = self.leftovers();
+        left.extend(self.filestore_leftovers());
+        left.retain(|n| n.starts_with("numikube_tmp_") || n.starts_with("numikube_old_"));
+        left
+    }
+
+    /// Waits until neither `pg_database` nor the filestore holds unfinished work.
+    pub fn wait_no_leftovers(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.working_leftovers().is_empty() {
+            assert!(Instant::now() < deadline, "left behind: {:?}\n{}", self.working_leftovers(), self.sidecar_log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 impl Drop for Stage {
     fn drop(&mut self) {
         self.kill_sidecar();
