@@ -164,6 +164,7 @@ async fn sigkill_during_pg_restore_leaves_nothing_and_reports_the_interruption()
     }
     stage.kill_sidecar();
     assert!(!stage.working_leftovers().is_empty(), "the crash left a half-made database to clean");
+    let spooled = std::fs::read_dir(stage.data_dir().join("numikube_staging/spool")).map(|d| d.count()).unwrap_or(0);
 
     stage.start_sidecar();
     let calls = stage.receiver.wait_for(1, Duration::from_secs(30)).unwrap();
@@ -173,6 +174,9 @@ async fn sigkill_during_pg_restore_leaves_nothing_and_reports_the_interruption()
     assert_eq!(calls[0].body["traceback"], calls[0].body["stacktrace"]);
     stage.wait_no_leftovers(Duration::from_secs(5));
     assert!(!stage.databases().contains(&started.db_name), "no half-made copy under the final name");
+    let spool: Vec<_> = std::fs::read_dir(stage.data_dir().join("numikube_staging/spool")).into_iter().flatten().flatten().collect();
+    assert!(spool.is_empty(), "the killed sidecar's download ({spooled} file(s)) is removed: {spool:?}");
+    assert_eq!(stage.sidecar_log().contains("spooled by a process that no longer runs"), spooled > 0);
     // No orphan pg_restore keeps a session (children die with the sidecar; the drop forces them out anyway).
     let orphans = stage.query(
         "postgres",
