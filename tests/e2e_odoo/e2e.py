@@ -323,7 +323,7 @@ def run(world, checks):
         state = call("staging.job", "read", [job_id], fields)[0]
         return state if state["state"] in ("done", "error") else None
 
-    job = wait_for("the job to be Done", finished, 600, every=2)
+    job = wait_for("the job to be Done", finished, 300, every=2)
     checks.check("the job is Done after the callback", job["state"] == "done",
                  f"{job['error']}\n{job['traceback']}")
     exists = world.psql("postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{db_name}'")
