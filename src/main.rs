@@ -259,6 +259,13 @@ async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> ExitCod
                 eprintln!();
             }
             return if s.state == JobState::Done {
+                if !wait_visible(&app, &s.db_name).await {
+                    let message = format!(
+                        "{} was restored but is still hidden from Odoo; see the log, or run ALTER DATABASE … IS_TEMPLATE false.",
+                        s.db_name
+                    );
+                    return fail(json, numikube_staging_rpc::error(codes::INTERNAL, message, None));
+                }
                 print(json, &s, |s| format!("{} is ready (from {})\n", s.db_name, s.backup.as_deref().unwrap_or("?")), Exit::Done)
             } else {
                 fail(json, numikube_staging_rpc::error(codes::INTERNAL, s.error.clone().unwrap_or_default(), None))
@@ -266,6 +273,22 @@ async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> ExitCod
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A job is done once the copy is complete; it becomes visible to Odoo a
+/// moment later (after a template is kept from it, in the background). This
+/// process must not exit before, or the copy would stay hidden.
+async fn wait_visible(app: &App, db_name: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(rows) = app.db.all(false).await {
+            if rows.iter().any(|r| r.name == db_name && !r.is_template) {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }
 
 /// Prints an answer as JSON or as text, and exits with `exit`.
