@@ -135,6 +135,7 @@ class StagingJob(models.Model):
 
     def _run_one(self):
         # Raises before anything is sent when the callback URL cannot be built.
+        # What a previous run left (error, report) is cleared here, once.
         payload = self._get_webhook_data()
         url = self.environment_id._get_url("/web/staging/run")
         self.write(
@@ -209,24 +210,10 @@ class StagingJob(models.Model):
         return self._handle_prod2x_running(result)
 
     def _handle_prod2x_running(self, result):
-        self.write(
-            {
-                "state": "running",
-                "database_name": result.get("db_name") or False,
-                "error": False,
-                "traceback": False,
-            }
-        )
+        self.write({"state": "running", "database_name": result.get("db_name") or False})
 
     def _handle_dropdb_success(self, result):
-        self.write(
-            {
-                "state": "done",
-                "error": False,
-                "traceback": False,
-                "dropdb_report": self._format_dropdb_report(result),
-            }
-        )
+        self.write({"state": "done", "dropdb_report": self._format_dropdb_report(result)})
 
     def _format_dropdb_report(self, result):
         """One line per outcome. Older stagings answer ``{"status": "done"}``
