@@ -457,6 +457,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_parses_and_names_every_key_read() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/odoo.conf.example"));
+        let example = std::fs::read_to_string(path).unwrap();
+        Config::parse(path, &example, &|_| None).expect("odoo.conf.example is valid");
+        let source = include_str!("config.rs");
+        let key = regex::Regex::new(r#"r\.(?:get|get_or_env|string|boolean|number|list)\("([a-z_]+)""#).unwrap();
+        for read in key.captures_iter(source) {
+            let name = &read[1];
+            assert!(example.contains(&format!("{name} =")), "odoo.conf.example does not document `{name}`");
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_ignored() {
         ok("workers = 4\nsome_future_key = whatever\n");
     }

@@ -51,7 +51,9 @@ pub async fn drop_databases(app: &App, names: &[String]) -> Result<DropResult, D
             result.missing.push(name.clone());
             continue;
         };
-        if !app.db.in_instance_list(row) {
+        // Kept templates are hidden from Odoo's list but are ours to drop.
+        let template = crate::templates::is_template(row);
+        if !template && !app.db.in_instance_list(row) {
             result.refused.push(refuse("it is not one of this staging server's databases"));
             continue;
         }

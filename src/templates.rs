@@ -62,6 +62,21 @@ pub async fn copy_from(app: &App, template: &DatabaseRow, temp: &str, marker: &M
     Ok(template.marker.as_ref().and_then(|m| m.neutralized.clone()).unwrap_or_default())
 }
 
+/// The marker of a template of `client` made from `backup`.
+fn marker(name: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Marker {
+    Marker {
+        numikube_staging: 1,
+        state: STATE.into(),
+        job_id: String::new(),
+        db_name: name.into(),
+        backup: Some(backup.key.clone()),
+        etag: Some(backup.etag.clone()),
+        created_at: Utc::now(),
+        client: Some(client.into()),
+        neutralized: Some(report.clone()),
+    }
+}
+
 /// Free bytes on the file system holding `path` (None when it cannot be known).
 fn free_bytes(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -93,17 +108,7 @@ pub async fn keep(app: &App, source: &str, client: &str, backup: &Backup, report
         None => tracing::info!("cannot read PostgreSQL's data directory to check free space; making the template anyway"),
     }
     let name = format!("{PREFIX}{}", uuid::Uuid::new_v4().simple());
-    let marker = Marker {
-        numikube_staging: 1,
-        state: STATE.into(),
-        job_id: String::new(),
-        db_name: name.clone(),
-        backup: Some(backup.key.clone()),
-        etag: Some(backup.etag.clone()),
-        created_at: Utc::now(),
-        client: Some(client.into()),
-        neutralized: Some(report.clone()),
-    };
+    let marker = marker(&name, client, backup, report);
     if let Err(e) = app.db.copy_hidden(&name, source, &marker).await {
         return Err(format!("making the template {name} from {source} failed: {e}"));
     }
@@ -124,17 +129,7 @@ pub async fn keep(app: &App, source: &str, client: &str, backup: &Backup, report
 pub async fn adopt(app: &App, temp: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Result<(), String> {
     let older = of_client(&app.db, client).await.map_err(|e| e.to_string())?;
     let name = format!("{PREFIX}{}", uuid::Uuid::new_v4().simple());
-    let marker = Marker {
-        numikube_staging: 1,
-        state: STATE.into(),
-        job_id: String::new(),
-        db_name: name.clone(),
-        backup: Some(backup.key.clone()),
-        etag: Some(backup.etag.clone()),
-        created_at: Utc::now(),
-        client: Some(client.into()),
-        neutralized: Some(report.clone()),
-    };
+    let marker = marker(&name, client, backup, report);
     app.db.set_marker(temp, &marker).await.map_err(|e| e.to_string())?;
     app.db.rename(temp, &name).await.map_err(|e| e.to_string())?;
     filestore::rename(&app.config.data_dir, temp, &name).map_err(|e| format!("moving the filestore of {temp} failed: {e}"))?;

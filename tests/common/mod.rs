@@ -214,7 +214,7 @@ impl Stage {
 
     /// Names of hidden or half-made databases the sidecar may have left.
     pub fn leftovers(&self) -> Vec<String> {
-        self.databases().into_iter().filter(|d| d.starts_with("numikube_")).collect()
+        self.databases().into_iter().filter(|d| d.starts_with("numikube_") && !d.starts_with("numikube_tpl_")).collect()
     }
 
     /// One value from a database of the cluster.
