@@ -171,6 +171,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
 
 async fn serve(app: Arc<App>) -> ExitCode {
     jobs::recover(&app).await;
+    numikube_staging::prewarm::spawn(app.clone());
     let (addr, handle) = match server::serve(app.clone(), app.config.listen).await {
         Ok(s) => s,
         Err(e) => {
