@@ -13,11 +13,18 @@ use crate::app::App;
 /// Larger bodies get JSON-RPC error -32007 ("Request is too big").
 pub const MAX_BODY_BYTES: u32 = 256 * 1024;
 
+/// Simultaneous HTTP connections served.
+pub const MAX_CONNECTIONS: u32 = 1024;
+
 /// Starts serving on `addr`; the returned handle stops the server.
 pub async fn serve(app: Arc<App>, addr: SocketAddr) -> anyhow::Result<(SocketAddr, ServerHandle)> {
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_BODY_BYTES)
         .max_response_body_size(16 * 1024 * 1024)
+        // Requests are cheap (a refusal or an accepted job answers in a few
+        // milliseconds); jsonrpsee's default of 100 would turn a burst of users
+        // away with HTTP 429 before they reach the admission.
+        .max_connections(MAX_CONNECTIONS)
         .http_only()
         .build();
     let server = Server::builder()
