@@ -368,6 +368,10 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
     if jobs.is_stopping() {
         return Err(stopping());
     }
+    // Read before the listing: a job that ends in between has renamed its
+    // copy into place before it stops counting as in flight, so it is seen
+    // one way or the other (read the other way round, it could be missed).
+    let in_flight = jobs.in_flight();
     let rows = app
         .db
         .all(false)
@@ -390,7 +394,6 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
             ));
         }
     }
-    let in_flight = jobs.in_flight();
     if in_flight.contains(&request.db_name) {
         return Err(error(
             codes::CONFLICT,
@@ -400,6 +403,13 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
     }
     let mut counted: HashSet<String> = rows.iter().filter(|r| app.db.in_instance_list(r)).map(|r| r.name.clone()).collect();
     counted.extend(in_flight);
+    // A finished copy stays hidden until its template is kept (see `publish`),
+    // after its job has ended: it counts already, or the limit has a gap.
+    counted.extend(
+        rows.iter()
+            .filter(|r| r.is_template && r.marker.as_ref().is_some_and(|m| m.state == "done" && m.db_name == r.name))
+            .map(|r| r.name.clone()),
+    );
     let limit = app.config.database_limit;
     if !counted.contains(&request.db_name) && counted.len() >= limit {
         return Err(error(

@@ -247,6 +247,32 @@ async fn two_hundred_simultaneous_runs_admit_exactly_the_free_slots() {
         }
     }
     assert_eq!((accepted.len(), refused), (7, 193));
+    // While the accepted jobs end (each copy becomes visible only after its
+    // job ended), the limit has no gap: every further request is refused.
+    let mut n = 200;
+    loop {
+        let mut running = 0;
+        for s in &accepted {
+            if stage.client.status(TOKEN.into(), s.job_id.clone()).await.unwrap().state == JobState::Running {
+                running += 1;
+            }
+        }
+        let batch = (0..10).map(|i| stage.client.run(stage.prod2x("fox", &format!("late{}", n + i), false)));
+        for answer in futures::future::join_all(batch).await {
+            match answer {
+                Err(jsonrpsee::core::ClientError::Call(e)) => assert_eq!(e.code(), codes::LIMIT_REACHED, "{}", e.message()),
+                other => {
+                    let log = plain(&stage.sidecar_log());
+                    let trouble: Vec<&str> = log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
+                    panic!("a request beyond the limit got {other:?} with {running} job(s) running\n{}", trouble.join("\n"))
+                }
+            }
+        }
+        n += 10;
+        if running == 0 {
+            break;
+        }
+    }
     for s in &accepted {
         let status = stage.wait_job(&s.job_id).await;
         assert_eq!(status.state, JobState::Done, "{status:?}");
