@@ -326,7 +326,7 @@ impl Db {
 /// A tokio-postgres configuration for `dbname` from Odoo's keys.
 pub fn pg_config(cfg: &DbConfig, dbname: &str) -> tokio_postgres::Config {
     let mut pg = tokio_postgres::Config::new();
-    pg.dbname(dbname).user(&cfg.role()).application_name("numikube-staging").connect_timeout(CONNECT_TIMEOUT);
+    pg.dbname(dbname).user(cfg.role()).application_name("numikube-staging").connect_timeout(CONNECT_TIMEOUT);
     match &cfg.host {
         Some(host) => {
             pg.host(host);

@@ -61,35 +61,51 @@ pub fn error(code: i32, message: impl Into<String>, detail: Option<String>) -> E
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct RunPayload {
     /// The environment's token (`numikube_staging_token` of the staging).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
     /// Client technical name, e.g. `cosmos`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     /// `prod2x` (new database) or `dropdb`.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Put `_<YYYYMMDD_HHMM>` in the new database's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<bool>,
     /// URL to POST the result to when the restore ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub callback: Option<String>,
     /// `lab`, `test`, `ecom`, …
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
     /// Optional last part of the name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub suffix: Option<String>,
     /// dropdb: names separated by any white space.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub database_names: Option<String>,
     /// The requester's e-mail, for the fallback mail (newer productions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     /// Keys this sidecar does not know; ignored.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
+}
+
+/// Reads a text field the way Odoo sends it: a string, or `false`/`null` for empty
+/// (productions of the original module send `"suffix": false`).
+fn odoo_str<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Str(String),
+        Bool(bool),
+    }
+    match Option::<Text>::deserialize(deserializer)? {
+        Some(Text::Str(s)) => Ok(Some(s)),
+        None | Some(Text::Bool(false)) => Ok(None),
+        Some(Text::Bool(true)) => Err(serde::de::Error::custom("expected a string or false, found true")),
+    }
 }
 
 /// Answer to an accepted prod2x request: the restore goes on in the background.
@@ -328,6 +344,17 @@ mod tests {
         .unwrap();
         assert_eq!(p.kind.as_deref(), Some("prod2x"));
         assert_eq!(p.extra.get("future_key"), Some(&serde_json::json!(1)));
+    }
+
+    #[test]
+    fn odoo_false_means_empty_text() {
+        let p: RunPayload = serde_json::from_value(serde_json::json!({
+            "token": "t", "client": "cosmos", "type": "prod2x", "suffix": false, "email": null, "level": "lab"
+        }))
+        .unwrap();
+        assert_eq!((p.suffix, p.email), (None, None));
+        assert!(serde_json::from_value::<RunPayload>(serde_json::json!({"suffix": true})).is_err());
+        assert!(serde_json::from_value::<RunPayload>(serde_json::json!({"suffix": 5})).is_err());
     }
 
     #[test]
