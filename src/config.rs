@@ -116,6 +116,8 @@ pub struct Config {
     pub protected_databases: Vec<String>,
     /// `numikube_staging_max_restores`: restores running at once, default 1.
     pub max_restores: usize,
+    /// `numikube_staging_url`: the staging Odoo's public URL, for links in the fallback mail.
+    pub staging_url: Option<String>,
     /// `numikube_staging_template_cache`: keep a template per client for instant repeat copies, default True.
     pub template_cache: bool,
     /// `numikube_staging_prewarm_interval`: seconds between looks at the bucket for pre-warm, default 300.
@@ -257,6 +259,7 @@ impl Config {
             drop_unmarked: r.boolean("numikube_staging_drop_unmarked", false)?,
             protected_databases: r.list("numikube_staging_protected_databases"),
             max_restores,
+            staging_url: r.get("numikube_staging_url"),
             template_cache: r.boolean("numikube_staging_template_cache", true)?,
             prewarm_interval: Duration::from_secs(r.number("numikube_staging_prewarm_interval", 300, "a number of seconds")?),
             restore_jobs: r.number(

@@ -21,14 +21,19 @@ use crate::jobs::JournalEntry;
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Subject and text of the result mail.
-pub fn compose(entry: &JournalEntry) -> (String, String) {
+/// `staging_url` (`numikube_staging_url`) makes the database selector a full link.
+pub fn compose(entry: &JournalEntry, staging_url: Option<&str>) -> (String, String) {
+    let selector = match staging_url {
+        Some(url) => format!("{}/web/database/selector", url.trim_end_matches('/')),
+        None => "/web/database/selector on the staging server".to_string(),
+    };
     let footer = "(This e-mail replaces the notice in production, which could not be reached.)";
     match entry.state {
         JobState::Done => (
             format!("Staging database {} is ready", entry.db_name),
             format!(
                 "Your staging database {db} is ready (state: done).\n\n\
-                 Open it from the staging server's database selector: <staging URL>/web/database/selector, database {db}.\n\n{footer}\n",
+                 Open it from the database selector: {selector} (database {db}).\n\n{footer}\n",
                 db = entry.db_name
             ),
         ),
@@ -54,7 +59,7 @@ pub async fn send_result(config: &Config, entry: &JournalEntry) -> Result<String
     )?;
     // Without email_from, send as the service itself, as Odoo falls back to a default sender.
     let from = smtp.email_from.clone().unwrap_or_else(|| format!("numikube-staging@{}", host_name()));
-    let (subject, text) = compose(entry);
+    let (subject, text) = compose(entry, config.staging_url.as_deref());
     let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("\"{a}\" is not an e-mail address: {e}"));
     let message = Message::builder()
         .from(parse(&from)?)
@@ -99,10 +104,12 @@ mod tests {
     #[test]
     fn the_mail_names_the_database_and_the_state() {
         let entry = JournalEntry::new("j", "cosmos-lab_x", None, None);
-        let (subject, text) = compose(&JournalEntry { state: JobState::Error, error: Some("boom".into()), ..entry.clone() });
+        let (subject, text) = compose(&JournalEntry { state: JobState::Error, error: Some("boom".into()), ..entry.clone() }, None);
         assert!(subject.contains("cosmos-lab_x") && subject.contains("failed"));
         assert!(text.contains("state: error") && text.contains("boom"));
-        let (subject, text) = compose(&JournalEntry { state: JobState::Done, ..entry });
+        let (_, linked) = compose(&JournalEntry { state: JobState::Done, ..entry.clone() }, Some("https://staging.example.com/"));
+        assert!(linked.contains("https://staging.example.com/web/database/selector"), "{linked}");
+        let (subject, text) = compose(&JournalEntry { state: JobState::Done, ..entry }, None);
         assert!(subject.contains("ready") && text.contains("state: done") && text.contains("/web/database/selector"));
     }
 }
