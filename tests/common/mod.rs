@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use numikube_staging_rpc::{JobState, JobStatus, RunPayload, RunStarted, StagingApiClient};
+use numikube_testbed::sidecar::SidecarConf;
 use numikube_testbed::{fixture, free_port, CallbackReceiver, Postgres, Smtp, S3};
 
 /// The token the staging and "production" share in tests.
@@ -79,40 +80,12 @@ impl Stage {
     }
 
     fn write_conf(&self) {
-        let smtp = match &self.smtp {
-            Some(s) => format!("smtp_server = 127.0.0.1\nsmtp_port = {}\nemail_from = staging@example.com\n", s.port),
-            None => "smtp_server = 127.0.0.1\nsmtp_port = 1\n".to_string(),
-        };
-        let conf = format!(
-            "[options]\n\
-             numikube_staging_token = {TOKEN}\n\
-             numikube_staging_sidecar = 127.0.0.1:{port}\n\
-             numikube_staging_database_limit = {limit}\n\
-             numikube_staging_callback_timeout = 3\n\
-             backups_minio_bucket = {BUCKET}\n\
-             minio_endpoint = {endpoint}\n\
-             minio_access_key = {ak}\n\
-             minio_secret_key = {sk}\n\
-             db_host = 127.0.0.1\n\
-             db_port = {pgport}\n\
-             db_user = {ROLE}\n\
-             db_password = odoo-pw\n\
-             pg_path = {bin}\n\
-             data_dir = {data}\n\
-             addons_path = {addons}\n\
-             {smtp}{extra}\n",
-            port = self.port,
-            limit = self.options.limit,
-            endpoint = self.s3.endpoint(),
-            ak = self.s3.access_key,
-            sk = self.s3.secret_key,
-            pgport = self.pg.port,
-            bin = self.pg.bin_dir.display(),
-            data = self.data_dir().display(),
-            addons = fixture::fixture_addons_dir().display(),
-            extra = self.options.extra_conf,
-        );
-        std::fs::write(self.conf(), conf).unwrap();
+        let mut conf = SidecarConf::new(TOKEN, &self.pg, (ROLE, "odoo-pw"), &self.s3, BUCKET, &self.data_dir());
+        conf.port = self.port;
+        conf.limit = self.options.limit;
+        conf.smtp = self.smtp.as_ref().map(|s| (s.port, "staging@example.com".to_string()));
+        conf.extra = self.options.extra_conf.clone();
+        conf.write(&self.conf()).unwrap();
     }
 
     /// Starts `numikube-staging serve` and waits until it answers.
