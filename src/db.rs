@@ -53,6 +53,10 @@ pub struct Marker {
     /// What the neutralization ran (kept on templates for their copies' reports).
     #[serde(default)]
     pub neutralized: Option<numikube_staging_rpc::NeutralizeReport>,
+    /// The process working on it, while it is hidden: another live sidecar's
+    /// (or `restore` command's) work is never swept away.
+    #[serde(default)]
+    pub owner: Option<crate::jobs::Owner>,
 }
 
 impl Marker {

@@ -138,27 +138,39 @@ impl Job {
     }
 }
 
-/// The process that owns a journal entry: its pid and start time (so that a
-/// reused pid is not taken for the owner).
+/// The process that owns a journal entry or a hidden database: its host,
+/// pid and start time (so that a reused pid is not taken for the owner).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
     /// Process id.
     pub pid: u32,
     /// Start time in clock ticks since boot (`/proc/<pid>/stat`), 0 if unknown.
     pub started: u64,
+    /// Host name (`/proc/sys/kernel/hostname`); empty in journals of older versions.
+    #[serde(default)]
+    pub host: String,
 }
 
 impl Owner {
     /// This process.
     pub fn me() -> Owner {
         let pid = std::process::id();
-        Owner { pid, started: process_start(pid).unwrap_or(0) }
+        Owner { pid, started: process_start(pid).unwrap_or(0), host: this_host() }
     }
 
-    /// Whether the owner still runs.
+    /// Whether the owner still runs. A process of another host (sharing the
+    /// database server) cannot be checked and counts as alive: its own
+    /// sidecar cleans up after it.
     pub fn is_alive(&self) -> bool {
+        if !self.host.is_empty() && self.host != this_host() {
+            return true;
+        }
         self.started != 0 && process_start(self.pid) == Some(self.started)
     }
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
 }
 
 /// Field 22 of `/proc/<pid>/stat`, after the command name (which may hold spaces).
@@ -613,6 +625,7 @@ async fn pipeline(app: &App, job: &Job, temp: &str) -> Result<Finished, Failure>
         created_at: Utc::now(),
         client: Some(request.client.clone()),
         neutralized: None,
+        owner: Some(Owner::me()),
     };
     let db_down = |e: crate::db::DbError| Failure::new(format!("The copy failed because of the database server: {e}."), e.to_string());
 
@@ -831,6 +844,7 @@ async fn sweep(app: &App) -> Result<(), crate::db::DbError> {
     // A pre-warm build of this process has no job: while one runs, its hidden database is spared.
     let prewarming = app.prewarm.states().iter().any(|p| p.state == "building");
     let names_now: HashSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+    let me = Owner::me();
     for row in &rows {
         if let Some(m) = row.marker.as_ref().filter(|m| m.state == "done" && row.is_template && row.name == m.db_name) {
             if !known(&m.job_id) {
@@ -842,7 +856,9 @@ async fn sweep(app: &App) -> Result<(), crate::db::DbError> {
         }
         let Some((prefix, id)) = working_name(&row.name) else { continue };
         let prewarm_build = row.marker.as_ref().is_none_or(|m| m.job_id.starts_with("prewarm-"));
-        if busy.contains(id) || !row.owned || (prewarming && prewarm_build) {
+        // Another live process (a second sidecar on this server, a `restore` command) finishes its own work.
+        let other_live_owner = row.marker.as_ref().and_then(|m| m.owner.as_ref()).is_some_and(|o| *o != me && o.is_alive());
+        if busy.contains(id) || !row.owned || (prewarming && prewarm_build) || other_live_owner {
             continue;
         }
         let previous = row.marker.as_ref().map(|m| m.db_name.as_str()).filter(|_| prefix == OLD_PREFIX);

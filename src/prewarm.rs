@@ -115,6 +115,7 @@ async fn build(app: &App, client: &str, backup: &Backup, temp: &str) -> Result<(
         created_at: Utc::now(),
         client: Some(client.into()),
         neutralized: None,
+        owner: Some(jobs::Owner::me()),
     };
     let report = jobs::restore_and_neutralize(app, temp, backup, &marker, Arc::new(AtomicU64::new(0)), &|_| {}, true)
         .await

@@ -74,6 +74,7 @@ fn marker(name: &str, client: &str, backup: &Backup, report: &NeutralizeReport) 
         created_at: Utc::now(),
         client: Some(client.into()),
         neutralized: Some(report.clone()),
+        owner: None,
     }
 }
 

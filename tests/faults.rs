@@ -343,3 +343,46 @@ async fn sigterm_stops_a_restore_reports_it_and_the_next_start_is_clean() {
     }
     assert!(!stage.databases().contains(&started.db_name));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sweep_spares_the_work_of_another_live_sidecar_on_the_same_server() {
+    use numikube_testbed::sidecar::{Sidecar, SidecarConf};
+    let mut stage = Stage::start(Options::default());
+    stage.put_slow_backup("golf", "golf-slow.sql", 4);
+    // A second staging instance on the same PostgreSQL server and role, with its own data_dir.
+    let other_dir = stage.dir.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let conf = SidecarConf::new(TOKEN, &stage.pg, (common::ROLE, "odoo-pw"), &stage.s3, common::BUCKET, &other_dir);
+    conf.write(&other_dir.join("odoo.conf")).unwrap();
+    let other = Sidecar::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_numikube-staging")),
+        &other_dir.join("odoo.conf"),
+        conf.port,
+        &other_dir.join("sidecar.log"),
+    )
+    .unwrap();
+    let other_client = jsonrpsee::http_client::HttpClientBuilder::default().build(other.url()).unwrap();
+    let payload = stage.prod2x("golf", "shared", false);
+    let started = match other_client.run(payload).await.unwrap() {
+        numikube_staging_rpc::RunResult::Started(s) => s,
+        r => panic!("{r:?}"),
+    };
+    // While the other instance restores, this one restarts and sweeps.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stage.working_leftovers().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the other sidecar never started restoring");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stage.kill_sidecar();
+    stage.start_sidecar();
+    let status = loop {
+        let s = other_client.status(TOKEN.into(), started.job_id.clone()).await.unwrap();
+        if s.state != JobState::Running {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running: {s:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.state, JobState::Done, "{status:?}\n{}", other.log_text());
+    assert!(!stage.sidecar_log().contains(&format!("dropping numikube_tmp_{}", started.job_id.replace('-', ""))));
+}
