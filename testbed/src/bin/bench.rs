@@ -78,6 +78,9 @@ struct Args {
     /// Parent of the work directory (default: the system's temporary directory).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Print the table of a report saved with --json, and run nothing.
+    #[arg(long, value_name = "FILE")]
+    from_json: Option<PathBuf>,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -424,7 +427,13 @@ struct Env<'a> {
 
 impl Env<'_> {
     /// Writes `<work>/<name>/odoo.conf` and starts `numikube-staging serve` on it.
+    ///
+    /// Each sidecar is its own staging instance with its own `db_user` (role
+    /// `odoo_<name>`): sidecars sharing a role would see each other's hidden
+    /// working databases as leftovers and sweep them away mid-restore.
     fn start_sidecar(&self, name: &'static str, limit: usize, extra: &str) -> Result<Sidecar> {
+        let role = format!("{ROLE}_{name}");
+        self.pg.create_role(&role, ROLE_PW, true)?;
         let dir = self.work.join(format!("sidecar-{name}"));
         fs::create_dir_all(dir.join("data"))?;
         let port = free_port();
@@ -440,7 +449,7 @@ impl Env<'_> {
              minio_secret_key = {sk}\n\
              db_host = 127.0.0.1\n\
              db_port = {pgport}\n\
-             db_user = {ROLE}\n\
+             db_user = {role}\n\
              db_password = {ROLE_PW}\n\
              pg_path = {bin}\n\
              data_dir = {data}\n\
@@ -678,6 +687,7 @@ impl Latency {
             "p99_ms": percentile(&self.sorted_ms, 99.0),
             "max_ms": self.sorted_ms.last().copied(),
             "requests_per_s": self.sorted_ms.len() as f64 / self.wall_s.max(1e-9),
+            "wall_s": self.wall_s,
         })
     }
 }
@@ -742,6 +752,19 @@ fn latency_run(
 
 fn main() {
     let args = Args::parse();
+    if let Some(path) = &args.from_json {
+        match fs::read_to_string(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
+        {
+            Ok(report) => print_text(&report),
+            Err(e) => {
+                eprintln!("bench: cannot read {}: {e:#}", path.display());
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
     match run(args) {
         Ok(()) => {}
         Err(e) => {
@@ -920,8 +943,11 @@ fn run(args: Args) -> Result<()> {
         let dd_s = t.elapsed().as_secs_f64();
         let _ = fs::remove_file(&ddf);
         io["disk_write_mb_s"] = json!((1u64 << 30) as f64 / 1e6 / dd_s);
+        let durable = durable_write_ms(&work.join("fsync-probe"), 100)?;
+        io["durable_small_write_ms"] = json!(durable);
         log.say(format!(
-            "moto GET of the dump: {:.0} MB/s; dd 1 GiB conv=fdatasync: {:.0} MB/s",
+            "moto GET of the dump: {:.0} MB/s; dd 1 GiB conv=fdatasync: {:.0} MB/s; \
+             small durable write (write, fsync, rename, fsync dir): {durable:.2} ms",
             io["moto_download_mb_s"].as_f64().unwrap_or(0.0),
             io["disk_write_mb_s"].as_f64().unwrap_or(0.0)
         ));
@@ -1041,7 +1067,7 @@ fn run(args: Args) -> Result<()> {
                             .psql(
                                 "postgres",
                                 &format!(
-                                    "SELECT pg_get_userbyid(datdba) || ' template=' || datistemplate || ' allowconn=' || datallowconn \
+                                    "SELECT pg_get_userbyid(datdba) || ' template=' || datistemplate || ' allowconn=' || datallowconn || ' acl=' || coalesce(datacl::text, '<default>') \
                                      || ' comment=' || coalesce(shobj_description(oid, 'pg_database'), '<none>') \
                                      FROM pg_database WHERE datname = '{}'",
                                     db.replace('\'', "''")
@@ -1400,9 +1426,11 @@ fn print_text(r: &Value) {
     ));
     if r["io"].get("moto_download_mb_s").is_some() {
         o.push_str(&format!(
-            "io: moto GET of the dump {} MB/s; disk write (dd 1 GiB, conv=fdatasync) {} MB/s\n",
+            "io: moto GET of the dump {} MB/s; disk write (dd 1 GiB, conv=fdatasync) {} MB/s; \
+             small durable write (write+fsync+rename+fsync dir) {} ms\n",
             f(&r["io"]["moto_download_mb_s"], 0),
-            f(&r["io"]["disk_write_mb_s"], 0)
+            f(&r["io"]["disk_write_mb_s"], 0),
+            f(&r["io"]["durable_small_write_ms"], 2)
         ));
     }
     if !r["repeat_warmup"].is_null() {
@@ -1466,6 +1494,14 @@ fn print_text(r: &Value) {
                 "staging_run, {} clients × {} requests, {what}: p50 {} ms, p99 {} ms, max {} ms, {} req/s ({} accepted, {} refused by limit, {} other errors)\n",
                 l["clients"], l["requests_per_client"], f(&x["p50_ms"], 1), f(&x["p99_ms"], 1), f(&x["max_ms"], 1),
                 f(&x["requests_per_s"], 0), x["accepted"], x["refused_by_limit"], x["other_errors"]
+            ));
+            // If the sidecar serves these one at a time, each waits for the others: clients / throughput.
+            let per = 1e3 / x["requests_per_s"].as_f64().unwrap_or(f64::NAN);
+            o.push_str(&format!(
+                "    {} ms per request served one after the other; × {} clients = {} ms\n",
+                f(&json!(per), 2),
+                l["clients"],
+                f(&json!(per * l["clients"].as_f64().unwrap_or(0.0)), 1)
             ));
             if let Some(e) = x["first_error"].as_str() {
                 o.push_str(&format!("    first error: {e}\n"));
@@ -1536,6 +1572,25 @@ fn chrono_like_stamp() -> String {
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// Mean time of a small durable file write as a job journal does it: write
+/// 1 KiB to a temporary file, fsync it, rename it, fsync the directory.
+fn durable_write_ms(dir: &std::path::Path, n: usize) -> Result<f64> {
+    use std::io::Write;
+    fs::create_dir_all(dir)?;
+    let t = Instant::now();
+    for i in 0..n {
+        let tmp = dir.join(format!("{i}.tmp"));
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(&[b'x'; 1024])?;
+        f.sync_all()?;
+        fs::rename(&tmp, dir.join(format!("{i}.json")))?;
+        fs::File::open(dir)?.sync_all()?;
+    }
+    let ms = t.elapsed().as_secs_f64() * 1e3 / n as f64;
+    let _ = fs::remove_dir_all(dir);
+    Ok(ms)
 }
 
 /// GET of an object from moto through the minio crate (the sidecar's client), bytes dropped; (bytes, seconds).
