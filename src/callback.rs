@@ -10,7 +10,7 @@ use numikube_staging_rpc::JobState;
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::jobs::JournalEntry;
+use crate::journal::JournalEntry;
 use crate::mail;
 
 /// How long one attempt may take at most (less when the window is nearly over).

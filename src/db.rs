@@ -56,7 +56,7 @@ pub struct Marker {
     /// The process working on it, while it is hidden: another live sidecar's
     /// (or `restore` command's) work is never swept away.
     #[serde(default)]
-    pub owner: Option<crate::jobs::Owner>,
+    pub owner: Option<crate::journal::Owner>,
 }
 
 impl Marker {

@@ -12,7 +12,10 @@
 //! - [`neutralize`]: makes a copy harmless (`data/neutralize.sql` of each module + built-ins).
 //! - [`prewarm`]: builds templates of new backups before anyone asks.
 //! - [`filestore`]: the `<data_dir>/filestore/<db>` directories.
-//! - [`jobs`]: accepted restores, the database limit, and the pipeline of one job.
+//! - [`jobs`]: the checks, the admission under the limit, and the life of a job.
+//! - [`copy`]: making one copy: restore or template copy, neutralize, final name.
+//! - [`journal`]: the jobs still to report, and who owns which work.
+//! - [`recovery`]: after a crash, report orphaned jobs and sweep what they left.
 //! - [`callback`]: tells production how a job ended.
 //! - [`mail`]: the fallback e-mail when production cannot be reached.
 //! - [`drop`]: who may be dropped, and dropping.
@@ -27,14 +30,17 @@ pub mod backup_format;
 pub mod backup_source;
 pub mod callback;
 pub mod config;
+pub mod copy;
 pub mod db;
 pub mod drop;
 pub mod filestore;
 pub mod jobs;
+pub mod journal;
 pub mod mail;
 pub mod names;
 pub mod neutralize;
 pub mod prewarm;
+pub mod recovery;
 pub mod restore;
 pub mod server;
 pub mod templates;

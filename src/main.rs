@@ -171,7 +171,7 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
 }
 
 async fn serve(app: Arc<App>) -> ExitCode {
-    jobs::recover(&app).await;
+    numikube_staging::recovery::recover(&app).await;
     numikube_staging::prewarm::spawn(app.clone());
     let (addr, handle) = match server::serve(app.clone(), app.config.listen).await {
         Ok(s) => s,
@@ -181,7 +181,7 @@ async fn serve(app: Arc<App>) -> ExitCode {
         }
     };
     tracing::info!(%addr, config = %app.config.path.display(), "numikube-staging serving JSON-RPC");
-    tokio::spawn(jobs::sweep_periodically(app.clone()));
+    tokio::spawn(numikube_staging::recovery::sweep_periodically(app.clone()));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},

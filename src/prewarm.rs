@@ -19,7 +19,7 @@ use numikube_staging_rpc::PrewarmState;
 use crate::app::App;
 use crate::backup_source::Backup;
 use crate::db::Marker;
-use crate::{jobs, names, templates};
+use crate::{names, templates};
 
 /// Pre-warm states by client, for `staging_health`.
 #[derive(Default)]
@@ -97,7 +97,7 @@ async fn look(app: &Arc<App>, client: &str) {
         Ok(()) => app.prewarm.set(client, "ready", Some(&backup)),
         Err(e) => {
             tracing::warn!(client, "pre-warm: {e}");
-            jobs::cleanup_temp(app, &temp).await;
+            crate::copy::cleanup_temp(app, &temp).await;
             app.prewarm.set(client, format!("not ready: {e}"), Some(&backup));
         }
     }
@@ -115,9 +115,9 @@ async fn build(app: &App, client: &str, backup: &Backup, temp: &str) -> Result<(
         created_at: Utc::now(),
         client: Some(client.into()),
         neutralized: None,
-        owner: Some(jobs::Owner::me()),
+        owner: Some(crate::journal::Owner::me()),
     };
-    let report = jobs::restore_and_neutralize(app, temp, backup, &marker, Arc::new(AtomicU64::new(0)), &|_| {}, true)
+    let report = crate::copy::restore_and_neutralize(app, temp, backup, &marker, Arc::new(AtomicU64::new(0)), &|_| {}, true)
         .await
         .map_err(|f| f.message)?;
     templates::adopt(app, temp, client, backup, &report).await?;

@@ -1,0 +1,203 @@
+//! The job journal: one small JSON file per job that must still be reported,
+//! and the owner (host, pid, start time) of each piece of work.
+//!
+//! A job's *promise to report* must outlive the process, and nothing else
+//! needs to. So each accepted job gets one JSON file in
+//! `<data_dir>/numikube_staging/jobs/<job>.json`, written atomically (temp
+//! file, fsync, rename, fsync of the directory) when the job is admitted —
+//! admission is refused if it cannot be written — and again when it ends; it
+//! is removed once production (or the requester, by mail) was told. The file
+//! names its owner process (pid and start time), so a restarted sidecar, or
+//! the periodic sweep, adopts only entries whose owner is gone: an entry
+//! still `running` was interrupted and is reported as such (or as done if its
+//! database did reach its final name), an ended one is reported again.
+//!
+//! The *databases* are not trusted to the journal: every database the
+//! sidecar makes while working has a name no final name can have
+//! (`numikube_tmp_<32 hex>`, `numikube_old_<32 hex>`: final names always hold
+//! a `-`), so the sweep finds leftovers in `pg_database` itself, even one
+//! whose marker was never written, and drops them with `DROP DATABASE … WITH
+//! (FORCE)`, which does not wait for an orphaned `pg_restore` session. A
+//! sweep that fails (PostgreSQL down) is simply run again later. No second
+//! server, no lock file, nothing to migrate: the journal is as durable as
+//! `data_dir`, which already holds the filestores.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+use numikube_staging_rpc::JobState;
+use serde::{Deserialize, Serialize};
+
+/// The process that owns a journal entry or a hidden database: its host,
+/// pid and start time (so that a reused pid is not taken for the owner).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Process id.
+    pub pid: u32,
+    /// Start time in clock ticks since boot (`/proc/<pid>/stat`), 0 if unknown.
+    pub started: u64,
+    /// Host name (`/proc/sys/kernel/hostname`); empty in journals of older versions.
+    #[serde(default)]
+    pub host: String,
+}
+
+impl Owner {
+    /// This process.
+    pub fn me() -> Owner {
+        let pid = std::process::id();
+        Owner { pid, started: process_start(pid).unwrap_or(0), host: this_host() }
+    }
+
+    /// Whether the owner still runs. A process of another host (sharing the
+    /// database server) cannot be checked and counts as alive: its own
+    /// sidecar cleans up after it.
+    pub fn is_alive(&self) -> bool {
+        if !self.host.is_empty() && self.host != this_host() {
+            return true;
+        }
+        self.started != 0 && process_start(self.pid) == Some(self.started)
+    }
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
+/// Field 22 of `/proc/<pid>/stat`, after the command name (which may hold spaces).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A journal entry: enough to clean up and report after a restart.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The job id.
+    pub job_id: String,
+    /// Final name.
+    pub db_name: String,
+    /// Callback URL.
+    pub callback: Option<String>,
+    /// Requester's address.
+    pub email: Option<String>,
+    /// `running`, `done` or `error`.
+    pub state: JobState,
+    /// Error sentence when failed.
+    pub error: Option<String>,
+    /// Detail for the traceback.
+    pub detail: Option<String>,
+    /// Client technical name.
+    #[serde(default)]
+    pub client: Option<String>,
+    /// RFC 3339 time the job was accepted.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// RFC 3339 time the job ended.
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// The process working on it or reporting it.
+    #[serde(default)]
+    pub owner: Option<Owner>,
+}
+
+impl JournalEntry {
+    /// A new running job's entry, owned by this process.
+    pub fn new(job_id: &str, db_name: &str, callback: Option<String>, email: Option<String>) -> JournalEntry {
+        JournalEntry {
+            job_id: job_id.into(),
+            db_name: db_name.into(),
+            callback,
+            email,
+            state: JobState::Running,
+            error: None,
+            detail: None,
+            client: None,
+            started_at: Some(Utc::now().to_rfc3339()),
+            finished_at: None,
+            owner: Some(Owner::me()),
+        }
+    }
+}
+
+/// The directory of journal entries, `<data_dir>/numikube_staging/jobs/`.
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    /// The journal in `dir` (created on first write).
+    pub fn new(dir: PathBuf) -> Journal {
+        Journal { dir }
+    }
+
+    /// Where the entries are.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    /// Writes a job's entry atomically and durably.
+    pub fn write(&self, entry: &JournalEntry) -> std::io::Result<()> {
+        use std::io::Write;
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(format!("{}.json", entry.job_id));
+        let tmp = path.with_extension("json.tmp");
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&serde_json::to_vec(entry)?)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()
+    }
+
+    /// As [`Journal::write`], for a job already under way: a full disk must
+    /// not fail the job, so a failure is only logged.
+    pub fn write_or_log(&self, entry: &JournalEntry) {
+        if let Err(e) = self.write(entry) {
+            tracing::error!(job = %entry.job_id, "cannot write the job journal in {}: {e}; a restart now would forget this job", self.dir.display());
+        }
+    }
+
+    /// Forgets a job's journal entry once production (or the requester) was told.
+    pub fn forget(&self, job_id: &str) {
+        let _ = std::fs::remove_file(self.dir.join(format!("{job_id}.json")));
+    }
+
+    /// Journal entries on disk (of this process and of others).
+    pub fn entries(&self) -> Vec<JournalEntry> {
+        let Ok(dir) = std::fs::read_dir(&self.dir) else { return Vec::new() };
+        dir.filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_and_a_made_up_one_is_not() {
+        let me = Owner::me();
+        assert!(me.is_alive());
+        assert!(!Owner { started: me.started + 1, ..me.clone() }.is_alive());
+        assert!(!Owner { pid: u32::MAX, started: 1, host: me.host.clone() }.is_alive());
+        assert!(Owner { pid: u32::MAX, started: 1, host: "another-host".into() }.is_alive(), "another host's process is not ours to judge");
+    }
+
+    #[test]
+    fn journal_entries_of_older_versions_still_read() {
+        let old = r#"{"job_id":"j","db_name":"d","callback":null,"email":null,"state":"running","error":null,"detail":null}"#;
+        let e: JournalEntry = serde_json::from_str(old).unwrap();
+        assert!(e.owner.is_none() && e.state == JobState::Running);
+    }
+
+    #[test]
+    fn entries_are_written_read_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path().join("jobs"));
+        journal.write(&JournalEntry::new("j1", "cosmos-lab", None, None)).unwrap();
+        assert_eq!(journal.entries().len(), 1);
+        journal.forget("j1");
+        assert!(journal.entries().is_empty());
+    }
+}
