@@ -589,11 +589,24 @@ fn sidecar_copy(
         .with_context(|| format!("sidecar {} log tail:\n{}", sc.name, tail(&sc.log(), 3000)))?;
     let b = m.probe();
     if body.get("state").and_then(Value::as_str) != Some("done") {
+        // The sidecar's own account of it: its last warnings and errors, colour codes removed.
+        let mut lines: Vec<String> = sc
+            .log()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(strip_ansi)
+            .collect();
+        let lines = lines.split_off(lines.len().saturating_sub(3));
         bail!(
-            "copy {db} failed: {}",
+            "copy {db} failed: {} | detail: {} | sidecar log: {}",
             body.get("error")
                 .and_then(Value::as_str)
-                .unwrap_or(&body.to_string())
+                .unwrap_or(&body.to_string()),
+            body.get("traceback")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .replace('\n', " "),
+            lines.join(" / ")
         );
     }
     Ok((m.measure(&a, &b), db))
@@ -605,6 +618,20 @@ fn sidecar_drop(rt: &tokio::runtime::Runtime, sc: &Sidecar, db: &str) -> Result<
         bail!("staging_drop did not drop {db}: {r:?}");
     }
     Ok(())
+}
+
+fn strip_ansi(l: &str) -> String {
+    let mut out = String::with_capacity(l.len());
+    let mut esc = false;
+    for ch in l.chars() {
+        match (esc, ch) {
+            (false, '\u{1b}') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
 }
 
 fn tail(s: &str, n: usize) -> &str {
