@@ -89,6 +89,15 @@ pub struct DatabaseRow {
     pub size: Option<i64>,
 }
 
+impl DatabaseRow {
+    /// A finished copy under its final name, still hidden while a template is
+    /// kept from it: already one of this instance's databases for the limit
+    /// and the list, not yet for Odoo.
+    pub fn is_being_published(&self) -> bool {
+        self.is_template && self.marker.as_ref().is_some_and(|m| m.state == "done" && m.db_name == self.name)
+    }
+}
+
 /// Access to the PostgreSQL server of `odoo.conf`.
 #[derive(Clone)]
 pub struct Db {

@@ -270,7 +270,7 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
     // after its job has ended: it counts already, or the limit has a gap.
     counted.extend(
         rows.iter()
-            .filter(|r| r.is_template && r.marker.as_ref().is_some_and(|m| m.state == "done" && m.db_name == r.name))
+            .filter(|r| r.is_being_published())
             .map(|r| r.name.clone()),
     );
     let limit = app.config.database_limit;
