@@ -1087,7 +1087,19 @@ fn run(args: Args) -> Result<()> {
                         Contender::SidecarZip => (cold.as_ref().unwrap(), "benchzip"),
                         _ => (warm.as_ref().unwrap(), "benchdump"),
                     };
-                    let (s, db) = sidecar_copy(&rt, sc, &receiver, client, &tag, &machine)?;
+                    let (s, db) = sidecar_copy(&rt, sc, &receiver, client, &tag, &machine).map_err(|e| {
+                        // Who else was in the sidecar's hidden databases when it failed (e.g. autovacuum
+                        // blocks a RENAME or a DROP without FORCE).
+                        let sessions = pg
+                            .psql(
+                                "postgres",
+                                "SELECT string_agg(datname || ':' || coalesce(backend_type, '') || ':' \
+                                 || coalesce(nullif(application_name, ''), '-') || ':' || left(coalesce(query, ''), 60), '; ') \
+                                 FROM pg_stat_activity WHERE datname LIKE 'numikube%'",
+                            )
+                            .unwrap_or_default();
+                        e.context(format!("sessions in numikube_* databases right after: [{sessions}]"))
+                    })?;
                     if let Err(e) = sidecar_drop(&rt, sc, &db) {
                         // Not the timed part: note it, and clean up as the superuser so the rounds go on.
                         let row = pg
