@@ -67,7 +67,7 @@ impl StagingApiServer for Api {
         let rows = self.app.db.all(true).await.map_err(unavailable)?;
         Ok(rows
             .into_iter()
-            .filter(|r| self.app.db.in_instance_list(r) || r.is_being_published() || templates::is_template(r))
+            .filter(|r| self.app.db.in_instance_list(r) || templates::is_template(r))
             .map(|r| DatabaseInfo {
                 template: templates::is_template(&r),
                 size_bytes: r.size.unwrap_or(0),

@@ -161,7 +161,7 @@ async fn put_in_place(app: &App, temp: &str, final_name: &str, job_id: &str) -> 
             ));
         }
         // Hide the previous copy, then move it aside; it is dropped once the new one is in place.
-        app.db.set_template(final_name, true).await.map_err(db_down)?;
+        app.db.hide(final_name).await.map_err(db_down)?;
         app.db.rename(final_name, &old).await.map_err(db_down)?;
         let _ = filestore::rename(data_dir, final_name, &old);
     }
@@ -169,7 +169,7 @@ async fn put_in_place(app: &App, temp: &str, final_name: &str, job_id: &str) -> 
         if previous.is_some() {
             // Put the previous copy back as it was.
             let _ = app.db.rename(&old, final_name).await;
-            let _ = app.db.set_template(final_name, false).await;
+            let _ = app.db.publish(final_name).await;
             let _ = filestore::rename(data_dir, &old, final_name);
         }
         return Err(db_down(e));

@@ -168,7 +168,7 @@ impl Db {
                     shobj_description(d.oid, 'pg_database'), {size}
              FROM pg_database d ORDER BY d.datname"
         );
-        let rows = client.query(&sql, &[&self.role()]).await.map_err(|e| self.err(e))?;
+        let rows = client.query(&sql, &[&self.role()]).await.map_err(|e| self.err(describe(&e)))?;
         Ok(rows
             .iter()
             .map(|r| DatabaseRow {
@@ -204,7 +204,7 @@ impl Db {
         let version: i32 = client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .await
-            .map_err(|e| self.err(e))?
+            .map_err(|e| self.err(describe(&e)))?
             .get(0);
         // PostgreSQL 15 copies through the WAL by default; FILE_COPY is the fast whole-file copy of older versions.
         let strategy = if version >= 150000 { "STRATEGY FILE_COPY" } else { "" };
@@ -213,7 +213,7 @@ impl Db {
             escape_identifier(name),
             escape_identifier(template)
         );
-        client.batch_execute(&sql).await.map_err(|e| self.err(e))?;
+        client.batch_execute(&sql).await.map_err(|e| self.err(describe(&e)))?;
         self.set_marker_with(&client, name, marker).await
     }
 
@@ -230,7 +230,7 @@ impl Db {
         let row = client
             .query_one("SELECT pg_database_size(oid) FROM pg_database WHERE datname = $1", &[&name])
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(describe(&e)))?;
         Ok(row.get(0))
     }
 
@@ -245,7 +245,7 @@ impl Db {
             escape_identifier(name),
             escape_identifier(template)
         );
-        client.batch_execute(&sql).await.map_err(|e| self.err(e))?;
+        client.batch_execute(&sql).await.map_err(|e| self.err(describe(&e)))?;
         self.set_marker_with(&client, name, marker).await
     }
 
@@ -258,56 +258,80 @@ impl Db {
     async fn set_marker_with(&self, client: &Client, name: &str, marker: &Marker) -> Result<(), DbError> {
         let json = serde_json::to_string(marker).expect("a marker serializes");
         let sql = format!("COMMENT ON DATABASE {} IS {}", escape_identifier(name), escape_literal(&json));
-        client.batch_execute(&sql).await.map_err(|e| self.err(e))
+        client.batch_execute(&sql).await.map_err(|e| self.err(describe(&e)))
     }
 
-    /// Makes a hidden database visible, or the other way round.
-    pub async fn set_template(&self, name: &str, is_template: bool) -> Result<(), DbError> {
+    /// Hides a database from Odoo's list (`IS_TEMPLATE`).
+    pub async fn hide(&self, name: &str) -> Result<(), DbError> {
         let client = self.pooled().await?;
-        let sql = format!("ALTER DATABASE {} IS_TEMPLATE {is_template}", escape_identifier(name));
-        client.batch_execute(&sql).await.map_err(|e| self.err(e))
+        let sql = format!("ALTER DATABASE {} IS_TEMPLATE true", escape_identifier(name));
+        client.batch_execute(&sql).await.map_err(|e| self.err(describe(&e)))
     }
 
-    /// Renames a database, closing the sessions connected to it first.
-    pub async fn rename(&self, from: &str, to: &str) -> Result<(), DbError> {
+    /// Makes a finished copy visible to Odoo and open to connections.
+    pub async fn publish(&self, name: &str) -> Result<(), DbError> {
         let client = self.pooled().await?;
-        self.terminate_with(&client, from).await?;
-        let sql = format!("ALTER DATABASE {} RENAME TO {}", escape_identifier(from), escape_identifier(to));
-        client.batch_execute(&sql).await.map_err(|e| self.err(e))
+        let quoted = escape_identifier(name);
+        let sql = format!("ALTER DATABASE {quoted} IS_TEMPLATE false; ALTER DATABASE {quoted} ALLOW_CONNECTIONS true");
+        client.batch_execute(&sql).await.map_err(|e| self.err(describe(&e)))
     }
 
-    async fn terminate_with(&self, client: &Client, name: &str) -> Result<(), DbError> {
+    /// Closes a database: no new connections (autovacuum included: it skips
+    /// databases that refuse connections), and this role's sessions in it
+    /// terminated. Autovacuum workers still inside are stopped by PostgreSQL
+    /// itself at the RENAME, DROP or CREATE … TEMPLATE that follows; only a
+    /// superuser could terminate them here (and `DROP … WITH (FORCE)` fails
+    /// on them for any other role).
+    pub async fn close(&self, name: &str) -> Result<(), DbError> {
+        let client = self.pooled().await?;
+        self.close_with(&client, name).await
+    }
+
+    async fn close_with(&self, client: &Client, name: &str) -> Result<(), DbError> {
+        let sql = format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", escape_identifier(name));
+        client.batch_execute(&sql).await.map_err(|e| self.err(describe(&e)))?;
         client
             .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid()
+                   AND backend_type = 'client backend' AND pg_has_role(usesysid, 'MEMBER')",
                 &[&name],
             )
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(describe(&e)))?;
         Ok(())
     }
 
-    /// Drops a database whatever its sessions (they are terminated) or template flag.
-    /// Callers decide *whether* it may be dropped; see the `drop` module.
+    /// Renames a database, closing it first; it stays closed (see [`Db::publish`]).
+    pub async fn rename(&self, from: &str, to: &str) -> Result<(), DbError> {
+        let client = self.pooled().await?;
+        self.close_with(&client, from).await?;
+        let sql = format!("ALTER DATABASE {} RENAME TO {}", escape_identifier(from), escape_identifier(to));
+        client.batch_execute(&sql).await.map_err(|e| self.err(describe(&e)))
+    }
+
+    /// Drops a database whatever its sessions (this role's are terminated) or
+    /// template flag. Callers decide *whether* it may be dropped; see the `drop` module.
     pub async fn drop_force(&self, name: &str) -> Result<(), DbError> {
         let client = self.pooled().await?;
-        let quoted = escape_identifier(name);
         let exists = client
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
             .await
-            .map_err(|e| self.err(e))?
+            .map_err(|e| self.err(describe(&e)))?
             .is_some();
         if !exists {
             return Ok(());
         }
+        let quoted = escape_identifier(name);
         client
             .batch_execute(&format!("ALTER DATABASE {quoted} IS_TEMPLATE false"))
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(describe(&e)))?;
+        self.close_with(&client, name).await?;
         client
-            .batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {quoted}"))
             .await
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(describe(&e)))
     }
 
     /// Whether a database of that name exists.
@@ -316,7 +340,7 @@ impl Db {
         let row = client
             .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
             .await
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(describe(&e)))?;
         Ok(row.is_some())
     }
 
@@ -333,6 +357,14 @@ impl Db {
             env.push(("PGPASSWORD", password.clone()));
         }
         env
+    }
+}
+
+/// PostgreSQL's own message when there is one (tokio-postgres displays just "db error").
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
     }
 }
 

@@ -51,10 +51,6 @@ pub async fn drop_databases(app: &App, names: &[String]) -> Result<DropResult, D
             result.missing.push(name.clone());
             continue;
         };
-        if row.is_being_published() {
-            result.refused.push(refuse("it is still being created; drop it once its job has ended"));
-            continue;
-        }
         // Kept templates are hidden from Odoo's list but are ours to drop.
         let template = crate::templates::is_template(row);
         if !template && !app.db.in_instance_list(row) {

@@ -346,29 +346,37 @@ async fn run(app: Arc<App>, job: Arc<Job>) {
         }
     };
     let finished_at = Utc::now().to_rfc3339();
-    job.update(|s| {
-        s.state = state;
-        s.phase = if state == JobState::Done { Phase::Done } else { Phase::Error };
-        s.error = message.clone();
-        s.finished_at = Some(finished_at.clone());
-        if state == JobState::Done {
-            s.progress = Some(1.0);
-        }
-    });
+    let end = |job: &Job| {
+        job.update(|s| {
+            s.state = state;
+            s.phase = if state == JobState::Done { Phase::Done } else { Phase::Error };
+            s.error = message.clone();
+            s.finished_at = Some(finished_at.clone());
+            if state == JobState::Done {
+                s.progress = Some(1.0);
+            }
+        })
+    };
+    if state != JobState::Done {
+        end(&job);
+    }
     let entry = JournalEntry {
         state,
-        error: message,
+        error: message.clone(),
         detail,
         client: Some(job.request.client.clone()),
-        finished_at: Some(finished_at),
+        finished_at: Some(finished_at.clone()),
         ..JournalEntry::new(&id, &job.request.db_name, job.request.callback.clone(), job.request.email.clone())
     };
     app.jobs.journal.write_or_log(&entry);
     // The copy becomes visible once the template is kept from it; that runs
-    // beside the callback so that production hears of the copy without waiting.
+    // beside the callback so that production hears of the copy without
+    // waiting. The job itself is done (for staging_status, the limit and
+    // drops) once the copy is visible.
     let publish = async {
         if let Ok(finished) = &outcome {
             publish(&app, &job.request, finished).await;
+            end(&job);
         }
     };
     tokio::join!(publish, tell(&app, &entry));
@@ -420,7 +428,7 @@ async fn publish(app: &App, request: &Prod2x, finished: &Finished) {
     if let Err(e) = templates::keep(app, &request.db_name, &request.client, &finished.backup, &finished.report).await {
         tracing::warn!(db = %request.db_name, "no template kept: {e}");
     }
-    if let Err(e) = app.db.set_template(&request.db_name, false).await {
+    if let Err(e) = app.db.publish(&request.db_name).await {
         tracing::error!(db = %request.db_name, "could not make the copy visible: {e}; run ALTER DATABASE … IS_TEMPLATE false");
     }
 }

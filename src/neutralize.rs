@@ -110,7 +110,7 @@ async fn identity(tx: &tokio_postgres::Transaction<'_>) -> Result<(), String> {
         set_param(tx, "database.secret", &new_secret()).await?;
         tx.execute("DELETE FROM ir_config_parameter WHERE key = 'database.enterprise_code'", &[]).await
     };
-    run.await.map(drop).map_err(|e| format!("giving the copy its own identity failed: {}", db_message(&e)))
+    run.await.map(drop).map_err(|e| format!("giving the copy its own identity failed: {}", crate::db::describe(&e)))
 }
 
 /// Gives a copy of an already neutralized template its own identity (new uuid and secret).
@@ -124,16 +124,9 @@ async fn run_script(tx: &tokio_postgres::Transaction<'_>, module: &str, path: &P
     let sql = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     tx.batch_execute(&sql)
         .await
-        .map_err(|e| format!("the neutralization script of module {module} ({}) failed: {}", path.display(), db_message(&e)))
+        .map_err(|e| format!("the neutralization script of module {module} ({}) failed: {}", path.display(), crate::db::describe(&e)))
 }
 
-/// PostgreSQL's own message when there is one (tokio-postgres's Display is just "db error").
-pub fn db_message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
-    }
-}
 
 #[cfg(test)]
 mod tests {

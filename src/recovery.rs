@@ -43,7 +43,7 @@ pub async fn recover(app: &Arc<App>) {
             if let Some(row) = made {
                 tracing::warn!(job = %entry.job_id, db = %entry.db_name, "the interrupted job had finished its copy");
                 if row.is_template {
-                    if let Err(e) = app.db.set_template(&row.name, false).await {
+                    if let Err(e) = app.db.publish(&row.name).await {
                         tracing::error!(db = %row.name, "could not make the copy visible: {e}");
                     }
                 }
@@ -125,7 +125,7 @@ async fn sweep(app: &App) -> Result<(), crate::db::DbError> {
             if !known(&m.job_id) {
                 // Finished, but its process stopped before making it visible.
                 tracing::warn!("making {} visible: its job finished but its process stopped first", row.name);
-                app.db.set_template(&row.name, false).await?;
+                app.db.publish(&row.name).await?;
             }
             continue;
         }
@@ -142,7 +142,7 @@ async fn sweep(app: &App) -> Result<(), crate::db::DbError> {
             Some(final_name) if !names_now.contains(final_name) => {
                 tracing::warn!("putting {} back as {final_name}", row.name);
                 app.db.rename(&row.name, final_name).await?;
-                app.db.set_template(final_name, false).await?;
+                app.db.publish(final_name).await?;
                 let _ = filestore::rename(&app.config.data_dir, &row.name, final_name);
             }
             _ => {

@@ -113,6 +113,11 @@ pub async fn keep(app: &App, source: &str, client: &str, backup: &Backup, report
     if let Err(e) = app.db.copy_hidden(&name, source, &marker).await {
         return Err(format!("making the template {name} from {source} failed: {e}"));
     }
+    // Nobody (autovacuum included) may be inside a template when a copy is made from it.
+    if let Err(e) = app.db.close(&name).await {
+        let _ = app.db.drop_force(&name).await;
+        return Err(format!("closing the template {name} failed: {e}"));
+    }
     if let Err(e) = filestore::link_copy(&app.config.data_dir, source, &name) {
         let _ = app.db.drop_force(&name).await;
         let _ = filestore::remove(&app.config.data_dir, &name);
