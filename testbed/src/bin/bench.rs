@@ -48,7 +48,10 @@ const TEMPLATE_DB: &str = "bench_tpl";
 
 /// Benchmark of the numikube-staging sidecar against PostgreSQL's and Odoo's own restore paths.
 #[derive(Parser, Debug)]
-#[command(about, long_about = None)]
+#[command(
+    about = "Benchmark of the numikube-staging sidecar against Odoo's and PostgreSQL's own restore paths (scripts/bench)",
+    long_about = None
+)]
 struct Args {
     /// Size of the Odoo-shaped production database on disk: bytes, or with a suffix K, M, G (powers of 1024).
     #[arg(long, default_value = "1G", value_parser = parse_size)]
