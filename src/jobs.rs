@@ -290,17 +290,6 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
         client: Some(request.client.clone()),
         ..JournalEntry::new(&job_id, &request.db_name, request.callback.clone(), request.email.clone())
     };
-    // No promise to report without a record of it.
-    jobs.journal.write(&entry).map_err(|e| {
-        error(
-            codes::INTERNAL,
-            format!(
-                "The staging server cannot write its job journal in {}: {e}. Free some disk space or fix the permissions, then run the job again.",
-                jobs.journal.dir().display()
-            ),
-            None,
-        )
-    })?;
     let status = JobStatus {
         job_id: job_id.clone(),
         db_name: request.db_name.clone(),
@@ -313,9 +302,26 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
         backup: None,
         neutralized: None,
     };
+    // Registered, the job counts against the limit: the lock can go before
+    // the (slow, fsync'ed) journal write.
     let job = Arc::new(Job::new(request.clone(), status, Some(take_turn(&jobs.slots).await)));
     jobs.jobs.lock().unwrap().insert(job_id.clone(), job.clone());
-    jobs.user_arrived.notify_waiters();
+    drop(_admission);
+
+    // No promise to report without a record of it.
+    let app2 = app.clone();
+    let written = tokio::task::spawn_blocking(move || app2.jobs.journal.write(&entry)).await.expect("the journal write does not panic");
+    if let Err(e) = written {
+        jobs.jobs.lock().unwrap().remove(&job_id);
+        return Err(error(
+            codes::INTERNAL,
+            format!(
+                "The staging server cannot write its job journal in {}: {e}. Free some disk space or fix the permissions, then run the job again.",
+                jobs.journal.dir().display()
+            ),
+            None,
+        ));
+    }
     jobs.user_arrived.notify_waiters();
     tracing::info!(job = %job_id, db = %request.db_name, client = %request.client, "job accepted");
     let app = app.clone();
