@@ -217,30 +217,18 @@ pub fn check_prod2x(config: &Config, payload: &RunPayload) -> Result<Prod2x, Err
     Ok(Prod2x { client: client.into(), db_name, callback, email: payload.email.clone().filter(|e| !e.is_empty()) })
 }
 
-/// Admits a checked request under the limit, then starts its restore in the background.
-///
-/// The limit counts this instance's databases plus the restores in flight,
-/// both read under the admission lock, so concurrent requests never exceed it.
-pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, ErrorObjectOwned> {
-    let jobs = &app.jobs;
-    let stopping = || error(codes::UNAVAILABLE, "The staging service is restarting; run the job again in a minute.", None);
-    if jobs.is_stopping() {
-        return Err(stopping());
-    }
-    let _admission = jobs.admission.lock().await;
-    if jobs.is_stopping() {
-        return Err(stopping());
-    }
+/// Refuses a request for a name that is taken or that the limit has no room for.
+async fn check_room(app: &Arc<App>, request: &Prod2x) -> Result<(), ErrorObjectOwned> {
     // Read before the listing: a job that ends in between has renamed its
     // copy into place before it stops counting as in flight, so it is seen
     // one way or the other (read the other way round, it could be missed).
-    let in_flight = jobs.in_flight();
+    let in_flight = app.jobs.in_flight();
     let rows = app
         .db
         .all(false)
         .await
         .map_err(|e| error(codes::UNAVAILABLE, format!("The staging server cannot check its databases: {e}."), None))?;
-    if jobs.cleanup_failed.swap(false, Ordering::Relaxed) {
+    if app.jobs.cleanup_failed.swap(false, Ordering::Relaxed) {
         // The database server is back: drop what a failed cleanup left.
         let app = app.clone();
         tokio::spawn(async move { recover(&app).await });
@@ -284,6 +272,29 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
             None,
         ));
     }
+
+    Ok(())
+}
+
+/// Admits a checked request under the limit, then starts its restore in the background.
+///
+/// The limit counts this instance's databases plus the restores in flight,
+/// both read under the admission lock, so concurrent requests never exceed it.
+pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, ErrorObjectOwned> {
+    let jobs = &app.jobs;
+    let stopping = || error(codes::UNAVAILABLE, "The staging service is restarting; run the job again in a minute.", None);
+    if jobs.is_stopping() {
+        return Err(stopping());
+    }
+    // A request that cannot fit is refused without waiting for the lock, so
+    // that refusals are answered in parallel; one that may fit is checked
+    // again under the lock, where checking and registering are one step.
+    check_room(app, &request).await?;
+    let _admission = jobs.admission.lock().await;
+    if jobs.is_stopping() {
+        return Err(stopping());
+    }
+    check_room(app, &request).await?;
 
     let job_id = uuid::Uuid::new_v4().to_string();
     let entry = JournalEntry {
