@@ -85,7 +85,16 @@ async fn main() -> Result<()> {
         .with_context(|| format!("no callback; sidecar log:\n{}", sidecar.log_text()))?;
     let elapsed = t.elapsed();
     let callback = &calls[0];
-    let status = client.status(TOKEN.into(), started.job_id.clone()).await?;
+    // The callback goes out as soon as the copy has its name; the job is done
+    // once the copy is open to Odoo (a template is kept from it first).
+    let status = loop {
+        let status = client.status(TOKEN.into(), started.job_id.clone()).await?;
+        if status.state != numikube_staging_rpc::JobState::Running {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let visible = t.elapsed();
     let n = fixture::inspect_neutralization(&pg.bin_dir, &pg.url("postgres"), &started.db_name)?;
     let report = status.neutralized.clone().unwrap_or_default();
     let filestore = data_dir.join("filestore").join(&started.db_name);
@@ -94,6 +103,7 @@ async fn main() -> Result<()> {
     println!("staging database  {}", started.db_name);
     println!("made from         s3://{BUCKET}/{key}");
     println!("request → callback {:.1} s; callback body: {}", elapsed.as_secs_f64(), callback.body);
+    println!("open to Odoo after {:.1} s (a template of the backup is kept first)", visible.as_secs_f64());
     println!("state             {:?} ({})", status.state, status.error.as_deref().unwrap_or("no error"));
     println!("neutralize.sql    ran for {}", report.scripts.join(", "));
     println!("not on addons_path {}", report.modules_not_found.join(", "));
