@@ -6,14 +6,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use chrono::Utc;
 use numikube_staging_rpc::Phase;
 
 use crate::app::App;
 use crate::backup_format;
-use crate::db::Marker;
+use crate::db::{DbError, Marker};
 use crate::jobs::{Job, OLD_PREFIX};
-use crate::journal::Owner;
 use crate::restore::{Counting, PgTools};
 use crate::{filestore, neutralize, restore, templates};
 
@@ -29,21 +27,28 @@ impl Failure {
     }
 }
 
+impl From<DbError> for Failure {
+    fn from(e: DbError) -> Failure {
+        Failure::new(format!("The copy failed because of the database server: {e}."), e.to_string())
+    }
+}
+
 /// What a successful pipeline hands over.
 pub(crate) struct Finished {
     pub(crate) backup: crate::backup_source::Backup,
     pub(crate) report: numikube_staging_rpc::NeutralizeReport,
 }
 
-/// Drops a job's hidden database and filestore, whatever state they are in.
+/// Drops a database the sidecar is done with (a job's hidden database, a
+/// replaced copy, a template) and its filestore, whatever state they are in.
 /// A failure is logged and leaves the rest to the next sweep.
-pub async fn cleanup_temp(app: &App, temp: &str) {
-    if let Err(e) = app.db.drop_force(temp).await {
+pub async fn discard(app: &App, name: &str) {
+    if let Err(e) = app.db.drop_force(name).await {
         app.jobs.cleanup_failed.store(true, Ordering::Relaxed);
-        tracing::error!("could not drop the temporary database {temp}: {e}; it is dropped by a later sweep");
+        tracing::error!("could not drop {name}: {e}; a later sweep tries again");
     }
-    if let Err(e) = filestore::remove(&app.config.data_dir, temp) {
-        tracing::error!("could not remove the filestore of {temp}: {e}");
+    if let Err(e) = filestore::remove(&app.config.data_dir, name) {
+        tracing::error!("could not remove the filestore of {name}: {e}");
     }
 }
 
@@ -59,20 +64,7 @@ pub(crate) async fn pipeline(app: &App, job: &Job, temp: &str) -> Result<Finishe
     })?;
     job.size.store(backup.size, Ordering::Relaxed);
     job.update(|s| s.backup = Some(backup.key.clone()));
-    let marker = Marker {
-        numikube_staging: 1,
-        state: "restoring".into(),
-        job_id: job.id(),
-        db_name: request.db_name.clone(),
-        backup: Some(backup.key.clone()),
-        etag: Some(backup.etag.clone()),
-        created_at: Utc::now(),
-        client: Some(request.client.clone()),
-        neutralized: None,
-        owner: Some(Owner::me()),
-    };
-    let db_down = |e: crate::db::DbError| Failure::new(format!("The copy failed because of the database server: {e}."), e.to_string());
-
+    let marker = Marker::restoring(job.id(), request.db_name.clone(), &request.client, &backup);
     let report = match templates::usable(app, &request.client, &backup).await {
         Some(template) => {
             // A repeat copy of a backup already restored: seconds, not minutes.
@@ -93,7 +85,7 @@ pub(crate) async fn pipeline(app: &App, job: &Job, temp: &str) -> Result<Finishe
 
     job.set_phase(Phase::Finishing);
     let done = Marker { state: "done".into(), neutralized: Some(report.clone()), ..marker };
-    app.db.set_marker(temp, &done).await.map_err(db_down)?;
+    app.db.set_marker(temp, &done).await?;
     put_in_place(app, temp, &request.db_name, &job.id()).await?;
     Ok(Finished { backup, report })
 }
@@ -110,7 +102,6 @@ pub(crate) async fn restore_and_neutralize(
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
 ) -> Result<numikube_staging_rpc::NeutralizeReport, Failure> {
-    let db_down = |e: crate::db::DbError| Failure::new(format!("The copy failed because of the database server: {e}."), e.to_string());
     let stream = app
         .source
         .open(backup)
@@ -121,7 +112,7 @@ pub(crate) async fn restore_and_neutralize(
         .await
         .map_err(|e| Failure::new(format!("The backup {} cannot be restored: {e}.", backup.key), e))?;
     tracing::info!(db = %temp, key = %backup.key, format = sniffed.format.label(), gzip = sniffed.gzip, "backup opened");
-    app.db.create_hidden(temp, marker).await.map_err(db_down)?;
+    app.db.create_hidden(temp, marker).await?;
 
     let tools = PgTools {
         pg_restore: app.config.pg_tool("pg_restore"),
@@ -137,7 +128,7 @@ pub(crate) async fn restore_and_neutralize(
         .map_err(|e| Failure::new(format!("Restoring the backup {} failed: {}.", backup.key, first_line(&e)), e))?;
 
     phase(Phase::Neutralizing);
-    let mut client = app.db.connect(temp).await.map_err(db_down)?;
+    let mut client = app.db.connect(temp).await?;
     let report = neutralize::neutralize(&mut client, &app.config.addons_path)
         .await
         .map_err(|e| Failure::new(format!("Neutralizing the copy failed: {}.", first_line(&e)), e))?;
@@ -148,9 +139,8 @@ pub(crate) async fn restore_and_neutralize(
 /// Gives the finished copy its final name, replacing an earlier copy the
 /// sidecar made (a refresh) only now, and never a database it did not make.
 async fn put_in_place(app: &App, temp: &str, final_name: &str, job_id: &str) -> Result<(), Failure> {
-    let db_down = |e: crate::db::DbError| Failure::new(format!("The copy failed because of the database server: {e}."), e.to_string());
     let data_dir = &app.config.data_dir;
-    let rows = app.db.all(false).await.map_err(db_down)?;
+    let rows = app.db.all(false).await?;
     let previous = rows.iter().find(|r| r.name == final_name);
     let old = format!("{OLD_PREFIX}{}", job_id.replace('-', ""));
     if let Some(previous) = previous {
@@ -161,8 +151,8 @@ async fn put_in_place(app: &App, temp: &str, final_name: &str, job_id: &str) -> 
             ));
         }
         // Hide the previous copy, then move it aside; it is dropped once the new one is in place.
-        app.db.hide(final_name).await.map_err(db_down)?;
-        app.db.rename(final_name, &old).await.map_err(db_down)?;
+        app.db.hide(final_name).await?;
+        app.db.rename(final_name, &old).await?;
         let _ = filestore::rename(data_dir, final_name, &old);
     }
     if let Err(e) = app.db.rename(temp, final_name).await {
@@ -172,15 +162,12 @@ async fn put_in_place(app: &App, temp: &str, final_name: &str, job_id: &str) -> 
             let _ = app.db.publish(final_name).await;
             let _ = filestore::rename(data_dir, &old, final_name);
         }
-        return Err(db_down(e));
+        return Err(e.into());
     }
     filestore::rename(data_dir, temp, final_name)
         .map_err(|e| Failure::new(format!("Moving the filestore into place failed: {e}."), e.to_string()))?;
     if previous.is_some() {
-        if let Err(e) = app.db.drop_force(&old).await {
-            tracing::error!("could not drop the replaced copy {old}: {e}; drop it by hand");
-        }
-        let _ = filestore::remove(data_dir, &old);
+        discard(app, &old).await;
     }
     Ok(())
 }

@@ -65,6 +65,22 @@ impl Marker {
         serde_json::from_str::<Marker>(comment?).ok().filter(|m| m.numikube_staging == 1)
     }
 
+    /// The marker of a hidden database this process restores `backup` of `client` into.
+    pub fn restoring(job_id: String, db_name: String, client: &str, backup: &crate::backup_source::Backup) -> Marker {
+        Marker {
+            numikube_staging: 1,
+            state: "restoring".into(),
+            job_id,
+            db_name,
+            backup: Some(backup.key.clone()),
+            etag: Some(backup.etag.clone()),
+            created_at: Utc::now(),
+            client: Some(client.into()),
+            neutralized: None,
+            owner: Some(crate::journal::Owner::me()),
+        }
+    }
+
     /// Whether it marks a copy still being restored (hidden, but a
     /// rename may show it for a moment).
     pub fn is_being_made(&self) -> bool {

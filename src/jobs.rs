@@ -25,7 +25,7 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
-use crate::copy::{cleanup_temp, pipeline, Failure, Finished};
+use crate::copy::{discard, pipeline, Failure, Finished};
 use crate::journal::{Journal, JournalEntry};
 use crate::recovery::recover;
 use crate::callback::{self, Told};
@@ -301,18 +301,7 @@ pub async fn accept(app: &Arc<App>, request: Prod2x) -> Result<RunStarted, Error
         client: Some(request.client.clone()),
         ..JournalEntry::new(&job_id, &request.db_name, request.callback.clone(), request.email.clone())
     };
-    let status = JobStatus {
-        job_id: job_id.clone(),
-        db_name: request.db_name.clone(),
-        state: JobState::Running,
-        phase: Phase::Queued,
-        progress: None,
-        error: None,
-        started_at: entry.started_at.clone().unwrap_or_default(),
-        finished_at: None,
-        backup: None,
-        neutralized: None,
-    };
+    let status = entry.status();
     // Registered, the job counts against the limit: the lock can go before
     // the (slow, fsync'ed) journal write.
     let job = Arc::new(Job::new(request.clone(), status, Some(take_turn(&jobs.slots).await)));
@@ -358,7 +347,7 @@ async fn run(app: Arc<App>, job: Arc<Job>) {
         Err(f) => {
             let (message, detail) = blame_the_database_server(&app, f).await;
             tracing::error!(job = %id, "job failed: {message}: {detail}");
-            cleanup_temp(&app, &temp).await;
+            discard(&app, &temp).await;
             (JobState::Error, Some(message), Some(detail))
         }
     };

@@ -25,7 +25,7 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use numikube_staging_rpc::JobState;
+use numikube_staging_rpc::{JobState, JobStatus, Phase};
 use serde::{Deserialize, Serialize};
 
 /// The process that owns a journal entry or a hidden database: its host,
@@ -115,6 +115,30 @@ impl JournalEntry {
             started_at: Some(Utc::now().to_rfc3339()),
             finished_at: None,
             owner: Some(Owner::me()),
+        }
+    }
+}
+
+impl JournalEntry {
+    /// The job's status as far as the entry knows it: a running job is
+    /// queued, an ended one done (progress 1) or failed.
+    pub fn status(&self) -> JobStatus {
+        let (phase, progress) = match self.state {
+            JobState::Running => (Phase::Queued, None),
+            JobState::Done => (Phase::Done, Some(1.0)),
+            JobState::Error => (Phase::Error, None),
+        };
+        JobStatus {
+            job_id: self.job_id.clone(),
+            db_name: self.db_name.clone(),
+            state: self.state,
+            phase,
+            progress,
+            error: self.error.clone(),
+            started_at: self.started_at.clone().unwrap_or_default(),
+            finished_at: self.finished_at.clone(),
+            backup: None,
+            neutralized: None,
         }
     }
 }

@@ -97,7 +97,7 @@ async fn look(app: &Arc<App>, client: &str) {
         Ok(()) => app.prewarm.set(client, "ready", Some(&backup)),
         Err(e) => {
             tracing::warn!(client, "pre-warm: {e}");
-            crate::copy::cleanup_temp(app, &temp).await;
+            crate::copy::discard(app, &temp).await;
             app.prewarm.set(client, format!("not ready: {e}"), Some(&backup));
         }
     }
@@ -105,18 +105,7 @@ async fn look(app: &Arc<App>, client: &str) {
 
 /// Restores and neutralizes `backup` into `temp`, then keeps it as the template.
 async fn build(app: &App, client: &str, backup: &Backup, temp: &str) -> Result<(), String> {
-    let marker = Marker {
-        numikube_staging: 1,
-        state: "restoring".into(),
-        job_id: format!("prewarm-{client}"),
-        db_name: temp.into(),
-        backup: Some(backup.key.clone()),
-        etag: Some(backup.etag.clone()),
-        created_at: Utc::now(),
-        client: Some(client.into()),
-        neutralized: None,
-        owner: Some(crate::journal::Owner::me()),
-    };
+    let marker = Marker::restoring(format!("prewarm-{client}"), temp.into(), client, backup);
     let report = crate::copy::restore_and_neutralize(app, temp, backup, &marker, Arc::new(AtomicU64::new(0)), &|_| {}, true)
         .await
         .map_err(|f| f.message)?;

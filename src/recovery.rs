@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use numikube_staging_rpc::{JobState, JobStatus, Phase};
+use numikube_staging_rpc::JobState;
 
 use crate::app::App;
 use crate::jobs::{tell, Job, Prod2x, INTERRUPTED, OLD_PREFIX};
@@ -67,18 +67,7 @@ pub async fn recover(app: &Arc<App>) {
                 callback: entry.callback.clone(),
                 email: entry.email.clone(),
             },
-            JobStatus {
-                job_id: entry.job_id.clone(),
-                db_name: entry.db_name.clone(),
-                state: entry.state,
-                phase: if entry.state == JobState::Done { Phase::Done } else { Phase::Error },
-                progress: (entry.state == JobState::Done).then_some(1.0),
-                error: entry.error.clone(),
-                started_at: entry.started_at.clone().unwrap_or_default(),
-                finished_at: entry.finished_at.clone(),
-                backup: None,
-                neutralized: None,
-            },
+            entry.status(),
             None,
         ));
         app.jobs.jobs.lock().unwrap().insert(entry.job_id.clone(), job);

@@ -12,6 +12,7 @@ use numikube_staging_rpc::NeutralizeReport;
 use crate::app::App;
 use crate::backup_source::Backup;
 use crate::db::{DatabaseRow, Db, DbError, Marker};
+use crate::copy::discard;
 use crate::{filestore, neutralize};
 
 /// Prefix of template databases.
@@ -115,17 +116,16 @@ pub async fn keep(app: &App, source: &str, client: &str, backup: &Backup, report
     }
     // Nobody (autovacuum included) may be inside a template when a copy is made from it.
     if let Err(e) = app.db.close(&name).await {
-        let _ = app.db.drop_force(&name).await;
+        discard(app, &name).await;
         return Err(format!("closing the template {name} failed: {e}"));
     }
     if let Err(e) = filestore::link_copy(&app.config.data_dir, source, &name) {
-        let _ = app.db.drop_force(&name).await;
-        let _ = filestore::remove(&app.config.data_dir, &name);
+        discard(app, &name).await;
         return Err(format!("linking the filestore of {source} into the template failed: {e}"));
     }
     tracing::info!(template = %name, client, key = %backup.key, "template kept");
     for old in older {
-        drop_template(app, &old.name).await;
+        discard(app, &old.name).await;
     }
     Ok(())
 }
@@ -140,15 +140,8 @@ pub async fn adopt(app: &App, temp: &str, client: &str, backup: &Backup, report:
     app.db.rename(temp, &name).await.map_err(|e| e.to_string())?;
     filestore::rename(&app.config.data_dir, temp, &name).map_err(|e| format!("moving the filestore of {temp} failed: {e}"))?;
     for old in older {
-        drop_template(app, &old.name).await;
+        discard(app, &old.name).await;
     }
     Ok(())
 }
 
-/// Drops a template and its filestore.
-pub async fn drop_template(app: &App, name: &str) {
-    if let Err(e) = app.db.drop_force(name).await {
-        tracing::error!("could not drop the template {name}: {e}");
-    }
-    let _ = filestore::remove(&app.config.data_dir, name);
-}
