@@ -57,17 +57,14 @@ pub struct PgTools {
 }
 
 impl PgTools {
+    /// As [`PgTools::std_command`], for tokio; killed when dropped.
     fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
-        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        die_with_parent(cmd.as_std_mut(), self.low_priority);
+        let mut cmd = Command::from(self.std_command(program));
+        cmd.kill_on_drop(true);
         cmd
     }
 
+    /// `program` with the libpq environment, piped stdin and stderr, dying with the sidecar.
     fn std_command(&self, program: &Path) -> std::process::Command {
         let mut cmd = std::process::Command::new(program);
         cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
