@@ -4,7 +4,7 @@
     "name": "Numikube Staging",
     "summary": "Let production users ask for staging databases, built by the "
     "numikube-staging sidecar",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Administration",
     "website": "https://github.com/Numigi/numikube-staging",
     "author": "Numigi",
@@ -20,5 +20,10 @@
         "views/staging_job_views.xml",
         "views/menus.xml",
     ],
+    "assets": {
+        "web.assets_backend": [
+            "numikube_staging/static/src/js/staging_form.js",
+        ],
+    },
     "installable": True,
 }

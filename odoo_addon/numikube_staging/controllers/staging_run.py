@@ -5,9 +5,18 @@ import odoo
 from odoo import http
 from odoo.http import request
 
-from . import sidecar
+from . import sidecar, staging_routes
 
 RUN_PATH = "/web/staging/run"
+# Every staging route: none needs a database.
+STAGING_PATHS = {
+    RUN_PATH,
+    staging_routes.LIST_PATH,
+    staging_routes.STATUS_PATH,
+    staging_routes.BACKUPS_PATH,
+    staging_routes.CANCEL_PATH,
+    staging_routes.EXTEND_PATH,
+}
 
 
 class StagingRun(http.Controller):
@@ -25,7 +34,7 @@ class StagingRun(http.Controller):
 
 
 # When the staging server has a single database (or a dbfilter picks one),
-# Odoo would serve the route inside that database, holding a connection to
+# Odoo would serve the routes inside that database, holding a connection to
 # it for the whole request, and a Drop Databases job naming that database
 # would then fail: the sidecar terminates the connection, and Odoo fails the
 # answer after the drop. The route needs no database, so serve it without
@@ -37,7 +46,7 @@ _get_session_and_dbname = http.Request._get_session_and_dbname
 def _get_session_and_dbname_for_staging_run(self):
     session, dbname = _get_session_and_dbname(self)
     if (
-        self.httprequest.path == RUN_PATH
+        self.httprequest.path in STAGING_PATHS
         and "numikube_staging" in odoo.conf.server_wide_modules
     ):
         dbname = None

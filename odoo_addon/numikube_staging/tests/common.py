@@ -15,12 +15,39 @@ import odoo
 from odoo import http
 
 
+NOT_FOUND = (404, b"<html>404: Not Found</html>", 0)
+
+
+def envelope(result):
+    """Odoo's JSON-RPC answer of a staging route returning ``result``."""
+    return (200, json.dumps({"jsonrpc": "2.0", "id": None, "result": result}).encode(), 0)
+
+
+def odoo_error(message, debug=""):
+    """Odoo's error envelope, as a staging route refuses."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {
+            "code": 200,
+            "message": "Odoo Server Error",
+            "data": {
+                "name": "odoo.exceptions.UserError",
+                "message": message,
+                "debug": debug,
+            },
+        },
+    }
+    return (200, json.dumps(body).encode(), 0)
+
+
 class LoopbackServer:
     """An HTTP server on 127.0.0.1 that answers every POST with ``self.answer``
     (status, body, delay in seconds) and keeps the JSON bodies it received.
 
     ``answer`` may also be a function of the received JSON returning a dict,
-    sent as JSON with status 200."""
+    sent as JSON with status 200; or a dict of such answers by path, any
+    other path being answered 404 as by an older staging."""
 
     def __init__(self, answer=(200, b"{}", 0)):
         self.answer = answer
@@ -33,6 +60,8 @@ class LoopbackServer:
                 body = json.loads(self.rfile.read(length) or b"null")
                 server.received.append({"path": self.path, "json": body})
                 answer = server.answer
+                if isinstance(answer, dict):
+                    answer = answer.get(self.path.split("?")[0], NOT_FOUND)
                 if callable(answer):
                     answer = (200, json.dumps(answer(body)).encode(), 0)
                 status, content, delay = answer
@@ -118,6 +147,32 @@ class StagingMixin:
                 "login": "stage_runner",
                 "email": "runner@example.com",
                 "groups_id": [odoo.Command.set(cls.group_run_staging.ids)],
+            }
+        )
+
+    def after_commit(self):
+        """What Odoo does once a request's transaction is committed: run the
+        post-commit hooks (Run calls the staging there, through a cursor of its
+        own, which the test registry serves on the test's transaction)."""
+        self.env.flush_all()
+        registry = self.env.registry
+        entered = registry.test_cr is None
+        if entered:
+            registry.enter_test_mode(self.env.cr)
+        try:
+            self.env.cr.postcommit.run()
+        finally:
+            if entered:
+                registry.leave_test_mode()
+        self.env.invalidate_all()
+
+    def create_run_staging_user(self, login):
+        return self.env["res.users"].create(
+            {
+                "name": login.replace("_", " ").title(),
+                "login": login,
+                "email": f"{login}@example.com",
+                "groups_id": [odoo.Command.set(self.group_run_staging.ids)],
             }
         )
 

@@ -91,3 +91,83 @@ class TestAccess(StagingMixin, TransactionCase):
         visible = Menu.with_user(self.settings_admin)._visible_menu_ids()
         self.assertIn(menu_jobs.id, visible)
         self.assertIn(menu_environments.id, visible)
+
+
+@tagged("post_install", "-at_install")
+class TestRecordRules(StagingMixin, TransactionCase):
+    """Run Staging users read every job and copy; they change, run and cancel
+    only their own jobs (user_id); administrators everything."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.setup_staging()
+        cls.other = cls.env["res.users"].create(
+            {
+                "name": "Other Runner",
+                "login": "other_runner",
+                "groups_id": [Command.set(cls.group_run_staging.ids)],
+            }
+        )
+        cls.settings_admin = cls.env["res.users"].create(
+            {
+                "name": "Settings Admin",
+                "login": "settings_admin",
+                "groups_id": [Command.set(cls.env.ref("base.group_system").ids)],
+            }
+        )
+        cls.job = cls.new_job(suffix="mine")
+        cls.database = cls.env["staging.database"].create(
+            {"environment_id": cls.environment.id, "name": "cosmos-lab_x"}
+        )
+
+    def test_others_read_every_job_and_copy(self):
+        Job = self.env["staging.job"].with_user(self.other)
+        self.assertIn(self.job, Job.search([]))
+        self.assertEqual(self.job.with_user(self.other).suffix, "mine")
+        database = self.database.with_user(self.other)
+        self.assertEqual(database.name, "cosmos-lab_x")
+        self.assertIn(database, self.environment.with_user(self.other).database_ids)
+
+    def test_others_do_not_change_run_or_cancel_a_job(self):
+        job = self.job.with_user(self.other)
+        with self.assertRaises(AccessError):
+            job.write({"suffix": "theirs"})
+        with self.assertRaises(AccessError):
+            job.run()
+        self.job.state = "running"
+        with self.assertRaises(AccessError):
+            job.action_cancel()
+        self.assertEqual(self.job.state, "running")
+        self.assertEqual(self.job.suffix, "mine")
+
+    def test_no_job_for_someone_else(self):
+        with self.assertRaises(AccessError):
+            self.env["staging.job"].with_user(self.other).create(
+                {"environment_id": self.environment.id, "user_id": self.user.id}
+            )
+
+    def test_owner_changes_own_job(self):
+        self.job.with_user(self.user).write({"suffix": "mine2"})
+        self.assertEqual(self.job.suffix, "mine2")
+
+    def test_copies_are_read_only_for_run_staging(self):
+        with self.assertRaises(AccessError):
+            self.database.with_user(self.user).write({"name": "renamed"})
+        with self.assertRaises(AccessError):
+            self.env["staging.database"].with_user(self.user).create(
+                {"environment_id": self.environment.id, "name": "made"}
+            )
+        with self.assertRaises(AccessError):
+            self.env["staging.backup"].with_user(self.user).create(
+                {"environment_id": self.environment.id, "name": "made"}
+            )
+
+    def test_administrators_do_everything(self):
+        job = self.job.with_user(self.settings_admin)
+        job.write({"suffix": "admin"})
+        job.state = "running"
+        job.action_cancel()
+        self.assertEqual(self.job.error, "Cancelled by Settings Admin")
+        self.database.with_user(self.settings_admin).write({"backup": "x"})
+        job.unlink()

@@ -129,15 +129,60 @@ class TestStagingCallback(StagingMixin, HttpCase):
         answer = self.callback({"state": "done"})
         self.assert_refused(answer, "odoo.exceptions.AccessError", "Wrong given staging token")
 
-    @mute_logger("odoo.http")  # the refusal is logged as a warning
-    def test_job_not_running(self):
+    def test_job_not_running_is_answered_success_and_not_applied(self):
         self.job.state = "done"
         answer = self.callback({"state": "error", "error": "late", "token": "secret-token"})
-        error = answer.get("error")
-        self.assertEqual(error["data"]["name"], "odoo.exceptions.UserError")
-        self.assertIn("is not running", error["data"]["message"])
+        self.assertIs(answer.get("result"), True, answer)
         self.assertEqual(self.job.state, "done")
         self.assertFalse(self.job.error)
+        self.assertFalse(self.email_notifications())
+
+    def test_job_id_of_the_current_run_is_applied(self):
+        self.job.staging_job_id = "j2"
+        answer = self.callback({"state": "done", "token": "secret-token", "job_id": "j2"})
+        self.assertIs(answer.get("result"), True, answer)
+        self.assertEqual(self.job.state, "done")
+        self.assertEqual(len(self.email_notifications()), 1)
+
+    def test_stale_callback_is_answered_success_and_not_applied(self):
+        """A late callback of a cancelled or earlier run of the job: success, so
+        that the staging does not retry it, and the current run goes on."""
+        self.job.staging_job_id = "j2"
+        body = {
+            "state": "error",
+            "error": "Cancelled",
+            "traceback": "",
+            "stacktrace": "",
+            "token": "secret-token",
+            "job_id": "j1",
+        }
+        answer = self.callback(body)
+        self.assertIs(answer.get("result"), True, answer)
+        self.assertEqual(self.job.state, "running")
+        self.assertFalse(self.job.error)
+        self.assertFalse(self.email_notifications())
+
+    def test_cancelled_job_callback_is_answered_success(self):
+        self.job.write(
+            {"staging_job_id": "j1", "state": "error", "error": "Cancelled by Stage Runner"}
+        )
+        answer = self.callback(
+            {"state": "error", "error": "Cancelled", "token": "secret-token", "job_id": "j1"}
+        )
+        self.assertIs(answer.get("result"), True, answer)
+        self.assertEqual(self.job.error, "Cancelled by Stage Runner")
+
+    def test_body_without_job_id_from_older_staging_is_applied(self):
+        self.job.staging_job_id = False
+        answer = self.callback({"state": "done", "token": "secret-token"})
+        self.assertIs(answer.get("result"), True, answer)
+        self.assertEqual(self.job.state, "done")
+
+    @mute_logger("odoo.http")  # the refusal is logged as a warning
+    def test_wrong_token_is_refused_even_when_stale(self):
+        self.job.staging_job_id = "j2"
+        answer = self.callback({"state": "done", "token": "guess", "job_id": "j1"})
+        self.assert_refused(answer, "odoo.exceptions.AccessError", "Wrong given staging token")
 
     @mute_logger("odoo.http")  # the refusal is logged as a warning
     def test_unknown_job(self):

@@ -1,10 +1,26 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
 
+from datetime import datetime
+
 from odoo.exceptions import ValidationError
 from odoo.tests import TransactionCase, tagged
 
-from .common import StagingMixin
+from .common import LoopbackServer, StagingMixin, closed_port, envelope, odoo_error
+
+LIST = "/web/staging/list"
+BACKUPS = "/web/staging/backups"
+
+COPY = {
+    "name": "cosmos-lab_20261124_1302_david-test",
+    "size_bytes": 1009778688,
+    "created_at": "2026-11-24T13:02:41Z",
+    "made_by_staging": True,
+    "job_id": "j1",
+    "backup": "cosmos_2026-11-24_03-00-00.zip",
+    "requested_by": "runner@example.com",
+    "expires_at": "2026-12-08T13:02:41+00:00",
+}
 
 
 @tagged("post_install", "-at_install")
@@ -46,3 +62,119 @@ class TestStagingEnvironment(StagingMixin, TransactionCase):
         self.assertFalse(
             self.env["staging.environment"].search([("id", "=", self.environment.id)])
         )
+
+    # ------------------------------------------------------------ copies
+
+    def refresh(self, answer):
+        with LoopbackServer(answer) as staging:
+            self.environment.url = staging.url
+            self.environment.with_user(self.user).action_refresh_databases()
+        return staging
+
+    def test_refresh_databases(self):
+        other = {"name": "cosmos-lab_old", "size_bytes": 5, "made_by_staging": False}
+        template = {"name": "numikube_tpl_cosmos", "size_bytes": 5, "template": True}
+        staging = self.refresh({LIST: envelope([COPY, other, template])})
+        self.assertEqual(
+            staging.received,
+            [{"path": LIST, "json": {"token": "secret-token", "client": "cosmos"}}],
+        )
+        databases = self.environment.database_ids
+        self.assertEqual(
+            sorted(databases.mapped("name")),
+            ["cosmos-lab_20261124_1302_david-test", "cosmos-lab_old"],
+        )
+        copy = databases.filtered(lambda d: d.name == COPY["name"])
+        self.assertEqual(copy.size_bytes, 1009778688)
+        self.assertEqual(copy.created_at, datetime(2026, 11, 24, 13, 2, 41))
+        self.assertEqual(copy.expires_at, datetime(2026, 12, 8, 13, 2, 41))
+        self.assertEqual(copy.backup, "cosmos_2026-11-24_03-00-00.zip")
+        self.assertEqual(copy.requested_by, "runner@example.com")
+        self.assertEqual(copy.staging_job_id, "j1")
+        self.assertTrue(copy.made_by_staging)
+        self.assertTrue(self.environment.databases_refreshed_at)
+        self.assertFalse(self.environment.databases_message)
+
+        # A second refresh updates, adds and removes.
+        self.refresh({LIST: envelope([dict(COPY, size_bytes=2000)])})
+        self.assertEqual(self.environment.database_ids, copy)
+        self.assertEqual(copy.size_bytes, 2000)
+
+    def test_refresh_databases_older_staging(self):
+        self.refresh({})
+        self.assertFalse(self.environment.database_ids)
+        self.assertEqual(
+            self.environment.databases_message,
+            "This staging is older and does not list its databases.",
+        )
+
+    def test_refresh_databases_errors_are_shown_not_raised(self):
+        self.refresh({LIST: odoo_error("The staging token is wrong.")})
+        self.assertEqual(self.environment.databases_message, "The staging token is wrong.")
+        self.environment.url = f"http://127.0.0.1:{closed_port()}"
+        self.environment.action_refresh_databases()
+        self.assertIn("could not be reached", self.environment.databases_message)
+
+    # ----------------------------------------------------------- backups
+
+    def test_backups_offered(self):
+        backups = {
+            "backups": [
+                {
+                    "key": "cosmos_2026-11-24_03-00-00.zip",
+                    "last_modified": "2026-11-24T03:05:00Z",
+                    "size_bytes": 368 * 1024 * 1024,
+                },
+                {
+                    "key": "cosmos_2026-11-23_03-00-00.zip",
+                    "last_modified": "2026-11-23T03:05:00Z",
+                    "size_bytes": 360 * 1024 * 1024,
+                },
+            ]
+        }
+        with LoopbackServer({BACKUPS: envelope(backups)}) as staging:
+            self.environment.url = staging.url
+            self.environment._refresh_backups()
+            self.assertEqual(
+                staging.received,
+                [{"path": BACKUPS, "json": {"token": "secret-token", "client": "cosmos"}}],
+            )
+        self.assertTrue(self.environment.offers_backups)
+        self.assertEqual(
+            self.environment.backup_ids.mapped("name"),
+            ["cosmos_2026-11-24_03-00-00.zip", "cosmos_2026-11-23_03-00-00.zip"],
+        )
+        newest = self.environment.backup_ids[0]
+        self.assertEqual(newest.last_modified, datetime(2026, 11, 24, 3, 5))
+        self.assertIn("368 MB", newest.display_name)
+        # The job form offers them, in that order.
+        job = self.new_job()
+        self.assertTrue(job.offers_backups)
+        self.assertEqual(
+            self.env["staging.backup"].search(
+                [("environment_id", "=", self.environment.id)]
+            ),
+            self.environment.backup_ids,
+        )
+
+    def test_backups_not_offered_by_older_staging(self):
+        self.env["staging.backup"].create(
+            {"environment_id": self.environment.id, "name": "stale.zip"}
+        )
+        self.environment.offers_backups = True
+        with LoopbackServer({}) as staging:
+            self.environment.url = staging.url
+            self.environment._refresh_backups()
+        self.assertFalse(self.environment.offers_backups)
+        self.assertFalse(self.environment.backup_ids)
+        self.assertFalse(self.new_job().offers_backups)
+
+    def test_backups_refreshed_when_the_job_form_chooses_the_environment(self):
+        answer = {BACKUPS: envelope({"backups": [{"key": "cosmos-daily-1.dump"}]})}
+        with LoopbackServer(answer) as staging:
+            self.environment.url = staging.url
+            job = self.env["staging.job"].with_user(self.user).new({})
+            job.environment_id = self.environment
+            job._onchange_environment_id()
+            self.assertEqual(len(staging.received), 1)
+        self.assertEqual(self.environment.backup_ids.mapped("name"), ["cosmos-daily-1.dump"])

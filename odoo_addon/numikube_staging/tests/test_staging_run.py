@@ -188,6 +188,7 @@ class TestStagingRun(StagingMixin, HttpCase):
         result = {"db_name": "cosmos-lab_20261124_1302_david-test", "job_id": 9}
         with self.sidecar(rpc_result(result)) as sidecar:
             job.with_user(self.user).run()
+            self.after_commit()
         self.assertEqual(job.state, "running")
         self.assertEqual(job.database_name, result["db_name"])
         self.assertEqual(sidecar.received[0]["json"]["params"], [job._get_webhook_data()])
@@ -195,6 +196,7 @@ class TestStagingRun(StagingMixin, HttpCase):
         with self.sidecar(rpc_error(-32043, "You may not have more than 10 databases.")):
             job.state = "error"
             job.with_user(self.user).run()
+            self.after_commit()
         self.assertEqual(job.state, "error")
         self.assertEqual(job.error, "You may not have more than 10 databases.")
         self.assertIn("code -32043", job.traceback)
