@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{Options, Stage, BUCKET, ROLE, TOKEN};
+use common::{make_marked, Options, Stage, BUCKET, ROLE, TOKEN};
 use numikube_staging_rpc::{DatabaseInfo, DropResult, JobState, JobStatus, StagingApiClient};
 use serde_json::Value;
 
@@ -31,24 +31,6 @@ fn stderr(out: &Output) -> String {
 
 fn json_of<T: serde::de::DeserializeOwned>(out: &Output) -> T {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", stdout(out), stderr(out)))
-}
-
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-/// A database owned by `db_user` with the sidecar's marker, as a finished job leaves it.
-fn make_marked(stage: &Stage, name: &str) {
-    let marker = serde_json::json!({
-        "numikube_staging": 1, "state": "done", "job_id": format!("job-of-{name}"), "db_name": name,
-        "backup": "x-1.dump", "etag": "e", "created_at": "2026-11-24T10:00:00Z",
-    });
-    let sql = format!(
-        "CREATE DATABASE {0} OWNER {ROLE}; COMMENT ON DATABASE {0} IS '{1}'",
-        ident(name),
-        marker.to_string().replace('\'', "''")
-    );
-    stage.pg.psql("postgres", &sql).unwrap();
 }
 
 /// `staging_list` without sizes, which PostgreSQL may change between two calls.

@@ -7,40 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Options, Stage, BUCKET, ROLE, TOKEN};
+use common::{code_of, ident, literal, make_marked, mark, Options, Stage, BUCKET, ROLE, TOKEN};
 use numikube_staging_rpc::{codes, DropResult, JobState, Phase, RunPayload, RunResult, StagingApiClient};
-
-/// The JSON-RPC error of a refused call.
-fn code_of(e: jsonrpsee::core::ClientError) -> (i32, String) {
-    match e {
-        jsonrpsee::core::ClientError::Call(e) => (e.code(), e.message().to_string()),
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
-
-/// Quotes an identifier for the test's own SQL.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// A database owned by `db_user` carrying the sidecar's marker, as a finished job leaves it.
-fn make_marked(stage: &Stage, name: &str) {
-    stage.pg.psql("postgres", &format!("CREATE DATABASE {} OWNER {ROLE}", ident(name))).unwrap();
-    mark(stage, name);
-}
-
-/// Puts the sidecar's marker on any database.
-fn mark(stage: &Stage, name: &str) {
-    let marker = serde_json::json!({
-        "numikube_staging": 1, "state": "done", "job_id": format!("job-of-{name}"), "db_name": name,
-        "backup": "x-1.dump", "etag": "e", "created_at": "2026-11-24T10:00:00Z",
-    });
-    stage.pg.psql("postgres", &format!("COMMENT ON DATABASE {} IS {}", ident(name), literal(&marker.to_string()))).unwrap();
-}
 
 /// A database owned by `db_user` without a marker (made by hand, or by Odoo).
 fn make_unmarked(stage: &Stage, name: &str) {
@@ -119,7 +87,7 @@ async fn a_made_copy_in_use_is_dropped_with_its_connections_and_filestore() {
     assert!(filestore.is_dir(), "the copy has a filestore");
 
     // Someone works in the copy, as Odoo would: connected as db_user.
-    let mut pg = numikube_staging::db::pg_config(
+    let mut pg = numikube_staging::pg::pg_config(
         &numikube_staging::config::Config::load(&stage.conf()).unwrap().db,
         &db,
     );
@@ -358,19 +326,6 @@ fn gated_pg_path(stage: &Stage, gate: &Path) -> PathBuf {
     dir
 }
 
-async fn wait_phase(stage: &Stage, job_id: &str, phase: Phase) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s = stage.client.status(TOKEN.into(), job_id.into()).await.unwrap();
-        if s.phase == phase {
-            return;
-        }
-        assert_eq!(s.state, JobState::Running, "{s:?}\n{}", stage.sidecar_log());
-        assert!(Instant::now() < deadline, "never reached {phase:?}: {s:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restore_in_flight_is_refused_and_never_half_dropped() {
     let mut stage = Stage::start(Options::default());
@@ -393,7 +348,7 @@ async fn a_restore_in_flight_is_refused_and_never_half_dropped() {
 
     // A refresh of the existing copy and a brand-new copy, both held in pg_restore.
     let refresh = stage.run(stage.prod2x("papa", "keep", false)).await.unwrap();
-    wait_phase(&stage, &refresh.job_id, Phase::Restoring).await;
+    stage.wait_phase(&refresh.job_id, Phase::Restoring).await;
     let fresh = stage.run(stage.prod2x("papa", "new", false)).await.unwrap();
     let hidden: Vec<String> = stage.leftovers();
     assert!(!hidden.is_empty(), "the refresh restores into a hidden database");

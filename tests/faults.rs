@@ -7,17 +7,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Options, Stage, BUCKET, ROLE, TOKEN};
+use common::{code_of, Options, Stage, BUCKET, ROLE, TOKEN};
 use numikube_staging_rpc::{codes, JobState, Phase, RunPayload, StagingApiClient};
+use numikube_testbed::sidecar::strip_ansi;
 use numikube_testbed::Answer;
-
-/// The JSON-RPC error code and message of a refused call.
-fn code_of(e: jsonrpsee::core::ClientError) -> (i32, String) {
-    match e {
-        jsonrpsee::core::ClientError::Call(e) => (e.code(), e.message().to_string()),
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
 
 /// A stage whose callbacks are retried for `seconds` before the fallback mail.
 fn stage_with_window(seconds: u64, smtp: bool) -> Stage {
@@ -32,24 +25,6 @@ fn stage_with_window(seconds: u64, smtp: bool) -> Stage {
 fn put_tiny_dump(stage: &Stage, client: &str) {
     let (work, _) = stage.make_backups(client);
     stage.s3.put_file(BUCKET, &format!("{client}-1.dump"), &Stage::backup_path(&work, client, "dump")).unwrap();
-}
-
-/// The sidecar's log without its colour codes.
-fn plain(log: &str) -> String {
-    let mut out = String::with_capacity(log.len());
-    let mut chars = log.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The mails' recipient, as aiosmtpd records it.
@@ -249,7 +224,7 @@ async fn two_hundred_simultaneous_runs_admit_exactly_the_free_slots() {
             match answer {
                 Err(jsonrpsee::core::ClientError::Call(e)) => assert_eq!(e.code(), codes::LIMIT_REACHED, "{}", e.message()),
                 other => {
-                    let log = plain(&stage.sidecar_log());
+                    let log = strip_ansi(&stage.sidecar_log());
                     let trouble: Vec<&str> = log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
                     panic!("a request beyond the limit got {other:?} with {running} job(s) running\n{}", trouble.join("\n"))
                 }
@@ -283,7 +258,7 @@ async fn restores_wait_their_turn_with_phase_queued() {
     let done_second = stage.wait_job(&second.job_id).await;
     assert_eq!(done_second.state, JobState::Done, "{done_second:?}");
     // The second started only once the first had reached its last step.
-    let log = plain(&stage.sidecar_log());
+    let log = strip_ansi(&stage.sidecar_log());
     let line = |id: &str, phase: &str| log.lines().position(|l| l.contains(id) && l.contains(&format!("phase={phase}")));
     let (first_finishing, second_downloading) = (line(&first.job_id, "Finishing"), line(&second.job_id, "Downloading"));
     assert!(first_finishing.is_some() && second_downloading > first_finishing, "{log}");

@@ -14,13 +14,11 @@ use std::time::Duration;
 
 use common::{Options, Stage, BUCKET};
 use numikube_staging_rpc::JobState;
-use numikube_testbed::fixture;
+use numikube_testbed::{fixture, procfs};
 
 /// Peak resident memory (`VmHWM`) of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    procfs::status_kib(pid, "VmHWM:").expect("the sidecar's VmHWM")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -37,7 +35,7 @@ async fn peak_rss_stays_flat_on_a_large_plain_sql_backup() {
     let backup_bytes = std::fs::metadata(&sql).unwrap().len();
     stage.s3.put_file(BUCKET, "big-1.sql", &sql).unwrap();
 
-    let pid = stage.sidecar.as_ref().unwrap().id();
+    let pid = stage.sidecar_pid();
     let before = peak_rss_kib(pid);
     let started = stage.run(stage.prod2x("big", "mem", false)).await.unwrap();
     let status = tokio::time::timeout(Duration::from_secs(900), stage.wait_job(&started.job_id)).await.unwrap();

@@ -5,17 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Options, Stage, BUCKET, ROLE, TOKEN};
+use common::{code_of, Options, Stage, BUCKET, ROLE, TOKEN};
 use numikube_staging_rpc::{codes, JobState, StagingApiClient};
 use numikube_testbed::fixture;
-
-/// The JSON-RPC error code of a refused call.
-fn code_of(e: jsonrpsee::core::ClientError) -> (i32, String) {
-    match e {
-        jsonrpsee::core::ClientError::Call(e) => (e.code(), e.message().to_string()),
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
 
 /// Restores `key` for `client` and checks the copy is complete and neutralized.
 async fn restore_and_check(stage: &Stage, client: &str, key: &str, file: &std::path::Path, with_filestore: bool) {
@@ -49,7 +41,7 @@ async fn restore_and_check(stage: &Stage, client: &str, key: &str, file: &std::p
     let filestore = stage.data_dir().join("filestore").join(db);
     assert_eq!(filestore.exists(), with_filestore, "{key}: filestore at {}", filestore.display());
     if with_filestore {
-        let files = walk(&filestore);
+        let files = fixture::count_files(&filestore);
         assert_eq!(files, 20, "every filestore file extracted");
     }
     assert!(stage.leftovers().is_empty(), "{:?}", stage.leftovers());
@@ -60,14 +52,6 @@ async fn restore_and_check(stage: &Stage, client: &str, key: &str, file: &std::p
     assert_eq!(last.body["token"], TOKEN);
     assert_eq!(last.path, "/web/staging/callback/42");
     assert_eq!(last.query_param("db").as_deref(), Some("prod"));
-}
-
-fn walk(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| if p.is_dir() { walk(&p) } else { 1 })
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,6 +28,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use sha1::{Digest, Sha1};
 
+use crate::postgres::{ident, literal};
+
 const SCHEMA_SQL: &str = include_str!("../sql/schema.sql");
 const SMALL_SQL: &str = include_str!("../sql/small.sql");
 const DATA_PEOPLE_SQL: &str = include_str!("../sql/data_people.sql");
@@ -347,14 +349,6 @@ fn query_one(bin_dir: &Path, url: &str, sql: &str) -> Result<String> {
         .unwrap_or_default())
 }
 
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 // ---------------------------------------------------------------------------
 // Filestore
 // ---------------------------------------------------------------------------
@@ -483,6 +477,24 @@ fn describe(content: &[u8], mimetype: &'static str, name: String) -> FilestoreFi
     }
 }
 
+/// How many files (anything but a directory) are below `dir`, at any depth;
+/// 0 where it cannot be read.
+pub fn count_files(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 /// The filestore files of `db` for `spec`, with their content, one at a
 /// time (file `n` is `ir_attachment` row `n`'s file).
 pub fn filestore_files<'a>(
@@ -545,7 +557,7 @@ pub fn create_production_db(bin_dir: &Path, server_url: &str, db: &str, spec: &S
         "create database",
         &format!(
             "CREATE DATABASE {} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;\n",
-            quote_ident(db)
+            ident(db)
         ),
     )?;
     let url = db_url(server_url, db);
@@ -567,7 +579,7 @@ pub fn create_production_db(bin_dir: &Path, server_url: &str, db: &str, spec: &S
     }
     for (i, (name, state)) in modules.iter().enumerate() {
         let version = if *state == "installed" {
-            quote_literal(module_version(name))
+            literal(module_version(name))
         } else {
             "NULL".to_string()
         };

@@ -15,6 +15,7 @@ pub mod callback;
 pub mod fixture;
 pub mod port;
 pub mod postgres;
+pub mod procfs;
 pub mod s3;
 pub mod sidecar;
 pub mod smtp;
@@ -22,6 +23,6 @@ mod util;
 
 pub use callback::{Answer, CallbackReceiver, ReceivedRequest};
 pub use port::free_port;
-pub use postgres::Postgres;
+pub use postgres::{ident, literal, Postgres};
 pub use s3::S3;
 pub use smtp::Smtp;

@@ -1,17 +1,19 @@
 //! A whole staging host for one test: a throw-away PostgreSQL cluster, moto's
 //! S3 server, an SMTP server, production's callback receiver, and the real
 //! `numikube-staging serve` process configured against them through an
-//! `odoo.conf`, plus a typed JSON-RPC client.
+//! `odoo.conf`, plus a typed JSON-RPC client; and the helpers several test
+//! files share ([`code_of`], [`make_marked`], [`mark`], [`ident`], [`literal`]).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
 use numikube_staging_rpc::{JobState, JobStatus, RunPayload, RunStarted, StagingApiClient};
-use numikube_testbed::sidecar::SidecarConf;
+use numikube_testbed::sidecar::{self, Launch, Sidecar, SidecarConf};
 use numikube_testbed::{fixture, free_port, CallbackReceiver, Postgres, Smtp, S3};
+
+pub use numikube_testbed::{ident, literal};
 
 /// The token the staging and "production" share in tests.
 pub const TOKEN: &str = "s3cret-token";
@@ -44,7 +46,7 @@ pub struct Stage {
     pub receiver: CallbackReceiver,
     pub smtp: Option<Smtp>,
     pub dir: tempfile::TempDir,
-    pub sidecar: Option<Child>,
+    pub sidecar: Option<Sidecar>,
     pub port: u16,
     pub client: HttpClient,
     pub options: Options,
@@ -88,40 +90,29 @@ impl Stage {
         conf.write(&self.conf()).unwrap();
     }
 
-    /// Starts `numikube-staging serve` and waits until it answers.
+    /// Starts `numikube-staging serve` and waits until it answers; its log
+    /// starts afresh, so that it shows only this process's lines.
     pub fn start_sidecar(&mut self) {
-        let log = std::fs::File::create(self.dir.path().join("sidecar.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_numikube-staging"))
-            .args(["serve", "-c"])
-            .arg(self.conf())
-            .env("NUMIKUBE_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("sidecar starts");
-        self.sidecar = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "sidecar did not listen; log:\n{}", self.sidecar_log());
-            if let Some(status) = self.sidecar.as_mut().unwrap().try_wait().unwrap() {
-                panic!("sidecar exited with {status}; log:\n{}", self.sidecar_log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let launch = Launch { fresh_log: true, ..Launch::default() };
+        let bin = Path::new(env!("CARGO_BIN_EXE_numikube-staging"));
+        let log = self.dir.path().join("sidecar.log");
+        let started = Sidecar::start_with(bin, &self.conf(), self.port, &log, &launch);
+        self.sidecar = Some(started.unwrap_or_else(|e| panic!("sidecar starts: {e:#}")));
     }
 
     /// Kills the sidecar (SIGKILL, as a crash would).
     pub fn kill_sidecar(&mut self) {
-        if let Some(mut child) = self.sidecar.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.sidecar.take(); // its drop kills and reaps it
     }
 
     /// What the sidecar logged.
     pub fn sidecar_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sidecar.log")).unwrap_or_default()
+    }
+
+    /// The running sidecar's process id.
+    pub fn sidecar_pid(&self) -> u32 {
+        self.sidecar.as_ref().and_then(Sidecar::pid).expect("the sidecar runs")
     }
 
     /// Builds a tiny production database `prod_<client>` (owned by the superuser,
@@ -141,16 +132,7 @@ impl Stage {
 
     /// A prod2x payload as production sends it.
     pub fn prod2x(&self, client: &str, suffix: &str, timestamp: bool) -> RunPayload {
-        RunPayload {
-            token: Some(TOKEN.into()),
-            client: Some(client.into()),
-            kind: Some("prod2x".into()),
-            timestamp: Some(timestamp),
-            callback: Some(self.receiver.url("/web/staging/callback/42?db=prod")),
-            level: Some("lab".into()),
-            suffix: Some(suffix.into()),
-            ..Default::default()
-        }
+        sidecar::prod2x(TOKEN, client, suffix, timestamp, self.receiver.url("/web/staging/callback/42?db=prod"))
     }
 
     /// Runs a payload through `staging_run` and expects an accepted prod2x.
@@ -222,20 +204,10 @@ impl Stage {
 
     /// Sends SIGTERM to the sidecar and waits (at most `timeout`) for it to exit.
     pub fn sigterm_sidecar(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let mut child = self.sidecar.take().expect("the sidecar runs");
-        // SAFETY: kill(2) on our own child process.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the sidecar did not exit within {timeout:?} of SIGTERM; log:\n{}", self.sidecar_log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut sidecar = self.sidecar.take().expect("the sidecar runs");
+        sidecar.signal_and_wait_for(libc::SIGTERM, timeout).unwrap_or_else(|| {
+            panic!("the sidecar did not exit within {timeout:?} of SIGTERM; log:\n{}", self.sidecar_log())
+        })
     }
 
     /// Waits until a job reaches `phase` (or fails if it ends first).
@@ -286,4 +258,27 @@ impl Drop for Stage {
     fn drop(&mut self) {
         self.kill_sidecar();
     }
+}
+
+/// The JSON-RPC error code and message of a refused call.
+pub fn code_of(e: jsonrpsee::core::ClientError) -> (i32, String) {
+    match e {
+        jsonrpsee::core::ClientError::Call(e) => (e.code(), e.message().to_string()),
+        other => panic!("expected a JSON-RPC error, got {other}"),
+    }
+}
+
+/// A database owned by `db_user` carrying the sidecar's marker, as a finished job leaves it.
+pub fn make_marked(stage: &Stage, name: &str) {
+    stage.pg.psql("postgres", &format!("CREATE DATABASE {} OWNER {ROLE}", ident(name))).unwrap();
+    mark(stage, name);
+}
+
+/// Puts the sidecar's marker on any database.
+pub fn mark(stage: &Stage, name: &str) {
+    let marker = serde_json::json!({
+        "numikube_staging": 1, "state": "done", "job_id": format!("job-of-{name}"), "db_name": name,
+        "backup": "x-1.dump", "etag": "e", "created_at": "2026-11-24T10:00:00Z",
+    });
+    stage.pg.psql("postgres", &format!("COMMENT ON DATABASE {} IS {}", ident(name), literal(&marker.to_string()))).unwrap();
 }

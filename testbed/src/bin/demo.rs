@@ -7,13 +7,12 @@
 //! waits for the callback; prints what happened. Everything stops at the end.
 //! Run it through `scripts/demo`.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use jsonrpsee::http_client::HttpClientBuilder;
 use numikube_staging_rpc::{RunPayload, RunResult, StagingApiClient};
-use numikube_testbed::sidecar::{Sidecar, SidecarConf};
+use numikube_testbed::sidecar::{self, Sidecar, SidecarConf};
 use numikube_testbed::{fixture, CallbackReceiver, Postgres, S3};
 
 const TOKEN: &str = "demo-token";
@@ -26,7 +25,11 @@ fn step(text: &str) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let sidecar_bin = std::env::current_exe()?.with_file_name("numikube-staging");
-    anyhow::ensure!(sidecar_bin.is_file(), "{} is missing: build it with scripts/demo", sidecar_bin.display());
+    anyhow::ensure!(
+        sidecar_bin.is_file(),
+        "{} is missing: build it with scripts/demo",
+        sidecar_bin.display()
+    );
     let work = tempfile::tempdir()?;
 
     step("starting a throw-away PostgreSQL cluster, moto's S3 server and production's callback receiver");
@@ -38,7 +41,13 @@ async fn main() -> Result<()> {
 
     step("building an Odoo-shaped production database `cosmos_prod` and its Odoo backup zip");
     let t = Instant::now();
-    let built = fixture::build_all(&pg.bin_dir, &pg.url("postgres"), "cosmos_prod", &fixture::Spec::demo(), work.path())?;
+    let built = fixture::build_all(
+        &pg.bin_dir,
+        &pg.url("postgres"),
+        "cosmos_prod",
+        &fixture::Spec::demo(),
+        work.path(),
+    )?;
     let zip = work.path().join("cosmos_prod.zip");
     let key = "cosmos/cosmos_2026-11-24_03-00.zip";
     s3.put_file(BUCKET, key, &zip)?;
@@ -56,19 +65,18 @@ async fn main() -> Result<()> {
     let conf = SidecarConf::new(TOKEN, &pg, ("odoo", "odoo-pw"), &s3, BUCKET, &data_dir);
     let conf_path = work.path().join("odoo.conf");
     conf.write(&conf_path)?;
-    let sidecar = Sidecar::start(&sidecar_bin, &conf_path, conf.port, &work.path().join("sidecar.log"))?;
+    let sidecar = Sidecar::start(
+        &sidecar_bin,
+        &conf_path,
+        conf.port,
+        &work.path().join("sidecar.log"),
+    )?;
     let client = HttpClientBuilder::default().build(sidecar.url())?;
 
+    let callback = receiver.url("/web/staging/callback/42?db=cosmos_prod");
     let payload = RunPayload {
-        token: Some(TOKEN.into()),
-        client: Some("cosmos".into()),
-        kind: Some("prod2x".into()),
-        timestamp: Some(true),
-        callback: Some(receiver.url("/web/staging/callback/42?db=cosmos_prod")),
-        level: Some("lab".into()),
-        suffix: Some("demo".into()),
         email: Some("david@example.com".into()),
-        ..Default::default()
+        ..sidecar::prod2x(TOKEN, "cosmos", "demo", true, callback)
     };
     step("sending the request production sends (forwarded as JSON-RPC staging_run):");
     eprintln!("    {}", serde_json::to_string(&payload)?);
@@ -77,7 +85,12 @@ async fn main() -> Result<()> {
         RunResult::Started(s) => s,
         other => anyhow::bail!("unexpected answer {other:?}"),
     };
-    eprintln!("    answered in {:.0} ms: {} (job {})", t.elapsed().as_secs_f64() * 1e3, started.db_name, started.job_id);
+    eprintln!(
+        "    answered in {:.0} ms: {} (job {})",
+        t.elapsed().as_secs_f64() * 1e3,
+        started.db_name,
+        started.job_id
+    );
 
     step("waiting for the callback to production");
     let calls = receiver
@@ -102,9 +115,20 @@ async fn main() -> Result<()> {
     println!();
     println!("staging database  {}", started.db_name);
     println!("made from         s3://{BUCKET}/{key}");
-    println!("request → callback {:.1} s; callback body: {}", elapsed.as_secs_f64(), callback.body);
-    println!("open to Odoo after {:.1} s (a template of the backup is kept first)", visible.as_secs_f64());
-    println!("state             {:?} ({})", status.state, status.error.as_deref().unwrap_or("no error"));
+    println!(
+        "request → callback {:.1} s; callback body: {}",
+        elapsed.as_secs_f64(),
+        callback.body
+    );
+    println!(
+        "open to Odoo after {:.1} s (a template of the backup is kept first)",
+        visible.as_secs_f64()
+    );
+    println!(
+        "state             {:?} ({})",
+        status.state,
+        status.error.as_deref().unwrap_or("no error")
+    );
     println!("neutralize.sql    ran for {}", report.scripts.join(", "));
     println!("not on addons_path {}", report.modules_not_found.join(", "));
     println!(
@@ -115,16 +139,18 @@ async fn main() -> Result<()> {
         n.is_neutralized,
         if n.enterprise_code.is_some() { "kept (!)" } else { "removed" }
     );
-    println!("filestore         {} ({} entries)", filestore.display(), count_files(&filestore));
+    println!(
+        "filestore         {} ({} entries)",
+        filestore.display(),
+        fixture::count_files(&filestore)
+    );
     let ok = status.state == numikube_staging_rpc::JobState::Done && n.problems().is_empty();
     println!("{}", if ok { "demo: OK" } else { "demo: FAILED" });
     drop(sidecar);
-    anyhow::ensure!(ok, "the staging job did not end as expected: {:?}", n.problems());
+    anyhow::ensure!(
+        ok,
+        "the staging job did not end as expected: {:?}",
+        n.problems()
+    );
     Ok(())
-}
-
-fn count_files(dir: &PathBuf) -> usize {
-    std::fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
-        .unwrap_or(0)
 }
