@@ -1,0 +1,222 @@
+//! What is timed: the sidecar's three copies and the four baselines
+//! (Odoo's restore path, `pg_restore` with one and with `-j` jobs, and
+//! `CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY` + `cp -al`).
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Result;
+use numikube_testbed::ident;
+
+use crate::data::Data;
+use crate::env::Env;
+use crate::probes::Sample;
+use crate::util::run_cmd;
+use crate::TEMPLATE_DB;
+
+/// One way of making a staging copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Contender {
+    /// The cold sidecar's first copy from the custom dump.
+    SidecarDump,
+    /// The cold sidecar's first copy from the Odoo zip.
+    SidecarZip,
+    /// The warm sidecar's repeat copy, from its template.
+    SidecarRepeat,
+    /// `createdb` + `psql -f dump.sql` + `cp -r` of the filestore.
+    Odoo,
+    /// `createdb` + single-job `pg_restore`.
+    PgRestore,
+    /// `createdb` + `pg_restore -j <cores>`.
+    PgRestoreJ,
+    /// `CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY` + `cp -al`.
+    FileCopy,
+}
+
+/// Every contender, in the order of the table.
+pub const ALL: [Contender; 7] = [
+    Contender::SidecarDump,
+    Contender::SidecarZip,
+    Contender::SidecarRepeat,
+    Contender::Odoo,
+    Contender::PgRestore,
+    Contender::PgRestoreJ,
+    Contender::FileCopy,
+];
+
+/// The sidecar's contenders, in the order of the ratios.
+pub const SIDECARS: [Contender; 3] = [
+    Contender::SidecarDump,
+    Contender::SidecarZip,
+    Contender::SidecarRepeat,
+];
+
+/// The baselines, in the order of the ratios.
+pub const BASELINES: [Contender; 4] = [
+    Contender::Odoo,
+    Contender::PgRestore,
+    Contender::PgRestoreJ,
+    Contender::FileCopy,
+];
+
+impl Contender {
+    /// Its name in `--only`, the JSON report and the progress lines.
+    pub fn id(self) -> &'static str {
+        match self {
+            Contender::SidecarDump => "sidecar-dump",
+            Contender::SidecarZip => "sidecar-zip",
+            Contender::SidecarRepeat => "sidecar-repeat",
+            Contender::Odoo => "odoo",
+            Contender::PgRestore => "pg_restore",
+            Contender::PgRestoreJ => "pg_restore-j",
+            Contender::FileCopy => "file_copy",
+        }
+    }
+
+    /// Its line in the table.
+    pub fn label(self, cores: usize) -> String {
+        match self {
+            Contender::SidecarDump => "sidecar, first copy, custom dump".into(),
+            Contender::SidecarZip => "sidecar, first copy, Odoo zip".into(),
+            Contender::SidecarRepeat => "sidecar, repeat copy (template)".into(),
+            Contender::Odoo => "Odoo path: createdb+psql -f+filestore cp".into(),
+            Contender::PgRestore => "pg_restore (1 job), local file".into(),
+            Contender::PgRestoreJ => format!("pg_restore -j{cores}, local file"),
+            Contender::FileCopy => "TEMPLATE … FILE_COPY + cp -al".into(),
+        }
+    }
+}
+
+/// The FILE_COPY template's filestore, copied once from the unpacked zip.
+fn template_filestore(env: &Env) -> PathBuf {
+    env.work.join("baseline-template-filestore")
+}
+
+/// Restores the FILE_COPY contender's template database and filestore, once, untimed.
+pub fn make_template(env: &Env, data: &Data) -> Result<()> {
+    let t = Instant::now();
+    run_cmd(env.role_cmd("createdb").arg(TEMPLATE_DB), "createdb")?;
+    run_cmd(
+        env.role_cmd("pg_restore")
+            .args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"])
+            .arg(env.cores.to_string())
+            .args(["-d", TEMPLATE_DB])
+            .arg(&data.dump),
+        "pg_restore (template)",
+    )?;
+    run_cmd(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&data.unpacked_fs)
+            .arg(template_filestore(env)),
+        "cp -a filestore",
+    )?;
+    env.settle()?;
+    env.log.say(format!(
+        "FILE_COPY template {TEMPLATE_DB} restored in {:.0}s",
+        t.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+/// One timed run of a baseline (`tag` names this round's database), cleaned up after;
+/// what went wrong but did not fail the run goes to `warnings`.
+pub fn run_baseline(
+    env: &Env,
+    data: &Data,
+    c: Contender,
+    tag: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Sample> {
+    let machine = &env.machine;
+    match c {
+        Contender::Odoo => {
+            let db = format!("bench_odoo_{tag}");
+            let dest = env.work.join("odoo-data/filestore").join(&db);
+            fs::create_dir_all(dest.parent().unwrap())?;
+            let a = machine.probe();
+            run_cmd(
+                env.role_cmd("createdb")
+                    .args(["-T", "template0", "-E", "UTF8"])
+                    .arg(&db),
+                "createdb",
+            )?;
+            let err = run_cmd(
+                env.role_cmd("psql")
+                    .args(["-q", "-d", &db, "-f"])
+                    .arg(&data.dump_sql),
+                "psql -f dump.sql",
+            )?;
+            run_cmd(
+                Command::new("cp")
+                    .arg("-r")
+                    .arg(&data.unpacked_fs)
+                    .arg(&dest),
+                "cp -r filestore",
+            )?;
+            let b = machine.probe();
+            if err.contains("ERROR") {
+                warnings.push(format!(
+                    "odoo path: psql said: {}",
+                    err.lines().find(|l| l.contains("ERROR")).unwrap_or("")
+                ));
+            }
+            env.drop_db(&db)?;
+            fs::remove_dir_all(&dest)?;
+            Ok(machine.measure(&a, &b))
+        }
+        Contender::PgRestore | Contender::PgRestoreJ => {
+            let jobs = if c == Contender::PgRestore {
+                1
+            } else {
+                env.cores
+            };
+            let db = format!("bench_pgr{jobs}_{tag}");
+            let a = machine.probe();
+            run_cmd(env.role_cmd("createdb").arg(&db), "createdb")?;
+            run_cmd(
+                env.role_cmd("pg_restore")
+                    .args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"])
+                    .arg(jobs.to_string())
+                    .args(["-d", &db])
+                    .arg(&data.dump),
+                "pg_restore",
+            )?;
+            let b = machine.probe();
+            env.drop_db(&db)?;
+            Ok(machine.measure(&a, &b))
+        }
+        Contender::FileCopy => {
+            let db = format!("bench_fc_{tag}");
+            let dest = env.work.join("fc-data/filestore").join(&db);
+            fs::create_dir_all(dest.parent().unwrap())?;
+            let a = machine.probe();
+            run_cmd(
+                env.role_cmd("psql")
+                    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
+                    .arg(format!(
+                        "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY",
+                        ident(&db),
+                        ident(TEMPLATE_DB)
+                    )),
+                "CREATE DATABASE … FILE_COPY",
+            )?;
+            run_cmd(
+                Command::new("cp")
+                    .arg("-al")
+                    .arg(template_filestore(env))
+                    .arg(&dest),
+                "cp -al",
+            )?;
+            let b = machine.probe();
+            env.drop_db(&db)?;
+            fs::remove_dir_all(&dest)?;
+            Ok(machine.measure(&a, &b))
+        }
+        Contender::SidecarDump | Contender::SidecarZip | Contender::SidecarRepeat => {
+            unreachable!("{} is not a baseline", c.id())
+        }
+    }
+}

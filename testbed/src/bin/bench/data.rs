@@ -1,0 +1,126 @@
+//! The data every contender restores: an Odoo-shaped production database,
+//! its custom dump and Odoo zip (uploaded to moto), and the zip unpacked as
+//! Odoo would unpack it for the baselines.
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use numikube_testbed::fixture;
+use serde_json::{json, Value};
+
+use crate::env::Env;
+use crate::util::{chrono_like_stamp, mb};
+use crate::{BUCKET, PROD_DB};
+
+/// The backups, where they are, and what making them took.
+pub struct Data {
+    /// The custom dump (`pg_dump -Fc`), local.
+    pub dump: PathBuf,
+    /// `dump.sql` of the unpacked zip.
+    pub dump_sql: PathBuf,
+    /// `filestore/` of the unpacked zip.
+    pub unpacked_fs: PathBuf,
+    /// The `--size` asked for.
+    size_arg: u64,
+    /// The production database's size on disk.
+    pub database_bytes: u64,
+    /// Files and bytes of its filestore.
+    filestore: fixture::FilestoreSummary,
+    /// Size of the custom dump.
+    dump_bytes: u64,
+    /// Size of the Odoo zip.
+    zip_bytes: u64,
+    /// Seconds to build the database, to dump it, to zip it.
+    build_s: (f64, f64, f64),
+    /// Seconds to upload the dump and the zip.
+    upload_s: (f64, f64),
+    /// The bucket keys of the dump (client `benchdump`) and of the zip (client `benchzip`).
+    pub keys: (String, String),
+}
+
+impl Data {
+    /// The `data` part of the report.
+    pub fn json(&self) -> Value {
+        json!({"size_arg": self.size_arg, "database_bytes": self.database_bytes, "filestore_files": self.filestore.files,
+               "filestore_bytes": self.filestore.bytes, "custom_dump_bytes": self.dump_bytes, "zip_bytes": self.zip_bytes,
+               "build_db_s": self.build_s.0, "dump_s": self.build_s.1, "zip_s": self.build_s.2,
+               "upload_dump_s": self.upload_s.0, "upload_zip_s": self.upload_s.1, "keys": [self.keys.0, self.keys.1]})
+    }
+}
+
+/// Builds a production database of `size` bytes and its backups, uploads them, and drops the database.
+pub fn prepare(env: &Env, size: u64) -> Result<Data> {
+    let (pg, work, log) = (&env.pg, &env.work, &env.log);
+    let spec = fixture::Spec::bench(size);
+    log.say(format!(
+        "building the production database ({} target, {} filestore files) and its backups",
+        mb(size),
+        spec.filestore_files
+    ));
+    let t = Instant::now();
+    let server_url = pg.url("postgres");
+    fixture::create_production_db(&pg.bin_dir, &server_url, PROD_DB, &spec)?;
+    let database_bytes = fixture::database_size(&pg.bin_dir, &server_url, PROD_DB)?;
+    let t_db = t.elapsed().as_secs_f64();
+    let prod_fs = work.join("prod-filestore");
+    let filestore = fixture::write_filestore(&prod_fs, &spec, PROD_DB)?;
+    let dump = work.join(format!("{PROD_DB}.dump"));
+    let zip = work.join(format!("{PROD_DB}.zip"));
+    let t2 = Instant::now();
+    fixture::dump_custom(&pg.bin_dir, &server_url, PROD_DB, &dump)?;
+    let t_dump = t2.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    fixture::make_odoo_zip(&pg.bin_dir, &server_url, PROD_DB, &prod_fs, &zip)?;
+    let t_zip = t2.elapsed().as_secs_f64();
+    let dump_bytes = fs::metadata(&dump)?.len();
+    let zip_bytes = fs::metadata(&zip)?.len();
+    log.say(format!(
+        "database {} in {t_db:.0}s; filestore {} files {}; custom dump {} in {t_dump:.0}s; zip {} in {t_zip:.0}s",
+        mb(database_bytes),
+        filestore.files,
+        mb(filestore.bytes),
+        mb(dump_bytes),
+        mb(zip_bytes)
+    ));
+    // The production lives elsewhere: keep only its backups.
+    env.drop_db(PROD_DB)?;
+    fs::remove_dir_all(&prod_fs)?;
+
+    // The zip as Odoo unpacks it, for the Odoo baseline and the FILE_COPY template's filestore.
+    let unpacked = work.join("odoo-unpacked");
+    let t = Instant::now();
+    zip::ZipArchive::new(fs::File::open(&zip)?)?.extract(&unpacked)?;
+    log.say(format!(
+        "zip unpacked for the baselines in {:.0}s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    let stamp = chrono_like_stamp();
+    let key_dump = format!("benchdump-{stamp}.dump");
+    let key_zip = format!("benchzip-{stamp}.zip");
+    let t = Instant::now();
+    env.s3.put_file(BUCKET, &key_dump, &dump)?;
+    let up_dump = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    env.s3.put_file(BUCKET, &key_zip, &zip)?;
+    let up_zip = t.elapsed().as_secs_f64();
+    log.say(format!(
+        "uploaded {key_dump} in {up_dump:.1}s and {key_zip} in {up_zip:.1}s (multipart, streamed)"
+    ));
+
+    Ok(Data {
+        dump,
+        dump_sql: unpacked.join("dump.sql"),
+        unpacked_fs: unpacked.join("filestore"),
+        size_arg: size,
+        database_bytes,
+        filestore,
+        dump_bytes,
+        zip_bytes,
+        build_s: (t_db, t_dump, t_zip),
+        upload_s: (up_dump, up_zip),
+        keys: (key_dump, key_zip),
+    })
+}

@@ -1,0 +1,140 @@
+//! `bench`: the benchmark of issue 5 — the sidecar against the baselines, in
+//! one run, on the testbed's real servers (one throw-away PostgreSQL cluster,
+//! moto S3, an HTTP callback receiver) and the release sidecar binary.
+//!
+//! Run it through `scripts/bench` (which builds the release binaries first).
+//! Progress goes to stderr; the table (or `--json`) to stdout.
+//!
+//! Contenders (alternated round-robin, each round in a rotated order):
+//! - `sidecar-dump`: request → callback received, first copy from the custom dump
+//!   (template cache off in that sidecar, so every copy is cold);
+//! - `sidecar-zip`: the same from the Odoo zip;
+//! - `sidecar-repeat`: repeat copy of the custom dump on a sidecar with the
+//!   template cache on (one untimed warm-up copy builds the template first);
+//! - `odoo`: Odoo's own path: `createdb` + `psql -q -f dump.sql` (the zip's
+//!   dump, extracted before the rounds) + copying the filestore (`cp -r`);
+//! - `pg_restore`: `createdb` + single-job `pg_restore` from a local file;
+//! - `pg_restore-j`: the same with `-j <cores>`;
+//! - `file_copy`: `CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY` + `cp -al`
+//!   of the filestore, the template being restored once before the rounds.
+//!
+//! Plus `latency` (`staging_run` with 50 concurrent clients, refused by the
+//! limit and accepted), `rss` (the cold sidecar's peak RSS, measured during
+//! the `sidecar-dump`/`sidecar-zip` rounds) and `io` (moto download speed,
+//! `dd` disk write speed).
+//!
+//! Layout, in the order of a run:
+//! - `args`: the flags, and what `--only` selects ([`args::Plan`]);
+//! - `env`: the servers and the work directory of the run ([`env::Env`]);
+//! - `data`: the production database, its backups and their upload;
+//! - `io`: moto's and the disk's speed;
+//! - `sidecars`: the staging instances (through the testbed's launcher) and
+//!   one copy through them;
+//! - `contenders`: what is timed, and each baseline's one run;
+//! - `rounds`: the round-robin of the contenders;
+//! - `latency`: `staging_run` under concurrent clients;
+//! - `probes`: CPU, disk and memory readings around each run;
+//! - `report`: the JSON report; `table`: its text table;
+//! - `util`: progress lines, commands, medians.
+
+mod args;
+mod contenders;
+mod data;
+mod env;
+mod io;
+mod latency;
+mod probes;
+mod report;
+mod rounds;
+mod sidecars;
+mod table;
+mod util;
+
+use std::fs;
+
+use anyhow::Result;
+use clap::Parser;
+use serde_json::{json, Value};
+
+use crate::args::{Args, Plan};
+use crate::contenders::Contender;
+use crate::env::Env;
+use crate::report::Outcome;
+use crate::sidecars::Sidecars;
+use crate::util::Log;
+
+/// `numikube_staging_token` of every sidecar.
+const TOKEN: &str = "bench-token";
+/// The role of the baselines; each sidecar has its own, `<ROLE>_<name>`.
+const ROLE: &str = "odoo";
+/// The password of every role.
+const ROLE_PW: &str = "odoo-pw";
+/// The bucket of backups.
+const BUCKET: &str = "prod-backups";
+/// The production database the backups are made of.
+const PROD_DB: &str = "prod_bench";
+/// The FILE_COPY contender's template database.
+const TEMPLATE_DB: &str = "bench_tpl";
+
+/// Prints a saved report (`--from-json`) or runs the benchmark; exits 1 on error.
+fn main() {
+    let args = Args::parse();
+    if let Some(path) = &args.from_json {
+        match fs::read_to_string(path)
+            .map_err(anyhow::Error::from)
+            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
+        {
+            Ok(report) => table::print(&report),
+            Err(e) => {
+                eprintln!("bench: cannot read {}: {e:#}", path.display());
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    match run(args) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// One whole run: servers, data, speeds, sidecars, rounds, latency, then the report on stdout.
+fn run(args: Args) -> Result<()> {
+    let log = Log::start();
+    let plan = Plan::new(&args)?;
+    let bin = args::sidecar_bin(&args)?;
+    let env = Env::start(&args, log, bin)?;
+    let data = data::prepare(&env, args.size)?;
+    let io = if plan.io {
+        io::measure(&env, &data)?
+    } else {
+        json!({})
+    };
+    if plan.contenders.contains(&Contender::FileCopy) {
+        contenders::make_template(&env, &data)?;
+    }
+    let sidecars = Sidecars::start(&env, &plan)?;
+    let warmup = match &sidecars.warm {
+        Some(w) => sidecars::warm_up(&env, w)?,
+        None => json!(null),
+    };
+    let rounds = rounds::run(&env, &data, &sidecars, &plan.contenders, args.reps)?;
+    let latency = latency::run(&env, &args, &sidecars)?;
+    let outcome = Outcome {
+        data,
+        io,
+        warmup,
+        rounds,
+        latency,
+    };
+    let report = report::build(&env, &args, &plan.contenders, &outcome);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        table::print(&report);
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The timed rounds: every contender once per round, each round in a rotated
+//! order, the cold sidecar's memory sampled throughout.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::time::Instant;
+
+use anyhow::Result;
+use numikube_testbed::procfs;
+
+use crate::contenders::{self, Contender};
+use crate::data::Data;
+use crate::env::Env;
+use crate::probes::{RssSampler, Sample};
+use crate::sidecars::{self, Sidecars};
+
+/// What the rounds measured.
+#[derive(Default)]
+pub struct Rounds {
+    /// The timed runs of each contender that succeeded.
+    pub samples: BTreeMap<Contender, Vec<Sample>>,
+    /// The errors of those that failed.
+    pub failures: BTreeMap<Contender, Vec<String>>,
+    /// What went wrong without failing a run.
+    pub warnings: Vec<String>,
+    /// Seconds the rounds took.
+    pub rounds_s: f64,
+    /// The cold sidecar's largest sampled VmRSS, KiB.
+    pub rss_sampled_kib: Option<u64>,
+    /// The cold sidecar's VmHWM after the rounds, KiB.
+    pub rss_hwm_kib: Option<u64>,
+}
+
+/// Runs `reps` rounds of `contenders`.
+pub fn run(
+    env: &Env,
+    data: &Data,
+    sidecars: &Sidecars,
+    contenders: &[Contender],
+    reps: usize,
+) -> Result<Rounds> {
+    let mut out = Rounds::default();
+    let cold_pid = sidecars.cold.as_ref().and_then(|c| c.process.pid());
+    let rss = cold_pid.map(RssSampler::start);
+    let rounds_start = Instant::now();
+    for rep in 0..reps {
+        let n = contenders.len();
+        for k in 0..n {
+            let c = contenders[(k + rep) % n];
+            let tag = format!("r{rep}");
+            let res = match c {
+                Contender::SidecarDump | Contender::SidecarZip | Contender::SidecarRepeat => {
+                    sidecar_round(env, sidecars, c, &tag, &mut out.warnings)
+                }
+                _ => contenders::run_baseline(env, data, c, &tag, &mut out.warnings),
+            };
+            env.settle()?;
+            match res {
+                Ok(s) => {
+                    env.log.say(format!(
+                        "round {}/{} {:<15} {:>7.2}s  cpu {:>3.0}% iowait {:>3.0}%, cores: pg {:.2} tools {:.2} other {:.2}; {:.0} MB to disk",
+                        rep + 1,
+                        reps,
+                        c.id(),
+                        s.secs,
+                        s.cpu_busy * 100.0,
+                        s.iowait * 100.0,
+                        s.pg_cores,
+                        s.own_cores,
+                        s.other_cores,
+                        s.written_mb
+                    ));
+                    out.samples.entry(c).or_default().push(s);
+                }
+                Err(e) => {
+                    env.log.say(format!(
+                        "round {}/{} {} FAILED: {e:#}",
+                        rep + 1,
+                        reps,
+                        c.id()
+                    ));
+                    out.failures.entry(c).or_default().push(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    out.rounds_s = rounds_start.elapsed().as_secs_f64();
+    out.rss_sampled_kib = rss.map(RssSampler::finish);
+    out.rss_hwm_kib = cold_pid.and_then(|pid| procfs::status_kib(pid, "VmHWM:"));
+    Ok(out)
+}
+
+/// One timed copy through the contender's sidecar, then its drop (untimed).
+fn sidecar_round(
+    env: &Env,
+    sidecars: &Sidecars,
+    c: Contender,
+    tag: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Sample> {
+    let (sc, client) = match c {
+        Contender::SidecarDump => (sidecars.cold.as_ref().unwrap(), "benchdump"),
+        Contender::SidecarZip => (sidecars.cold.as_ref().unwrap(), "benchzip"),
+        _ => (sidecars.warm.as_ref().unwrap(), "benchdump"),
+    };
+    let (s, db) = sidecars::copy(env, sc, client, tag).map_err(|e| {
+        // Who else was in the sidecar's hidden databases when it failed (e.g. autovacuum
+        // blocks a RENAME or a DROP without FORCE).
+        let sessions = env
+            .pg
+            .psql(
+                "postgres",
+                "SELECT string_agg(datname || ':' || coalesce(backend_type, '') || ':' \
+                 || coalesce(nullif(application_name, ''), '-') || ':' || left(coalesce(query, ''), 60), '; ') \
+                 FROM pg_stat_activity WHERE datname LIKE 'numikube%'",
+            )
+            .unwrap_or_default();
+        e.context(format!("sessions in numikube_* databases right after: [{sessions}]"))
+    })?;
+    if let Err(e) = sidecars::drop_copy(env, sc, &db) {
+        // Not the timed part: note it, and clean up as the superuser so the rounds go on.
+        let row = env
+            .pg
+            .psql(
+                "postgres",
+                &format!(
+                    "SELECT pg_get_userbyid(datdba) || ' template=' || datistemplate || ' allowconn=' || datallowconn || ' acl=' || coalesce(datacl::text, '<default>') \
+                     || ' comment=' || coalesce(shobj_description(oid, 'pg_database'), '<none>') \
+                     FROM pg_database WHERE datname = '{}'",
+                    db.replace('\'', "''")
+                ),
+            )
+            .unwrap_or_default();
+        warnings.push(format!(
+            "{}: {e:#} [pg_database: {row}]; dropped by the bench instead",
+            c.id()
+        ));
+        env.drop_db(&db)?;
+        let _ = fs::remove_dir_all(sc.dir.join("data/filestore").join(&db));
+    }
+    Ok(s)
+}

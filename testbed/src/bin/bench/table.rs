@@ -1,0 +1,157 @@
+//! The text table of a report on stdout: the data, the contenders' medians
+//! and machine shares, latency, memory, ratios and targets.
+
+use serde_json::{json, Value};
+
+/// A number of the report with `d` decimals, or `-` where it has none.
+fn f(v: &Value, d: usize) -> String {
+    match v.as_f64() {
+        Some(x) => format!("{x:.d$}"),
+        None => "-".into(),
+    }
+}
+
+/// Prints the table of a report (made by this run or read back from `--json`) on stdout.
+pub fn print(r: &Value) {
+    let mut o = String::new();
+    let d = &r["data"];
+    o.push_str(&format!(
+        "numikube-staging benchmark — {} cores ({}), {} reps each, run took {:.0} s (rounds {:.0} s)\n",
+        r["machine"]["cores"], r["machine"]["cpu"].as_str().unwrap_or(""), r["reps"], r["total_s"].as_f64().unwrap_or(0.0),
+        r["rounds_s"].as_f64().unwrap_or(0.0)
+    ));
+    o.push_str(&format!(
+        "data: database {} MB on disk, filestore {} files / {} MB, custom dump {} MB, Odoo zip {} MB\n",
+        f(&json!(d["database_bytes"].as_f64().unwrap_or(0.0) / 1e6), 0),
+        d["filestore_files"],
+        f(&json!(d["filestore_bytes"].as_f64().unwrap_or(0.0) / 1e6), 0),
+        f(&json!(d["custom_dump_bytes"].as_f64().unwrap_or(0.0) / 1e6), 0),
+        f(&json!(d["zip_bytes"].as_f64().unwrap_or(0.0) / 1e6), 0),
+    ));
+    o.push_str(&format!(
+        "PostgreSQL: {} — {}\n",
+        r["postgres"]["settings"].as_str().unwrap_or(""),
+        r["postgres"]["note"].as_str().unwrap_or("")
+    ));
+    if r["io"].get("moto_download_mb_s").is_some() {
+        o.push_str(&format!(
+            "io: moto GET of the dump {} MB/s; disk write (dd 1 GiB, conv=fdatasync) {} MB/s; \
+             small durable write (write+fsync+rename+fsync dir) {} ms\n",
+            f(&r["io"]["moto_download_mb_s"], 0),
+            f(&r["io"]["disk_write_mb_s"], 0),
+            f(&r["io"]["durable_small_write_ms"], 2)
+        ));
+    }
+    if !r["repeat_warmup"].is_null() {
+        o.push_str(&format!(
+            "repeat: warm-up copy {} s, template ready: {} ({} s after its callback)\n",
+            f(&r["repeat_warmup"]["warmup_copy_s"], 1),
+            r["repeat_warmup"]["template_ready"],
+            f(&r["repeat_warmup"]["template_ready_after_s"], 1)
+        ));
+    }
+    o.push('\n');
+    o.push_str(&format!(
+        "{:<42} {:>9} {:>15} {:>2} {:>5} {:>7} {:>5} {:>5} {:>5} {:>6}\n",
+        "contender",
+        "median s",
+        "min–max s",
+        "n",
+        "cpu%",
+        "iowait%",
+        "pg",
+        "tools",
+        "other",
+        "MB→disk"
+    ));
+    for row in r["results"].as_array().into_iter().flatten() {
+        o.push_str(&format!(
+            "{:<42} {:>9} {:>15} {:>2} {:>5} {:>7} {:>5} {:>5} {:>5} {:>6}\n",
+            row["contender"].as_str().unwrap_or(""),
+            f(&row["median_s"], 2),
+            format!("{}–{}", f(&row["min_s"], 2), f(&row["max_s"], 2)),
+            row["n"],
+            f(&row["cpu_busy_pct"], 0),
+            f(&row["iowait_pct"], 0),
+            f(&row["postgres_cores"], 2),
+            f(&row["tools_cores"], 2),
+            f(&row["other_cores"], 2),
+            f(&row["written_mb"], 0),
+        ));
+        if let Some(fl) = row["failures"].as_array() {
+            for e in fl {
+                o.push_str(&format!(
+                    "    failed: {}\n",
+                    e.as_str().unwrap_or("").lines().next().unwrap_or("")
+                ));
+            }
+        }
+    }
+    o.push_str(
+        "(averages over the runs: cpu% = busy share of all cores, iowait% = share of all cores waiting on I/O;\n \
+         pg / tools / other = cores used by PostgreSQL's server processes / by this bench, its pg_restore, psql,\n \
+         cp, moto and the sidecars / by anything else on the machine; MB→disk = written to the disks during the run)\n\n",
+    );
+    let l = &r["latency"];
+    for (k, what) in [
+        ("refused_by_limit", "refused by the limit"),
+        ("accepted", "accepted"),
+    ] {
+        let x = &l[k];
+        if !x.is_null() {
+            o.push_str(&format!(
+                "staging_run, {} clients × {} requests, {what}: p50 {} ms, p99 {} ms, max {} ms, {} req/s ({} accepted, {} refused by limit, {} other errors)\n",
+                l["clients"], l["requests_per_client"], f(&x["p50_ms"], 1), f(&x["p99_ms"], 1), f(&x["max_ms"], 1),
+                f(&x["requests_per_s"], 0), x["accepted"], x["refused_by_limit"], x["other_errors"]
+            ));
+            // If the sidecar serves these one at a time, each waits for the others: clients / throughput.
+            let per = 1e3 / x["requests_per_s"].as_f64().unwrap_or(f64::NAN);
+            o.push_str(&format!(
+                "    {} ms per request served one after the other; × {} clients = {} ms\n",
+                f(&json!(per), 2),
+                l["clients"],
+                f(&json!(per * l["clients"].as_f64().unwrap_or(0.0)), 1)
+            ));
+            if let Some(e) = x["first_error"].as_str() {
+                o.push_str(&format!("    first error: {e}\n"));
+            }
+        }
+    }
+    if !r["rss"]["vmhwm_kib"].is_null() {
+        o.push_str(&format!(
+            "sidecar RSS during the cold restores: VmHWM {} MiB, sampled max VmRSS {} MiB (sidecar process only)\n",
+            f(&json!(r["rss"]["vmhwm_kib"].as_f64().unwrap_or(0.0) / 1024.0), 1),
+            f(&json!(r["rss"]["sampled_max_vmrss_kib"].as_f64().unwrap_or(0.0) / 1024.0), 1),
+        ));
+    }
+    o.push_str("\nratios of the sidecar to each baseline (medians):\n");
+    for x in r["ratios"].as_array().into_iter().flatten() {
+        o.push_str(&format!(
+            "  {:<15} / {:<13} = {}×\n",
+            x["sidecar"].as_str().unwrap_or(""),
+            x["baseline"].as_str().unwrap_or(""),
+            f(&x["ratio"], 2)
+        ));
+    }
+    o.push_str("\ntargets (issue 5 item 5):\n");
+    for t in r["targets"].as_array().into_iter().flatten() {
+        let status = match t["met"].as_bool() {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not measured",
+        };
+        o.push_str(&format!(
+            "  [{status:^12}] {}: {} {}\n",
+            t["target"].as_str().unwrap_or(""),
+            f(&t["value"], 2),
+            t["unit"].as_str().unwrap_or("")
+        ));
+    }
+    for w in r["warnings"].as_array().into_iter().flatten() {
+        o.push_str(&format!("warning: {}\n", w.as_str().unwrap_or("")));
+    }
+    if let Some(wd) = r["work_dir"].as_str() {
+        o.push_str(&format!("work dir kept: {wd}\n"));
+    }
+    print!("{o}");
+}
