@@ -35,7 +35,10 @@ pub(crate) fn venv_tool(name: &str) -> anyhow::Result<PathBuf> {
     if let Some(p) = find_in_path(name) {
         return Ok(p);
     }
-    if let Some(p) = default_venv().map(|v| v.join("bin").join(name)).filter(|p| is_executable(p)) {
+    if let Some(p) = default_venv()
+        .map(|v| v.join("bin").join(name))
+        .filter(|p| is_executable(p))
+    {
         return Ok(p);
     }
     anyhow::bail!(
@@ -50,11 +53,17 @@ pub(crate) fn venv_tool(name: &str) -> anyhow::Result<PathBuf> {
 pub(crate) fn python3() -> anyhow::Result<PathBuf> {
     let on_path = find_in_path("python3");
     if let Some(p) = &on_path {
-        if p.parent().and_then(Path::parent).is_some_and(|v| v.join("pyvenv.cfg").is_file()) {
+        if p.parent()
+            .and_then(Path::parent)
+            .is_some_and(|v| v.join("pyvenv.cfg").is_file())
+        {
             return Ok(p.clone());
         }
     }
-    if let Some(p) = default_venv().map(|v| v.join("bin/python3")).filter(|p| is_executable(p)) {
+    if let Some(p) = default_venv()
+        .map(|v| v.join("bin/python3"))
+        .filter(|p| is_executable(p))
+    {
         return Ok(p);
     }
     on_path.ok_or_else(|| anyhow::anyhow!("no python3 on PATH: run scripts/install-deps"))
@@ -100,7 +109,9 @@ pub(crate) fn terminate(child: &mut Child) {
     }
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    if !wait_until(Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_)))) {
+    if !wait_until(Duration::from_secs(5), || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    }) {
         let _ = child.kill();
     }
     let _ = child.wait();
