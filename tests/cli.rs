@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{make_marked, Options, Stage, BUCKET, ROLE, TOKEN};
+use common::{make_marked, Options, Stage, ROLE, TOKEN};
 use numikube_staging_rpc::{DatabaseInfo, DropResult, JobState, JobStatus, StagingApiClient};
 use serde_json::Value;
 
@@ -143,15 +143,7 @@ async fn cli_and_api_give_the_same_answers() {
 async fn restore_runs_a_whole_prod2x_here_and_status_asks_the_server() {
     let stage = Stage::start(Options::default());
     let conf = stage.conf();
-    let (work, _) = stage.make_backups("sierra");
-    stage
-        .s3
-        .put_file(
-            BUCKET,
-            "sierra-2026-11-24.dump",
-            &Stage::backup_path(&work, "sierra", "dump"),
-        )
-        .unwrap();
+    stage.put_backup("sierra", "sierra-2026-11-24.dump", "dump");
 
     let out = cli(
         &conf,

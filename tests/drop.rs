@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{code_of, ident, literal, make_marked, mark, Options, Stage, BUCKET, ROLE, TOKEN};
+use common::{code_of, ident, literal, make_marked, mark, Options, Stage, ROLE, TOKEN};
 use numikube_staging_rpc::{
     codes, DropResult, JobState, Phase, RunPayload, RunResult, StagingApiClient,
 };
@@ -33,12 +33,7 @@ fn make_filestore(stage: &Stage, name: &str) -> PathBuf {
 
 /// Makes a real copy of `prod_<client>` through prod2x and waits until Odoo would list it.
 async fn restore_copy(stage: &Stage, client: &str, suffix: &str, ext: &str) -> (String, String) {
-    let (work, _) = stage.make_backups(client);
-    let key = format!("{client}-2026-11-24.{ext}");
-    stage
-        .s3
-        .put_file(BUCKET, &key, &Stage::backup_path(&work, client, ext))
-        .unwrap();
+    stage.put_backup(client, &format!("{client}-2026-11-24.{ext}"), ext);
     let started = stage
         .run(stage.prod2x(client, suffix, false))
         .await
@@ -542,15 +537,7 @@ async fn a_restore_in_flight_is_refused_and_never_half_dropped() {
     .unwrap();
     stage.start_sidecar();
 
-    let (work, _) = stage.make_backups("papa");
-    stage
-        .s3
-        .put_file(
-            BUCKET,
-            "papa-1.dump",
-            &Stage::backup_path(&work, "papa", "dump"),
-        )
-        .unwrap();
+    stage.put_backup("papa", "papa-1.dump", "dump");
     std::fs::write(&gate, b"").unwrap();
     let first = stage
         .run(stage.prod2x("papa", "keep", false))

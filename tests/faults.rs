@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{code_of, Options, Stage, BUCKET, ROLE, TOKEN};
+use common::{code_of, Options, Stage, ROLE, TOKEN};
 use numikube_staging_rpc::{codes, JobState, Phase, RunPayload, StagingApiClient};
 use numikube_testbed::sidecar::strip_ansi;
 use numikube_testbed::Answer;
@@ -23,15 +23,7 @@ fn stage_with_window(seconds: u64, smtp: bool) -> Stage {
 
 /// Puts the tiny fixture's custom dump as `client`'s newest backup.
 fn put_tiny_dump(stage: &Stage, client: &str) {
-    let (work, _) = stage.make_backups(client);
-    stage
-        .s3
-        .put_file(
-            BUCKET,
-            &format!("{client}-1.dump"),
-            &Stage::backup_path(&work, client, "dump"),
-        )
-        .unwrap();
+    stage.put_backup(client, &format!("{client}-1.dump"), "dump");
 }
 
 /// The mails' recipient, as aiosmtpd records it.

@@ -440,15 +440,7 @@ async fn failed_jobs_leave_nothing_and_report_the_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_replaces_only_our_own_copy_and_only_when_ready() {
     let stage = Stage::start(Options::default());
-    let (work, _) = stage.make_backups("lima");
-    stage
-        .s3
-        .put_file(
-            BUCKET,
-            "lima-1.dump",
-            &Stage::backup_path(&work, "lima", "dump"),
-        )
-        .unwrap();
+    stage.put_backup("lima", "lima-1.dump", "dump");
     let first = stage
         .run(stage.prod2x("lima", "keep", false))
         .await

@@ -166,15 +166,7 @@ async fn the_cache_can_be_turned_off() {
         extra_conf: "numikube_staging_template_cache = False".into(),
         ..Options::default()
     });
-    let (work, _) = stage.make_backups("november");
-    stage
-        .s3
-        .put_file(
-            BUCKET,
-            "november-1.dump",
-            &Stage::backup_path(&work, "november", "dump"),
-        )
-        .unwrap();
+    stage.put_backup("november", "november-1.dump", "dump");
     let s = stage
         .run(stage.prod2x("november", "a", false))
         .await

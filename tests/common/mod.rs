@@ -165,6 +165,15 @@ impl Stage {
         (work, built)
     }
 
+    /// Builds `prod_<client>` with [`Stage::make_backups`] and puts its `ext`
+    /// backup (`dump`, `zip`, `sql`, `sql.gz`) in the bucket under `key`.
+    pub fn put_backup(&self, client: &str, key: &str, ext: &str) {
+        let (work, _) = self.make_backups(client);
+        self.s3
+            .put_file(BUCKET, key, &Self::backup_path(&work, client, ext))
+            .unwrap();
+    }
+
     /// Path of one backup kind made by [`Stage::make_backups`].
     pub fn backup_path(work: &Path, client: &str, ext: &str) -> PathBuf {
         work.join(format!("prod_{client}.{ext}"))
