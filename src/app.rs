@@ -1,52 +1,87 @@
-//! The state every request shares, and the token check.
+//! The whole sidecar's state, built once: the services every stage uses, the
+//! jobs, the admission, the reporter and the background work; and the
+//! orderly shutdown that ties them together.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use numikube_staging_rpc::{codes, error};
-use jsonrpsee::types::ErrorObjectOwned;
-use subtle::ConstantTimeEq;
-
-use crate::backup_source::BackupSource;
+use crate::admission::Admission;
 use crate::config::Config;
-use crate::db::Db;
-use crate::jobs::Jobs;
-use crate::prewarm::Prewarm;
+use crate::job::Jobs;
+use crate::report::Reporter;
+use crate::services::Services;
+use crate::upkeep::prewarm::{self, Prewarm, PrewarmContext};
+use crate::upkeep::{recovery, Upkeep};
 
-/// Shared state of the sidecar: configuration, PostgreSQL, the bucket and the jobs.
+/// Shared state of the sidecar.
 pub struct App {
-    /// The staging `odoo.conf`.
-    pub config: Config,
-    /// The PostgreSQL server.
-    pub db: Db,
-    /// The backup bucket.
-    pub source: BackupSource,
-    /// Accepted jobs and the admission lock.
-    pub jobs: Jobs,
+    /// Configuration, PostgreSQL, the bucket, the stop signal.
+    pub services: Arc<Services>,
+    /// This process's jobs.
+    pub jobs: Arc<Jobs>,
+    /// The admission under the limit.
+    pub admission: Arc<Admission>,
+    /// The journal and the reports.
+    pub reporter: Arc<Reporter>,
     /// Pre-warm states, for `staging_health`.
-    pub prewarm: Prewarm,
+    pub prewarm: Arc<Prewarm>,
+    /// The sweep.
+    pub upkeep: Arc<Upkeep>,
 }
 
 impl App {
     /// Builds the state from a loaded configuration; contacts nothing.
     pub fn new(config: Config) -> anyhow::Result<Arc<App>> {
-        let db = Db::new(&config)?;
-        let source = BackupSource::new(&config.storage)?;
-        let jobs = Jobs::new(&config)?;
-        Ok(Arc::new(App { config, db, source, jobs, prewarm: Prewarm::default() }))
+        let services = Arc::new(Services::new(config)?);
+        let jobs = Arc::new(Jobs::default());
+        let reporter = Arc::new(Reporter::new(&services.config));
+        let admission = Arc::new(Admission::new(services.clone(), jobs.clone(), reporter.clone()));
+        let prewarm = Arc::new(Prewarm::default());
+        let upkeep = Arc::new(Upkeep::new(services.clone(), jobs.clone(), reporter.clone(), prewarm.clone()));
+        Ok(Arc::new(App { services, jobs, admission, reporter, prewarm, upkeep }))
     }
 
-    /// Refuses a missing or wrong token, comparing in constant time.
-    pub fn check_token(&self, given: Option<&str>) -> Result<(), ErrorObjectOwned> {
-        let expected = self.config.token.as_bytes();
-        let ok = given.is_some_and(|g| g.as_bytes().ct_eq(expected).into());
-        if ok {
-            Ok(())
-        } else {
-            Err(error(
-                codes::BAD_TOKEN,
-                "The staging token is wrong: the environment's token on production must equal numikube_staging_token of the staging server.",
-                None,
-            ))
+    /// The staging `odoo.conf`.
+    pub fn config(&self) -> &Config {
+        &self.services.config
+    }
+
+    /// Before serving: reports orphaned jobs and sweeps leftovers, then starts
+    /// the periodic sweep and pre-warm.
+    pub async fn start_background_work(&self) {
+        recovery::recover(&self.upkeep).await;
+        prewarm::spawn(PrewarmContext {
+            services: self.services.clone(),
+            admission: self.admission.clone(),
+            jobs: self.jobs.clone(),
+            prewarm: self.prewarm.clone(),
+        });
+        tokio::spawn(recovery::sweep_periodically(self.upkeep.clone()));
+    }
+
+    /// Stops the jobs for a shutdown: no more admissions; queued and restoring
+    /// jobs stop now (their hidden database is dropped and they are reported as
+    /// interrupted), a job in `finishing` completes; then waits up to `grace`
+    /// for the reports. Whatever is not reported by then stays in the journal and
+    /// is reported at the next start.
+    pub async fn shut_down(&self, grace: Duration) {
+        self.services.stop();
+        let deadline = Instant::now() + grace;
+        loop {
+            let running = self.jobs.in_flight().len();
+            let reporting = self.reporter.under_way();
+            if running == 0 && reporting == 0 {
+                tracing::info!("every job has ended and was reported");
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    "{running} job(s) still running and {reporting} report(s) still under way after {grace:?}; \
+                     the journal keeps them for the next start"
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

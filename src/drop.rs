@@ -1,7 +1,7 @@
 //! Dropping databases, safely.
 //!
 //! A name is dropped only if it is in this instance's list (Odoo's rule, see
-//! [`crate::db::Db::in_instance_list`]) **and** carries the sidecar's marker,
+//! [`crate::pg::Db::in_instance_list`]) **and** carries the sidecar's marker,
 //! or, with `numikube_staging_drop_unmarked = True`, is in the list and not
 //! in `numikube_staging_protected_databases`. Names are only compared with
 //! the rows of `pg_database`, never put into SQL as given.
@@ -10,10 +10,11 @@ use std::collections::BTreeSet;
 
 use numikube_staging_rpc::{DropResult, Refused};
 
-use crate::app::App;
-use crate::db::DbError;
-use crate::filestore;
-use crate::names::TEMP_PREFIX;
+use crate::admission::Admission;
+use crate::copy::filestore;
+use crate::job::Jobs;
+use crate::pg::{DbError, WorkKind};
+use crate::services::Services;
 
 /// Splits pasted names on any white space, dropping duplicates, keeping order.
 pub fn split_names(text: &str) -> Vec<String> {
@@ -23,22 +24,23 @@ pub fn split_names(text: &str) -> Vec<String> {
 
 /// Drops what may be dropped among `names`, and says what happened to each.
 ///
-/// Holds the admission lock of [`crate::jobs::Jobs`] throughout, so no restore
-/// is admitted between the checks and the drops.
-pub async fn drop_databases(app: &App, names: &[String]) -> Result<DropResult, DbError> {
-    let _admission = app.jobs.admission().await;
-    let rows = app.db.all(false).await?;
-    let mut in_flight = app.jobs.in_flight();
+/// Holds the admission lock throughout, so no restore is admitted between
+/// the checks and the drops.
+pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &Jobs, names: &[String]) -> Result<DropResult, DbError> {
+    let _admission = admission.lock().await;
+    let db = &services.db;
+    let rows = db.all(false).await?;
+    let mut in_flight = jobs.in_flight();
     // Restores of another process (a `restore` command beside the server) show as
     // their hidden database, whose marker names the database being made.
     in_flight.extend(
         rows.iter()
-            .filter(|r| r.name.starts_with(TEMP_PREFIX))
+            .filter(|r| r.working_name().is_some_and(|w| w.kind() == WorkKind::Temp))
             .filter_map(|r| r.marker.as_ref())
             .filter(|m| m.is_being_made())
             .map(|m| m.db_name.clone()),
     );
-    let config = &app.config;
+    let config = &services.config;
     let mut result = DropResult { status: "done".into(), ..Default::default() };
     for name in names {
         let refuse = |reason: &str| Refused { name: name.clone(), reason: reason.to_string() };
@@ -52,8 +54,7 @@ pub async fn drop_databases(app: &App, names: &[String]) -> Result<DropResult, D
             continue;
         };
         // Kept templates are hidden from Odoo's list but are ours to drop.
-        let template = crate::templates::is_template(row);
-        if !template && !app.db.in_instance_list(row) {
+        if !row.is_kept_template() && !db.in_instance_list(row) {
             result.refused.push(refuse("it is not one of this staging server's databases"));
             continue;
         }
@@ -71,7 +72,7 @@ pub async fn drop_databases(app: &App, names: &[String]) -> Result<DropResult, D
                 continue;
             }
         }
-        match app.db.drop_force(name).await {
+        match db.drop_force(name).await {
             Ok(()) => {
                 if let Err(e) = filestore::remove(&config.data_dir, name) {
                     tracing::error!("dropped {name} but could not remove its filestore: {e}");

@@ -16,7 +16,46 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::process::Command;
 
-use crate::backup_format::{Format, Sniffed};
+use super::format::{Format, Sniffed};
+
+/// Why loading a backup failed; each says what failed and, where it helps, what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// A client program could not be started.
+    #[error("cannot start {tool}: {source}; is the PostgreSQL client installed (pg_path)?")]
+    Spawn {
+        /// `pg_restore` or `psql`.
+        tool: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A client program failed; `detail` is the end of what it printed.
+    #[error("{tool} failed{status}: {detail}")]
+    Tool {
+        /// `pg_restore` or `psql`.
+        tool: &'static str,
+        /// ` (exit status: 1)`, or empty when it stopped reading.
+        status: String,
+        /// The last lines of its error output.
+        detail: String,
+    },
+    /// Reading, spooling or extracting failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, e.g. `reading the backup failed`.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The Odoo zip cannot be used.
+    #[error("{0}")]
+    Zip(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
+    let what = what.into();
+    move |source| RestoreError::Io { what, source }
+}
 
 /// Counts the bytes read through it, for the job's progress.
 pub struct Counting<R> {
@@ -117,8 +156,8 @@ fn tail(stderr: &[u8]) -> String {
 }
 
 /// Feeds `reader` into `cmd`'s standard input and waits for it.
-async fn pipe_into(mut cmd: Command, what: &str, mut reader: impl AsyncRead + Unpin) -> Result<(), String> {
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start {what}: {e}; is the PostgreSQL client installed (pg_path)?"))?;
+async fn pipe_into(mut cmd: Command, what: &'static str, mut reader: impl AsyncRead + Unpin) -> Result<(), RestoreError> {
+    let mut child = cmd.spawn().map_err(|source| RestoreError::Spawn { tool: what, source })?;
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let errors = tokio::spawn(async move {
         let mut buf = Vec::new();
@@ -139,14 +178,14 @@ async fn pipe_into(mut cmd: Command, what: &str, mut reader: impl AsyncRead + Un
         let status = child.wait().await;
         let detail = tail(&errors.await.unwrap_or_default());
         if status.map(|s| s.success()).unwrap_or(false) || detail.is_empty() {
-            return Err(format!("reading the backup failed: {e}"));
+            return Err(io("reading the backup failed")(e));
         }
-        return Err(format!("{what} failed: {detail}"));
+        return Err(RestoreError::Tool { tool: what, status: String::new(), detail });
     }
-    let status = child.wait().await.map_err(|e| format!("{what} could not be waited for: {e}"))?;
+    let status = child.wait().await.map_err(io(format!("{what} could not be waited for")))?;
     let detail = tail(&errors.await.unwrap_or_default());
     if !status.success() {
-        return Err(format!("{what} failed ({status}): {detail}"));
+        return Err(RestoreError::Tool { tool: what, status: format!(" ({status})"), detail });
     }
     Ok(())
 }
@@ -163,7 +202,7 @@ pub async fn restore(
     filestore_dir: &Path,
     spool_dir: &Path,
     restoring: &(dyn Fn() + Sync),
-) -> Result<(), String> {
+) -> Result<(), RestoreError> {
     match backup.format {
         Format::Custom if tools.jobs > 1 => {
             // Measured (README, Benchmark): on a multi-core host a parallel
@@ -189,18 +228,18 @@ pub async fn restore(
 }
 
 /// Writes a stream to a temporary file in `dir` (deleted when dropped).
-async fn spool_to_file(reader: &mut BackupReaderRef<'_>, dir: &Path, suffix: &str) -> Result<tempfile::NamedTempFile, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+async fn spool_to_file(reader: &mut BackupReaderRef<'_>, dir: &Path, suffix: &str) -> Result<tempfile::NamedTempFile, RestoreError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let spool = tempfile::Builder::new()
         .prefix("backup-")
         .suffix(suffix)
         .tempfile_in(dir)
-        .map_err(|e| format!("cannot create a spool file in {}: {e}", dir.display()))?;
-    let mut file = tokio::fs::File::create(spool.path()).await.map_err(|e| format!("cannot write the spool file: {e}"))?;
+        .map_err(io(format!("cannot create a spool file in {}", dir.display())))?;
+    let mut file = tokio::fs::File::create(spool.path()).await.map_err(io("cannot write the spool file"))?;
     tokio::io::copy(reader, &mut file)
         .await
-        .map_err(|e| format!("downloading the backup to {} failed: {e}", spool.path().display()))?;
-    file.flush().await.map_err(|e| format!("writing the spool file failed: {e}"))?;
+        .map_err(io(format!("downloading the backup to {} failed", spool.path().display())))?;
+    file.flush().await.map_err(io("writing the spool file failed"))?;
     Ok(spool)
 }
 
@@ -214,33 +253,33 @@ async fn restore_zip(
     filestore_dir: &Path,
     spool_dir: &Path,
     restoring: &(dyn Fn() + Sync),
-) -> Result<(), String> {
+) -> Result<(), RestoreError> {
     let spool = spool_to_file(&mut backup.reader, spool_dir, ".zip").await?;
     restoring();
     let tools = tools.clone();
     let db = db.to_string();
     let filestore_dir = filestore_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let zip_file = std::fs::File::open(spool.path()).map_err(|e| format!("cannot reopen the spooled zip: {e}"))?;
+    tokio::task::spawn_blocking(move || -> Result<(), RestoreError> {
+        let zip_file = std::fs::File::open(spool.path()).map_err(io("cannot reopen the spooled zip"))?;
         let mut archive = zip::ZipArchive::new(std::io::BufReader::new(zip_file))
-            .map_err(|e| format!("the backup zip is unreadable (corrupt or truncated?): {e}"))?;
+            .map_err(|e| RestoreError::Zip(format!("the backup zip is unreadable (corrupt or truncated?): {e}")))?;
         load_dump_sql(&tools, &mut archive, &db)?;
         extract_filestore(&mut archive, &filestore_dir)
     })
     .await
-    .map_err(|e| format!("the zip restore task failed: {e}"))?
+    .map_err(|e| RestoreError::Zip(format!("the zip restore task failed: {e}")))?
 }
 
 /// Streams the zip's `dump.sql` into `psql` (this runs on a blocking thread,
 /// which stays busy until `psql` is done, so the child's death signal cannot
 /// fire early).
-fn load_dump_sql(tools: &PgTools, archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, db: &str) -> Result<(), String> {
+fn load_dump_sql(tools: &PgTools, archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, db: &str) -> Result<(), RestoreError> {
     let mut entry = archive
         .by_name("dump.sql")
-        .map_err(|_| "the zip has no dump.sql: it is not an Odoo backup".to_string())?;
+        .map_err(|_| RestoreError::Zip("the zip has no dump.sql: it is not an Odoo backup".into()))?;
     let mut cmd = tools.std_command(&tools.psql);
     cmd.args(PgTools::psql_args(db));
-    let mut child = cmd.spawn().map_err(|e| format!("cannot start psql: {e}; is the PostgreSQL client installed (pg_path)?"))?;
+    let mut child = cmd.spawn().map_err(|source| RestoreError::Spawn { tool: "psql", source })?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let errors = std::thread::spawn(move || {
@@ -250,19 +289,19 @@ fn load_dump_sql(tools: &PgTools, archive: &mut zip::ZipArchive<std::io::BufRead
     });
     let copied = std::io::copy(&mut entry, &mut stdin);
     drop(stdin);
-    let status = child.wait().map_err(|e| format!("psql could not be waited for: {e}"))?;
+    let status = child.wait().map_err(io("psql could not be waited for"))?;
     let detail = tail(&errors.join().unwrap_or_default());
     match copied {
-        Err(e) if status.success() || detail.is_empty() => Err(format!("reading dump.sql from the zip failed: {e}")),
-        _ if !status.success() => Err(format!("psql failed ({status}): {detail}")),
+        Err(e) if status.success() || detail.is_empty() => Err(io("reading dump.sql from the zip failed")(e)),
+        _ if !status.success() => Err(RestoreError::Tool { tool: "psql", status: format!(" ({status})"), detail }),
         _ => Ok(()),
     }
 }
 
 /// Extracts `filestore/…` entries into `dir`, refusing paths that escape it.
-fn extract_filestore(archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, dir: &Path) -> Result<(), String> {
+fn extract_filestore(archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, dir: &Path) -> Result<(), RestoreError> {
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| format!("the backup zip is corrupt: {e}"))?;
+        let mut entry = archive.by_index(i).map_err(|e| RestoreError::Zip(format!("the backup zip is corrupt: {e}")))?;
         let Some(path) = entry.enclosed_name() else { continue };
         let Ok(relative) = path.strip_prefix("filestore") else { continue };
         if relative.as_os_str().is_empty() {
@@ -270,14 +309,14 @@ fn extract_filestore(archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::F
         }
         let target = dir.join(relative);
         if entry.is_dir() {
-            std::fs::create_dir_all(&target).map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+            std::fs::create_dir_all(&target).map_err(io(format!("cannot create {}", target.display())))?;
             continue;
         }
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
         }
-        let mut out = std::fs::File::create(&target).map_err(|e| format!("cannot write {}: {e}", target.display()))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| format!("extracting {} failed: {e}", target.display()))?;
+        let mut out = std::fs::File::create(&target).map_err(io(format!("cannot write {}", target.display())))?;
+        std::io::copy(&mut entry, &mut out).map_err(io(format!("extracting {} failed", target.display())))?;
     }
     Ok(())
 }

@@ -28,46 +28,7 @@ use chrono::Utc;
 use numikube_staging_rpc::{JobState, JobStatus, Phase};
 use serde::{Deserialize, Serialize};
 
-/// The process that owns a journal entry or a hidden database: its host,
-/// pid and start time (so that a reused pid is not taken for the owner).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
-    /// Process id.
-    pub pid: u32,
-    /// Start time in clock ticks since boot (`/proc/<pid>/stat`), 0 if unknown.
-    pub started: u64,
-    /// Host name (`/proc/sys/kernel/hostname`); empty in journals of older versions.
-    #[serde(default)]
-    pub host: String,
-}
-
-impl Owner {
-    /// This process.
-    pub fn me() -> Owner {
-        let pid = std::process::id();
-        Owner { pid, started: process_start(pid).unwrap_or(0), host: this_host() }
-    }
-
-    /// Whether the owner still runs. A process of another host (sharing the
-    /// database server) cannot be checked and counts as alive: its own
-    /// sidecar cleans up after it.
-    pub fn is_alive(&self) -> bool {
-        if !self.host.is_empty() && self.host != this_host() {
-            return true;
-        }
-        self.started != 0 && process_start(self.pid) == Some(self.started)
-    }
-}
-
-fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
-}
-
-/// Field 22 of `/proc/<pid>/stat`, after the command name (which may hold spaces).
-fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
-}
+use crate::process::Owner;
 
 /// A journal entry: enough to clean up and report after a restart.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -198,15 +159,6 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn this_process_is_alive_and_a_made_up_one_is_not() {
-        let me = Owner::me();
-        assert!(me.is_alive());
-        assert!(!Owner { started: me.started + 1, ..me.clone() }.is_alive());
-        assert!(!Owner { pid: u32::MAX, started: 1, host: me.host.clone() }.is_alive());
-        assert!(Owner { pid: u32::MAX, started: 1, host: "another-host".into() }.is_alive(), "another host's process is not ours to judge");
-    }
 
     #[test]
     fn journal_entries_of_older_versions_still_read() {

@@ -6,7 +6,6 @@
 //! apply the defaults of DESIGN.md, and refuse to start on a malformed value
 //! with a message naming the key and the file.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -14,6 +13,12 @@ use std::time::Duration;
 
 use configparser::ini::Ini;
 use regex::Regex;
+
+mod read;
+#[cfg(test)]
+mod tests;
+
+use read::{compile_dbfilter, default_data_dir, with_scheme, Reader};
 
 /// A configuration problem, naming the file and the key so the operator knows what to fix.
 #[derive(Debug)]
@@ -124,6 +129,22 @@ pub struct Config {
     pub prewarm_interval: Duration,
     /// `numikube_staging_restore_jobs`: parallel `pg_restore` jobs for custom dumps, default the CPU count.
     pub restore_jobs: usize,
+    /// `numikube_staging_backup_pattern`: which keys are a client's, a glob with `{client}`; empty: the default rule.
+    pub backup_pattern: Option<String>,
+    /// `numikube_staging_expire_after`: a copy's life; `None`: copies never expire.
+    pub expire_after: Option<Duration>,
+    /// `numikube_staging_expire_warning`: how long before expiry the requester is mailed, default 1 day.
+    pub expire_warning: Duration,
+    /// `numikube_staging_neutralize_skip`: installed modules that may be missing from `addons_path`.
+    pub neutralize_skip: Vec<String>,
+    /// `numikube_staging_callback_hosts`: hosts callbacks may go to (`*.example.com` allowed); empty: any.
+    pub callback_hosts: Vec<String>,
+    /// `numikube_staging_work_role`: the NOLOGIN role owning hidden databases, default `<db_user>_staging`.
+    pub work_role: String,
+    /// `numikube_staging_odoo_path`: Odoo's own source folder (holding `odoo/release.py`); default found from `addons_path`.
+    pub odoo_path: Option<PathBuf>,
+    /// `numikube_staging_metrics`: the plain-HTTP listener for `/metrics` and `/healthz`; `None`: on the JSON-RPC listener.
+    pub metrics: Option<SocketAddr>,
     /// The object storage.
     pub storage: StorageConfig,
     /// PostgreSQL.
@@ -138,60 +159,6 @@ pub struct Config {
     pub dbfilter: Option<Regex>,
     /// The SMTP server.
     pub smtp: SmtpConfig,
-}
-
-/// Reads `odoo.conf` values with Odoo's conventions.
-struct Reader<'a> {
-    path: &'a Path,
-    values: HashMap<String, String>,
-    env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl Reader<'_> {
-    fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError { path: self.path.to_path_buf(), key: Some(key.into()), message: message.into() }
-    }
-
-    /// A value, `None` for Odoo's "unset" spellings.
-    fn get(&self, key: &str) -> Option<String> {
-        let value = self.values.get(key)?.trim();
-        match value {
-            "" | "False" | "false" | "None" => None,
-            v => Some(v.to_string()),
-        }
-    }
-
-    /// A value that an environment variable overrides.
-    fn get_or_env(&self, key: &str, var: &str) -> Option<String> {
-        (self.env)(var).filter(|v| !v.is_empty()).or_else(|| self.get(key))
-    }
-
-    fn string(&self, key: &str, default: &str) -> String {
-        self.get(key).unwrap_or_else(|| default.to_string())
-    }
-
-    fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.values.get(key).map(|v| v.trim()) {
-            None | Some("") => Ok(default),
-            Some("True" | "true" | "1" | "yes" | "on") => Ok(true),
-            Some("False" | "false" | "0" | "no" | "off" | "None") => Ok(false),
-            Some(other) => Err(self.err(key, format!("`{other}` is not a boolean; write True or False"))),
-        }
-    }
-
-    fn number<T: std::str::FromStr>(&self, key: &str, default: T, what: &str) -> Result<T, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v.parse().map_err(|_| self.err(key, format!("`{v}` is not {what}"))),
-        }
-    }
-
-    /// A comma list, as Odoo writes `server_wide_modules` or `addons_path`.
-    fn list(&self, key: &str) -> Vec<String> {
-        self.get(key)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
-            .unwrap_or_default()
-    }
 }
 
 impl Config {
@@ -244,6 +211,14 @@ impl Config {
             Some(p) => Some(p.parse().map_err(|_| r.err("db_port", format!("`{p}` is not a port number")))?),
         };
         let max_restores = r.number("numikube_staging_max_restores", 1usize, "a whole number")?;
+        let db_user = r.get("db_user");
+        let work_role = r.get("numikube_staging_work_role").unwrap_or_else(|| {
+            format!("{}_staging", db_user.clone().unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into())))
+        });
+        let metrics = match r.get("numikube_staging_metrics") {
+            None => None,
+            Some(a) => Some(a.parse().map_err(|_| r.err("numikube_staging_metrics", format!("`{a}` is not an address like 0.0.0.0:9075")))?),
+        };
         if max_restores == 0 {
             return Err(r.err("numikube_staging_max_restores", "must be at least 1"));
         }
@@ -268,6 +243,14 @@ impl Config {
                 "a whole number",
             )?
             .max(1),
+            backup_pattern: r.get("numikube_staging_backup_pattern"),
+            expire_after: r.duration("numikube_staging_expire_after")?,
+            expire_warning: r.duration("numikube_staging_expire_warning")?.unwrap_or(Duration::from_secs(86_400)),
+            neutralize_skip: r.list("numikube_staging_neutralize_skip"),
+            callback_hosts: r.list("numikube_staging_callback_hosts").into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+            work_role,
+            odoo_path: r.get("numikube_staging_odoo_path").map(PathBuf::from),
+            metrics,
             storage: StorageConfig {
                 endpoint: r.get_or_env("minio_endpoint", "MINIO_ENDPOINT").map(|e| with_scheme(&e, &r)).transpose()?,
                 access_key: r.get_or_env("minio_access_key", "MINIO_ACCESS_KEY"),
@@ -278,7 +261,7 @@ impl Config {
             db: DbConfig {
                 host: r.get("db_host"),
                 port: db_port,
-                user: r.get("db_user"),
+                user: db_user,
                 password: r.get("db_password"),
                 sslmode: r.string("db_sslmode", "prefer"),
                 template: r.string("db_template", "template0"),
@@ -310,176 +293,5 @@ impl Config {
     pub fn state_dir(&self) -> PathBuf {
         self.data_dir.join("numikube_staging")
     }
-
-    /// The filestore directory of database `db`.
-    pub fn filestore(&self, db: &str) -> PathBuf {
-        self.data_dir.join("filestore").join(db)
-    }
 }
 
-/// `minio_endpoint` may be `host:port` (then `minio_secure` decides) or a URL.
-fn with_scheme(endpoint: &str, r: &Reader) -> Result<String, ConfigError> {
-    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-        return Ok(endpoint.trim_end_matches('/').to_string());
-    }
-    let secure = r.boolean("minio_secure", true)?;
-    Ok(format!("{}://{}", if secure { "https" } else { "http" }, endpoint.trim_end_matches('/')))
-}
-
-/// Odoo matches `dbfilter` with `re.match` after replacing `%h` (host) and
-/// `%d` (first label of the host). The sidecar serves no host, so both match
-/// any label: the filter can only narrow the list, never widen it.
-fn compile_dbfilter(filter: &str) -> Result<Regex, regex::Error> {
-    let pattern = filter.replace("%h", "[^/]*").replace("%d", "[^.]*");
-    Regex::new(&format!("^(?:{pattern})"))
-}
-
-/// Odoo's default `data_dir`: `~/.local/share/Odoo`.
-fn default_data_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/odoo"));
-    home.join(".local/share/Odoo")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("/etc/odoo.conf"), text, &|_| None)
-    }
-
-    fn ok(extra: &str) -> Config {
-        parse(&format!("[options]\nnumikube_staging_token = s3cret\n{extra}")).unwrap()
-    }
-
-    #[test]
-    fn missing_token_names_the_key_and_the_file() {
-        let err = parse("[options]\ndb_host = False\n").unwrap_err().to_string();
-        assert!(err.contains("numikube_staging_token"), "{err}");
-        assert!(err.contains("/etc/odoo.conf"), "{err}");
-    }
-
-    #[test]
-    fn false_token_counts_as_missing() {
-        assert!(parse("[options]\nnumikube_staging_token = False\n").is_err());
-        assert!(parse("[options]\nnumikube_staging_token = None\n").is_err());
-        assert!(parse("[options]\nnumikube_staging_token =\n").is_err());
-    }
-
-    #[test]
-    fn no_options_section_is_an_error() {
-        let err = parse("[other]\na = 1\n").unwrap_err().to_string();
-        assert!(err.contains("[options]"), "{err}");
-    }
-
-    #[test]
-    fn defaults_of_the_design() {
-        let c = ok("");
-        assert_eq!(c.storage.bucket, "dev-backups");
-        assert_eq!(c.database_limit, 10);
-        assert_eq!(c.listen, "127.0.0.1:8075".parse().unwrap());
-        assert!(c.prewarm_clients.is_empty());
-        assert_eq!(c.callback_timeout, Duration::from_secs(1800));
-        assert_eq!(c.db.host, None);
-        assert_eq!(c.db.template, "template0");
-        assert_eq!(c.smtp.port, 25);
-        assert!(!c.drop_unmarked);
-        assert_eq!(c.max_restores, 1);
-    }
-
-    #[test]
-    fn odoo_false_and_none_mean_unset() {
-        let c = ok("db_host = False\ndb_port = False\ndb_user = None\ndb_password = False\ndbfilter =\n");
-        assert_eq!(c.db.host, None);
-        assert_eq!(c.db.port, None);
-        assert_eq!(c.db.user, None);
-        assert_eq!(c.db.password, None);
-        assert!(c.dbfilter.is_none());
-    }
-
-    #[test]
-    fn keys_are_case_insensitive_and_values_verbatim() {
-        let c = ok("DB_Password = a;b#c 'q'\n");
-        assert_eq!(c.db.password.as_deref(), Some("a;b#c 'q'"));
-    }
-
-    #[test]
-    fn comma_lists_are_split_and_trimmed() {
-        let c = ok("addons_path = /a/addons, /b/addons,,\nnumikube_staging_prewarm_clients = cosmos,  acme\n");
-        assert_eq!(c.addons_path, vec![PathBuf::from("/a/addons"), PathBuf::from("/b/addons")]);
-        assert_eq!(c.prewarm_clients, vec!["cosmos", "acme"]);
-    }
-
-    #[test]
-    fn malformed_values_name_their_key() {
-        for (line, key) in [
-            ("numikube_staging_database_limit = ten", "numikube_staging_database_limit"),
-            ("numikube_staging_sidecar = localhost", "numikube_staging_sidecar"),
-            ("numikube_staging_callback_timeout = -1", "numikube_staging_callback_timeout"),
-            ("db_port = fivefour", "db_port"),
-            ("smtp_ssl = maybe", "smtp_ssl"),
-            ("dbfilter = ^(unclosed", "dbfilter"),
-            ("numikube_staging_timezone = Mars/Olympus", "numikube_staging_timezone"),
-            ("numikube_staging_max_restores = 0", "numikube_staging_max_restores"),
-        ] {
-            let err = parse(&format!("[options]\nnumikube_staging_token = t\n{line}\n")).unwrap_err();
-            assert_eq!(err.key.as_deref(), Some(key), "{line}: {err}");
-        }
-    }
-
-    #[test]
-    fn environment_overrides_minio_secrets() {
-        let text = "[options]\nnumikube_staging_token = t\nminio_endpoint = files:9000\nminio_secure = False\nminio_access_key = file\nminio_secret_key = file\n";
-        let env = |var: &str| match var {
-            "MINIO_ACCESS_KEY" => Some("env-key".to_string()),
-            "MINIO_SECRET_KEY" => Some("env-secret".to_string()),
-            _ => None,
-        };
-        let c = Config::parse(Path::new("x"), text, &env).unwrap();
-        assert_eq!(c.storage.endpoint.as_deref(), Some("http://files:9000"));
-        assert_eq!(c.storage.access_key.as_deref(), Some("env-key"));
-        assert_eq!(c.storage.secret_key.as_deref(), Some("env-secret"));
-    }
-
-    #[test]
-    fn minio_endpoint_is_https_unless_told_otherwise() {
-        let c = ok("minio_endpoint = s3.example.com\n");
-        assert_eq!(c.storage.endpoint.as_deref(), Some("https://s3.example.com"));
-        let c = ok("minio_endpoint = http://127.0.0.1:9000/\n");
-        assert_eq!(c.storage.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-    }
-
-    #[test]
-    fn dbfilter_matches_at_the_start_like_python_re_match() {
-        let c = ok("dbfilter = cosmos-.*\n");
-        let f = c.dbfilter.unwrap();
-        assert!(f.is_match("cosmos-lab"));
-        assert!(!f.is_match("x-cosmos-lab"));
-        let c = ok("dbfilter = ^%d$\n");
-        assert!(c.dbfilter.unwrap().is_match("anything"));
-    }
-
-    #[test]
-    fn the_example_parses_and_names_every_key_read() {
-        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/odoo.conf.example"));
-        let example = std::fs::read_to_string(path).unwrap();
-        Config::parse(path, &example, &|_| None).expect("odoo.conf.example is valid");
-        let source = include_str!("config.rs");
-        let key = regex::Regex::new(r#"r\.(?:get|get_or_env|string|boolean|number|list)\("([a-z_]+)""#).unwrap();
-        for read in key.captures_iter(source) {
-            let name = &read[1];
-            assert!(example.contains(&format!("{name} =")), "odoo.conf.example does not document `{name}`");
-        }
-    }
-
-    #[test]
-    fn unknown_keys_are_ignored() {
-        ok("workers = 4\nsome_future_key = whatever\n");
-    }
-
-    #[test]
-    fn unreadable_file_says_which() {
-        let err = Config::load(Path::new("/nonexistent/odoo.conf")).unwrap_err().to_string();
-        assert!(err.contains("/nonexistent/odoo.conf") && err.contains("-c"), "{err}");
-    }
-}

@@ -12,9 +12,6 @@ pub const MAX_NAME_BYTES: usize = 63;
 /// Lowercase letters, digits, `_`, and single `-` between them (DESIGN.md, *Names*).
 static PART: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$").unwrap());
 
-/// Prefix of the hidden databases the sidecar restores into before the rename.
-pub const TEMP_PREFIX: &str = "numikube_tmp_";
-
 /// Checks one part of a name; `field` names it in the message.
 pub fn check_part(field: &str, value: &str) -> Result<(), String> {
     if value.is_empty() {
@@ -89,11 +86,6 @@ fn iana_local() -> Option<String> {
     text.split("zoneinfo/").nth(1).map(String::from)
 }
 
-/// Name of the hidden database a job restores into.
-pub fn temp_name(job_id: &str) -> String {
-    format!("{TEMP_PREFIX}{}", job_id.replace('-', ""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,11 +118,5 @@ mod tests {
     fn too_long_says_by_how_much() {
         let err = staging_name("cosmos", "lab", Some(&"x".repeat(60)), None).unwrap_err();
         assert!(err.contains("71 bytes") && err.contains("8 more"), "{err}");
-    }
-
-    #[test]
-    fn temp_names_are_valid_identifiers_and_short() {
-        let t = temp_name("0b8f3c1e-2f0a-4d0e-9a59-6f6f6f6f6f6f");
-        assert!(t.len() <= MAX_NAME_BYTES && t.starts_with(TEMP_PREFIX));
     }
 }

@@ -15,7 +15,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use numikube_staging_rpc::JobState;
 
 use crate::config::Config;
-use crate::journal::JournalEntry;
+use super::journal::JournalEntry;
 
 /// How long to wait for the SMTP server before giving up.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);

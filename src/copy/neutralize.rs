@@ -14,6 +14,44 @@ use std::path::{Path, PathBuf};
 use numikube_staging_rpc::NeutralizeReport;
 use tokio_postgres::Client;
 
+use crate::pg::describe;
+
+/// Why a copy could not be neutralized; the job fails and the copy is dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum NeutralizeError {
+    /// A statement of the built-in set or of the bookkeeping failed.
+    #[error("{what} failed: {detail}")]
+    Sql {
+        /// What was being done.
+        what: String,
+        /// PostgreSQL's message.
+        detail: String,
+    },
+    /// A module's script could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The script.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A module's script failed.
+    #[error("the neutralization script of module {module} ({path}) failed: {detail}")]
+    Script {
+        /// The module.
+        module: String,
+        /// The script.
+        path: PathBuf,
+        /// PostgreSQL's message.
+        detail: String,
+    },
+}
+
+fn sql(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> NeutralizeError {
+    let what = what.into();
+    move |e| NeutralizeError::Sql { what, detail: describe(&e) }
+}
+
 /// Built-in neutralization, each statement guarded so that it runs only on
 /// the tables that exist (`ir_cron` and friends are missing in a bare database).
 const BUILT_IN: &[(&str, &str)] = &[
@@ -61,26 +99,26 @@ fn new_secret() -> String {
 }
 
 /// Neutralizes the database behind `client` and reports what ran.
-pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<NeutralizeReport, String> {
-    let tx = client.transaction().await.map_err(|e| format!("cannot open a transaction: {e}"))?;
+pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<NeutralizeReport, NeutralizeError> {
+    let tx = client.transaction().await.map_err(sql("opening a transaction"))?;
     let mut report = NeutralizeReport::default();
 
     // The built-in set first, so that the modules' own scripts have the last word
     // (Odoo's mail script deactivates every server, then adds an active dummy one
     // pointing nowhere, which must stay active to shadow odoo.conf's SMTP server).
-    for (table, sql) in BUILT_IN {
-        if table_exists(&tx, table).await.map_err(|e| e.to_string())? {
-            tx.batch_execute(sql).await.map_err(|e| format!("built-in neutralization of {table} failed: {e}"))?;
+    for (table, statement) in BUILT_IN {
+        if table_exists(&tx, table).await.map_err(sql("looking for the table"))? {
+            tx.batch_execute(statement).await.map_err(sql(format!("built-in neutralization of {table}")))?;
         }
     }
-    if table_exists(&tx, "ir_module_module").await.map_err(|e| e.to_string())? {
+    if table_exists(&tx, "ir_module_module").await.map_err(sql("looking for the modules table"))? {
         let rows = tx
             .query(
                 "SELECT name FROM ir_module_module WHERE state IN ('installed', 'to upgrade', 'to remove') ORDER BY id",
                 &[],
             )
             .await
-            .map_err(|e| format!("cannot read the installed modules: {e}"))?;
+            .map_err(sql("reading the installed modules"))?;
         for row in rows {
             let module: String = row.get(0);
             match script_of(addons_path, &module) {
@@ -95,13 +133,13 @@ pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<
     }
 
     identity(&tx).await?;
-    tx.commit().await.map_err(|e| format!("committing the neutralization failed: {e}"))?;
+    tx.commit().await.map_err(sql("committing the neutralization"))?;
     Ok(report)
 }
 
 /// Marks the copy neutralized and gives it its own identity.
-async fn identity(tx: &tokio_postgres::Transaction<'_>) -> Result<(), String> {
-    if !table_exists(tx, "ir_config_parameter").await.map_err(|e| e.to_string())? {
+async fn identity(tx: &tokio_postgres::Transaction<'_>) -> Result<(), NeutralizeError> {
+    if !table_exists(tx, "ir_config_parameter").await.map_err(sql("looking for the parameters table"))? {
         return Ok(());
     }
     let run = async {
@@ -110,21 +148,23 @@ async fn identity(tx: &tokio_postgres::Transaction<'_>) -> Result<(), String> {
         set_param(tx, "database.secret", &new_secret()).await?;
         tx.execute("DELETE FROM ir_config_parameter WHERE key = 'database.enterprise_code'", &[]).await
     };
-    run.await.map(drop).map_err(|e| format!("giving the copy its own identity failed: {}", crate::db::describe(&e)))
+    run.await.map(drop).map_err(sql("giving the copy its own identity"))
 }
 
 /// Gives a copy of an already neutralized template its own identity (new uuid and secret).
-pub async fn new_identity(client: &mut Client) -> Result<(), String> {
-    let tx = client.transaction().await.map_err(|e| format!("cannot open a transaction: {e}"))?;
+pub async fn new_identity(client: &mut Client) -> Result<(), NeutralizeError> {
+    let tx = client.transaction().await.map_err(sql("opening a transaction"))?;
     identity(&tx).await?;
-    tx.commit().await.map_err(|e| format!("committing the new identity failed: {e}"))
+    tx.commit().await.map_err(sql("committing the new identity"))
 }
 
-async fn run_script(tx: &tokio_postgres::Transaction<'_>, module: &str, path: &Path) -> Result<(), String> {
-    let sql = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    tx.batch_execute(&sql)
-        .await
-        .map_err(|e| format!("the neutralization script of module {module} ({}) failed: {}", path.display(), crate::db::describe(&e)))
+async fn run_script(tx: &tokio_postgres::Transaction<'_>, module: &str, path: &Path) -> Result<(), NeutralizeError> {
+    let script = std::fs::read_to_string(path).map_err(|source| NeutralizeError::Read { path: path.into(), source })?;
+    tx.batch_execute(&script).await.map_err(|e| NeutralizeError::Script {
+        module: module.into(),
+        path: path.into(),
+        detail: describe(&e),
+    })
 }
 
 

@@ -1,15 +1,20 @@
-//! Where backups come from: the newest object of a client in the bucket,
-//! read as a stream. The `minio` crate stays behind this module (its API
-//! changes at every release).
+//! Where backups come from: the bucket of production backups, which of its
+//! objects are a client's, the newest one, read as a stream. The `minio`
+//! crate stays behind this module (its API changes at every release).
+
+mod ownership;
+
+pub use ownership::belongs_to;
 
 use std::pin::Pin;
 
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
-use minio::s3::builders::ObjectContent;
 use minio::s3::client::{MinioClient, MinioClientBuilder};
 use minio::s3::creds::StaticProvider;
 use minio::s3::http::BaseUrl;
+use minio::s3::error::{Error as MinioError, S3ServerError};
+use minio::s3::types::minio_error_response::MinioErrorCode;
 use minio::s3::types::{S3Api, ToStream};
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
@@ -45,6 +50,14 @@ pub enum SourceError {
         client: String,
         /// The bucket searched.
         bucket: String,
+    },
+    /// The backup asked for is not one of the client's.
+    #[error("the backup \"{key}\" is not one of client \"{client}\"'s backups; pick one of those the environment lists")]
+    NotTheClients {
+        /// The key asked for.
+        key: String,
+        /// The client.
+        client: String,
     },
     /// The server cannot be reached or answered an error.
     #[error("the object storage at {endpoint} cannot be read: {detail}")]
@@ -94,21 +107,18 @@ impl BackupSource {
         Ok(BackupSource { client, endpoint, bucket: storage.bucket.clone() })
     }
 
-    /// The bucket read.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     fn client(&self) -> Result<&MinioClient, SourceError> {
         self.client.as_ref().ok_or(SourceError::NotConfigured)
     }
 
-    fn unavailable(&self, e: impl std::fmt::Display) -> SourceError {
-        let detail = e.to_string();
-        if detail.contains("NoSuchBucket") {
-            return SourceError::NoBucket(self.bucket.clone());
+    fn unavailable(&self, e: impl Into<MinioError>) -> SourceError {
+        let e = e.into();
+        if let MinioError::S3Server(S3ServerError::S3Error(response)) = &e {
+            if matches!(response.code(), MinioErrorCode::NoSuchBucket) {
+                return SourceError::NoBucket(self.bucket.clone());
+            }
         }
-        SourceError::Unavailable { endpoint: self.endpoint.clone(), detail }
+        SourceError::Unavailable { endpoint: self.endpoint.clone(), detail: e.to_string() }
     }
 
     /// `ok` when the bucket can be read, else why not (for `staging_health`).
@@ -166,6 +176,16 @@ impl BackupSource {
             .ok_or_else(|| SourceError::NoBackup { client: client.into(), bucket: self.bucket.clone() })
     }
 
+    /// The backup `key` of `client`, or the newest when `key` is `None`.
+    pub async fn chosen(&self, client: &str, key: Option<&str>) -> Result<Backup, SourceError> {
+        let Some(key) = key else { return self.newest(client).await };
+        self.backups(client)
+            .await?
+            .into_iter()
+            .find(|b| b.key == key)
+            .ok_or_else(|| SourceError::NotTheClients { key: key.into(), client: client.into() })
+    }
+
     /// Opens `backup` as a stream; nothing is held in memory beyond a chunk.
     pub async fn open(&self, backup: &Backup) -> Result<BackupReader, SourceError> {
         let minio = self.client()?;
@@ -179,41 +199,5 @@ impl BackupSource {
         let (stream, _size) = response.into_boxed_stream().map_err(|e| self.unavailable(e))?;
         let stream: Pin<Box<dyn Stream<Item = std::io::Result<bytes::Bytes>> + Send>> = Box::pin(stream.map_err(std::io::Error::other));
         Ok(Box::pin(StreamReader::new(stream)))
-    }
-
-    /// Uploads a local file (used by the demo and tests' tooling).
-    pub async fn upload(&self, key: &str, path: &std::path::Path) -> Result<(), SourceError> {
-        let minio = self.client()?;
-        minio
-            .put_object_content(self.bucket.as_str(), key, ObjectContent::from(path))
-            .map_err(|e| self.unavailable(e))?
-            .build()
-            .send()
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        Ok(())
-    }
-}
-
-/// Whether `key` is a backup of `client` (and not of `client2` or `clientx`).
-pub fn belongs_to(key: &str, client: &str) -> bool {
-    key.strip_prefix(client)
-        .and_then(|rest| rest.chars().next())
-        .is_some_and(|c| matches!(c, '-' | '_' | '/' | '.'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::belongs_to;
-
-    #[test]
-    fn keys_of_a_client() {
-        assert!(belongs_to("cosmos-2026-11-24.dump", "cosmos"));
-        assert!(belongs_to("cosmos_2026.zip", "cosmos"));
-        assert!(belongs_to("cosmos/daily/x.dump", "cosmos"));
-        assert!(belongs_to("cosmos.zip", "cosmos"));
-        assert!(!belongs_to("cosmos2-2026.zip", "cosmos"));
-        assert!(!belongs_to("cosmosx.zip", "cosmos"));
-        assert!(!belongs_to("cosmos", "cosmos"));
     }
 }

@@ -1,16 +1,20 @@
-//! The JSON-RPC methods: each checks the token and hands over to the module
-//! that does the work, so this file reads as a table of contents.
+//! The JSON-RPC API: the methods ([`Api`]), each checking the token and
+//! handing over to the stage that does the work, so this file reads as a
+//! table of contents; the mapping of errors to codes ([`errors`]); the
+//! HTTP server ([`server`]).
+
+pub mod errors;
+pub mod server;
 
 use std::sync::Arc;
 
 use jsonrpsee::core::async_trait;
 use jsonrpsee::types::ErrorObjectOwned;
-use numikube_staging_rpc::{
-    codes, error, DatabaseInfo, DropResult, Health, JobStatus, RunPayload, RunResult, StagingApiServer,
-};
+use numikube_staging_rpc::{DatabaseInfo, DropResult, Health, JobStatus, RunPayload, RunResult, StagingApiServer};
 
+use crate::admission::checks;
 use crate::app::App;
-use crate::{drop, jobs, templates};
+use crate::drop;
 
 /// The server side of [`numikube_staging_rpc::StagingApi`].
 pub struct Api {
@@ -24,52 +28,45 @@ impl Api {
     }
 }
 
-fn unavailable(e: crate::db::DbError) -> ErrorObjectOwned {
-    error(codes::UNAVAILABLE, format!("The staging server cannot reach its databases: {e}."), None)
-}
-
 #[async_trait]
 impl StagingApiServer for Api {
     async fn run(&self, payload: RunPayload) -> Result<RunResult, ErrorObjectOwned> {
-        self.app.check_token(payload.token.as_deref())?;
+        self.check_token(payload.token.as_deref())?;
         match payload.kind.as_deref() {
             Some("prod2x") => {
-                let request = jobs::check_prod2x(&self.app.config, &payload)?;
-                Ok(RunResult::Started(jobs::accept(&self.app, request).await?))
+                let request = checks::check_prod2x(self.app.config(), &payload).map_err(errors::admission)?;
+                Ok(RunResult::Started(self.app.admission.accept(request).await.map_err(errors::admission)?))
             }
             Some("dropdb") => {
                 let names = payload.database_names.as_deref().unwrap_or("");
                 Ok(RunResult::Dropped(self.drop_names(names).await?))
             }
-            Some(other) => Err(error(
-                codes::INVALID_INPUT,
-                format!("Unknown job type \"{}\": use prod2x or dropdb.", other.escape_default()),
-                None,
-            )),
-            None => Err(error(codes::INVALID_INPUT, "The request has no \"type\" (prod2x or dropdb).", None)),
+            Some(other) => Err(errors::invalid(format!("Unknown job type \"{}\": use prod2x or dropdb.", other.escape_default()))),
+            None => Err(errors::invalid("The request has no \"type\" (prod2x or dropdb).")),
         }
     }
 
     async fn drop_databases(&self, token: String, database_names: String) -> Result<DropResult, ErrorObjectOwned> {
-        self.app.check_token(Some(&token))?;
+        self.check_token(Some(&token))?;
         self.drop_names(&database_names).await
     }
 
     async fn status(&self, token: String, job_or_db: String) -> Result<JobStatus, ErrorObjectOwned> {
-        self.app.check_token(Some(&token))?;
+        self.check_token(Some(&token))?;
         self.app.jobs.find(&job_or_db).map(|j| j.status()).ok_or_else(|| {
-            error(codes::NOT_FOUND, format!("No job or database \"{}\" is known to the staging service since it started.", job_or_db.escape_default()), None)
+            errors::not_found(format!("No job or database \"{}\" is known to the staging service since it started.", job_or_db.escape_default()))
         })
     }
 
     async fn list(&self, token: String) -> Result<Vec<DatabaseInfo>, ErrorObjectOwned> {
-        self.app.check_token(Some(&token))?;
-        let rows = self.app.db.all(true).await.map_err(unavailable)?;
+        self.check_token(Some(&token))?;
+        let db = &self.app.services.db;
+        let rows = db.all(true).await.map_err(errors::database)?;
         Ok(rows
             .into_iter()
-            .filter(|r| self.app.db.in_instance_list(r) || templates::is_template(r))
+            .filter(|r| db.in_instance_list(r) || r.is_kept_template())
             .map(|r| DatabaseInfo {
-                template: templates::is_template(&r),
+                template: r.is_kept_template(),
                 size_bytes: r.size.unwrap_or(0),
                 created_at: r.marker.as_ref().map(|m| m.created_at.to_rfc3339()),
                 made_by_staging: r.marker.is_some(),
@@ -81,17 +78,23 @@ impl StagingApiServer for Api {
     }
 
     async fn health(&self) -> Result<Health, ErrorObjectOwned> {
-        let (postgres, storage) = tokio::join!(self.app.db.health(), self.app.source.health());
+        let services = &self.app.services;
+        let (postgres, storage) = tokio::join!(services.db.health(), services.source.health());
         Ok(Health { version: env!("CARGO_PKG_VERSION").into(), postgres, storage, prewarm: self.app.prewarm.states() })
     }
 }
 
 impl Api {
+    fn check_token(&self, given: Option<&str>) -> Result<(), ErrorObjectOwned> {
+        checks::check_token(self.app.config(), given).map_err(errors::admission)
+    }
+
     async fn drop_names(&self, text: &str) -> Result<DropResult, ErrorObjectOwned> {
         let names = drop::split_names(text);
         if names.is_empty() {
-            return Err(error(codes::INVALID_INPUT, "No database names were given to drop.", None));
+            return Err(errors::invalid("No database names were given to drop."));
         }
-        drop::drop_databases(&self.app, &names).await.map_err(unavailable)
+        let app = &self.app;
+        drop::drop_databases(&app.services, &app.admission, &app.jobs, &names).await.map_err(errors::database)
     }
 }

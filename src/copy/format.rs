@@ -7,7 +7,24 @@ use std::io::Cursor;
 use async_compression::tokio::bufread::GzipDecoder;
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
 
-use crate::backup_source::BackupReader;
+use crate::storage::BackupReader;
+
+/// Why a backup's format cannot be told.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    /// The first bytes could not be read.
+    #[error("cannot read the backup: {0}")]
+    Read(std::io::Error),
+    /// Nothing to read.
+    #[error("the backup is empty")]
+    Empty,
+    /// A gzip header, but no gzip content.
+    #[error("the backup is gzip-compressed but cannot be decompressed: {0}")]
+    Gzip(std::io::Error),
+    /// None of the formats.
+    #[error("the backup is neither a PostgreSQL custom dump, an Odoo backup zip nor plain SQL: it may be corrupt or of another kind")]
+    Unknown,
+}
 
 /// What a backup holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +99,10 @@ fn looks_like_sql(head: &[u8]) -> bool {
 }
 
 /// Finds the format of `reader`, unwrapping gzip.
-pub async fn sniff(reader: BackupReader) -> Result<Sniffed, String> {
-    let (head, reader) = peek(reader, 512).await.map_err(|e| format!("cannot read the backup: {e}"))?;
+pub async fn sniff(reader: BackupReader) -> Result<Sniffed, FormatError> {
+    let (head, reader) = peek(reader, 512).await.map_err(FormatError::Read)?;
     if head.is_empty() {
-        return Err("the backup is empty".into());
+        return Err(FormatError::Empty);
     }
     let gzip = head.starts_with(&[0x1f, 0x8b]);
     let reader: BackupReader = if gzip {
@@ -95,13 +112,11 @@ pub async fn sniff(reader: BackupReader) -> Result<Sniffed, String> {
         reader
     };
     let (head, reader) = if gzip {
-        peek(reader, 512).await.map_err(|e| format!("the backup is gzip-compressed but cannot be decompressed: {e}"))?
+        peek(reader, 512).await.map_err(FormatError::Gzip)?
     } else {
         (head, reader)
     };
-    let format = classify(&head).ok_or_else(|| {
-        "the backup is neither a PostgreSQL custom dump, an Odoo backup zip nor plain SQL: it may be corrupt or of another kind".to_string()
-    })?;
+    let format = classify(&head).ok_or(FormatError::Unknown)?;
     Ok(Sniffed { format, gzip, reader })
 }
 
@@ -142,8 +157,8 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_garbage_and_empty() {
-        assert!(sniff(reader(vec![0, 1, 2, 3, 255, 254])).await.unwrap_err().contains("corrupt"));
-        assert!(sniff(reader(vec![])).await.unwrap_err().contains("empty"));
+        assert!(sniff(reader(vec![0, 1, 2, 3, 255, 254])).await.unwrap_err().to_string().contains("corrupt"));
+        assert!(sniff(reader(vec![])).await.unwrap_err().to_string().contains("empty"));
         assert!(sniff(reader(vec![0x1f, 0x8b, 1, 2, 3])).await.is_err());
     }
 }

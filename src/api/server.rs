@@ -6,7 +6,7 @@ use std::sync::Arc;
 use jsonrpsee::server::{Server, ServerConfig, ServerHandle};
 use numikube_staging_rpc::StagingApiServer;
 
-use crate::api::Api;
+use super::Api;
 use crate::app::App;
 
 /// Largest request body accepted; a run payload is a few hundred bytes.

@@ -1,7 +1,7 @@
 //! Telling production how a job ended: POST the wire protocol's callback,
 //! retried with exponential back-off and jitter for
 //! `numikube_staging_callback_timeout`; when production stays unreachable,
-//! e-mail the result instead (see [`crate::mail`]).
+//! e-mail the result instead (see [`super::mail`]).
 
 use std::time::{Duration, Instant};
 
@@ -9,9 +9,9 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use numikube_staging_rpc::JobState;
 use serde_json::{json, Value};
 
-use crate::app::App;
-use crate::journal::JournalEntry;
-use crate::mail;
+use super::journal::JournalEntry;
+use super::mail;
+use crate::config::Config;
 
 /// How long one attempt may take at most (less when the window is nearly over).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -145,17 +145,17 @@ pub enum Told {
 }
 
 /// Tells production (or, failing that, the requester by mail) how a job ended.
-pub async fn report(app: &App, entry: &JournalEntry) -> Told {
+pub async fn report(config: &Config, entry: &JournalEntry) -> Told {
     let Some(url) = &entry.callback else { return Told::Production };
-    let body = body(entry, &app.config.token);
-    match deliver(&entry.job_id, url, &body, app.config.callback_timeout).await {
+    let body = body(entry, &config.token);
+    match deliver(&entry.job_id, url, &body, config.callback_timeout).await {
         Ok(()) => {
             tracing::info!(job = %entry.job_id, db = %entry.db_name, state = ?entry.state, url, "production was told how the job ended");
             Told::Production
         }
         Err(e) => {
             tracing::error!(job = %entry.job_id, url, "callback failed for good: {e}; sending the fallback e-mail");
-            match mail::send_result(&app.config, entry).await {
+            match mail::send_result(config, entry).await {
                 Ok(to) => {
                     tracing::info!(job = %entry.job_id, %to, "fallback e-mail sent instead of the callback");
                     Told::ByMail

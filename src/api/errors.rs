@@ -1,0 +1,36 @@
+//! The one place where the stages' errors become JSON-RPC errors: a stable
+//! code from `rpc/` and the stage's sentence for the Odoo user.
+
+use jsonrpsee::types::ErrorObjectOwned;
+use numikube_staging_rpc::{codes, error};
+
+use crate::admission::AdmissionError;
+use crate::pg::DbError;
+
+/// An admission refusal as a JSON-RPC error.
+pub fn admission(e: AdmissionError) -> ErrorObjectOwned {
+    let code = match &e {
+        AdmissionError::BadToken => codes::BAD_TOKEN,
+        AdmissionError::Invalid(_) => codes::INVALID_INPUT,
+        AdmissionError::Stopping | AdmissionError::Unavailable(_) => codes::UNAVAILABLE,
+        AdmissionError::Foreign(_) | AdmissionError::InFlight(_) => codes::CONFLICT,
+        AdmissionError::LimitReached { .. } => codes::LIMIT_REACHED,
+        AdmissionError::Journal { .. } => codes::INTERNAL,
+    };
+    error(code, e.to_string(), None)
+}
+
+/// PostgreSQL unavailable, as a JSON-RPC error.
+pub fn database(e: DbError) -> ErrorObjectOwned {
+    error(codes::UNAVAILABLE, format!("The staging server cannot reach its databases: {e}."), None)
+}
+
+/// A malformed request, as a JSON-RPC error.
+pub fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
+    error(codes::INVALID_INPUT, message, None)
+}
+
+/// Something unknown, as a JSON-RPC error.
+pub fn not_found(message: impl Into<String>) -> ErrorObjectOwned {
+    error(codes::NOT_FOUND, message, None)
+}

@@ -1,0 +1,129 @@
+//! How answers are shown: readable tables on a terminal, the API's JSON
+//! with `--json`; refusals on stderr (and as JSON on stdout), with the exit code.
+
+use std::process::ExitCode;
+
+use jsonrpsee::types::ErrorObjectOwned;
+use numikube_staging_rpc::{codes, DatabaseInfo, DropResult, JobStatus};
+
+use super::Exit;
+
+/// Prints an answer as JSON or as text, and exits with `exit`.
+pub fn print<T: serde::Serialize + ?Sized>(json: bool, value: &T, text: impl Fn(&T) -> String, exit: Exit) -> ExitCode {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value).expect("serializable"));
+    } else {
+        print!("{}", text(value));
+    }
+    exit.into()
+}
+
+/// Reports a refusal: always on stderr, also as JSON on stdout with `--json`.
+pub fn fail(json: bool, e: ErrorObjectOwned) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({"error": {"code": e.code(), "message": e.message()}}));
+    }
+    eprintln!("error: {}", e.message());
+    match e.code() {
+        codes::UNAVAILABLE => Exit::Unavailable,
+        codes::NOT_FOUND => Exit::NotFound,
+        codes::INVALID_INPUT | codes::BAD_TOKEN => Exit::Usage,
+        _ => Exit::Refused,
+    }
+    .into()
+}
+
+/// `list` as a table.
+pub fn list_table(rows: &[DatabaseInfo]) -> String {
+    if rows.is_empty() {
+        return "This instance has no databases.\n".into();
+    }
+    table(
+        &["NAME", "SIZE", "OURS", "CREATED", "BACKUP"],
+        rows.iter()
+            .map(|r| {
+                vec![
+                    r.name.clone(),
+                    human_size(r.size_bytes),
+                    match (r.template, r.made_by_staging) {
+                        (true, _) => "template",
+                        (false, true) => "yes",
+                        (false, false) => "no",
+                    }
+                    .into(),
+                    r.created_at.as_deref().map(short_time).unwrap_or_else(|| "-".into()),
+                    r.backup.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect(),
+    )
+}
+
+/// `drop` as a table.
+pub fn drop_table(r: &DropResult) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    rows.extend(r.dropped.iter().map(|n| vec![n.clone(), "dropped".into(), String::new()]));
+    rows.extend(r.missing.iter().map(|n| vec![n.clone(), "missing".into(), "no such database".into()]));
+    rows.extend(r.refused.iter().map(|n| vec![n.name.clone(), "refused".into(), n.reason.clone()]));
+    table(&["NAME", "RESULT", "WHY"], rows)
+}
+
+/// `status` as a table.
+pub fn status_table(s: &JobStatus) -> String {
+    let progress = s.progress.map(|p| format!("{:.0}%", p * 100.0));
+    let rows = [
+        ("job", Some(s.job_id.clone())),
+        ("database", Some(s.db_name.clone())),
+        ("state", Some(format!("{:?}", s.state).to_lowercase())),
+        ("phase", Some(format!("{:?}", s.phase).to_lowercase())),
+        ("progress", progress),
+        ("backup", s.backup.clone()),
+        ("started", Some(short_time(&s.started_at))),
+        ("finished", s.finished_at.as_deref().map(short_time)),
+        ("error", s.error.clone()),
+    ];
+    rows.iter().map(|(k, v)| format!("{k:<9} {}\n", v.as_deref().unwrap_or("-"))).collect()
+}
+
+/// Left-aligned columns as wide as their widest cell. Names may be hostile:
+/// control characters are shown escaped, so none reaches the terminal.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let printable = |cell: String| -> String {
+        cell.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    };
+    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.into_iter().map(printable).collect()).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(headers.to_vec());
+    for row in &rows {
+        out += &line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// `2026-11-24T13:02:05.123+00:00` → `2026-11-24 13:02 UTC`.
+fn short_time(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// Bytes in KiB, MiB, GiB.
+fn human_size(bytes: i64) -> String {
+    let mut size = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if size < 1024.0 {
+            return format!("{size:.0} {unit}");
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.1} TiB")
+}

@@ -1,0 +1,82 @@
+//! Why a copy failed: one variant per step, each a sentence for the Odoo
+//! user (its `Display`) and a detail for the job's traceback.
+
+use super::format::FormatError;
+use super::neutralize::NeutralizeError;
+use super::restore::RestoreError;
+use super::templates::TemplateError;
+use crate::pg::DbError;
+use crate::storage::SourceError;
+
+/// A failed copy.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// No backup of the client could be found.
+    #[error("No copy could be made: {0}.")]
+    NoBackup(SourceError),
+    /// The backup could not be opened.
+    #[error("The backup {key} could not be read: {source}.")]
+    Open {
+        /// The backup.
+        key: String,
+        /// Why.
+        source: SourceError,
+    },
+    /// The backup is of no known format.
+    #[error("The backup {key} cannot be restored: {source}.")]
+    Format {
+        /// The backup.
+        key: String,
+        /// Why.
+        source: FormatError,
+    },
+    /// Loading the backup failed.
+    #[error("Restoring the backup {key} failed: {}.", first_line(&.source.to_string()))]
+    Restore {
+        /// The backup.
+        key: String,
+        /// Why.
+        source: RestoreError,
+    },
+    /// The copy could not be neutralized.
+    #[error("Neutralizing the copy failed: {}.", first_line(&.0.to_string()))]
+    Neutralize(NeutralizeError),
+    /// The kept template could not be copied.
+    #[error("Copying the ready template failed: {}.", first_line(&.0.to_string()))]
+    Template(TemplateError),
+    /// PostgreSQL failed.
+    #[error("The copy failed because of the database server: {0}.")]
+    Db(#[from] DbError),
+    /// A database the sidecar did not make took the final name meanwhile.
+    #[error("A database named \"{0}\" appeared meanwhile and was not made by the staging service; it was left untouched and the copy was discarded.")]
+    Foreign(String),
+    /// The filestore could not be moved to the final name.
+    #[error("Moving the filestore into place failed: {0}.")]
+    Filestore(std::io::Error),
+}
+
+impl CopyError {
+    /// The detail for the job's traceback.
+    pub fn detail(&self) -> String {
+        match self {
+            CopyError::NoBackup(e) | CopyError::Open { source: e, .. } => e.to_string(),
+            CopyError::Format { source, .. } => source.to_string(),
+            CopyError::Restore { source, .. } => source.to_string(),
+            CopyError::Neutralize(e) => e.to_string(),
+            CopyError::Template(e) => e.to_string(),
+            CopyError::Db(e) => e.to_string(),
+            CopyError::Foreign(_) => "foreign database with the final name".into(),
+            CopyError::Filestore(e) => e.to_string(),
+        }
+    }
+
+    /// Whether PostgreSQL itself failed (then the job says so, not what a tool saw of it).
+    pub fn is_database_server(&self) -> bool {
+        matches!(self, CopyError::Db(_))
+    }
+}
+
+/// The first line of a tool's message, without its final full stop.
+pub fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or("").trim_end_matches('.').to_string()
+}

@@ -1,0 +1,142 @@
+//! Making one copy: restore the chosen backup (or copy the kept template)
+//! into a hidden database, neutralize it, mark it, and give it its final
+//! name — replacing an earlier copy of the sidecar's (a refresh) only then,
+//! and never a database it did not make.
+
+mod error;
+pub mod filestore;
+pub mod format;
+pub mod neutralize;
+mod place;
+pub mod restore;
+pub mod templates;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use numikube_staging_rpc::{NeutralizeReport, Phase};
+
+use crate::pg::{Marker, MarkerState, WorkingName};
+use crate::services::Services;
+use crate::storage::{Backup, BackupReader};
+
+pub use error::{first_line, CopyError};
+use restore::{Counting, PgTools};
+
+/// Hears of a copy's progress: the job implements it.
+pub trait Tracker: Sync {
+    /// The copy reached `phase`.
+    fn phase(&self, phase: Phase);
+    /// The backup to restore was chosen.
+    fn backup_chosen(&self, backup: &Backup);
+    /// The counter of backup bytes read.
+    fn bytes_read(&self) -> Arc<AtomicU64>;
+    /// The neutralization ran.
+    fn neutralized(&self, report: &NeutralizeReport);
+}
+
+/// What to make: the job, the client and the final name.
+pub struct CopyRequest<'a> {
+    /// The job's id.
+    pub job_id: &'a str,
+    /// The client whose backup is restored.
+    pub client: &'a str,
+    /// The final database name.
+    pub db_name: &'a str,
+    /// The backup asked for; `None`: the newest.
+    pub backup: Option<&'a str>,
+}
+
+/// What a finished copy hands over.
+pub struct Finished {
+    /// The backup it was made from.
+    pub backup: Backup,
+    /// What the neutralization ran.
+    pub report: NeutralizeReport,
+}
+
+/// Drops a database the sidecar is done with (a job's hidden database, a
+/// replaced copy, a template) and its filestore, whatever state they are in.
+/// A failure is logged and leaves the rest to the next sweep.
+pub async fn discard(services: &Services, name: &str) {
+    if let Err(e) = services.db.drop_force(name).await {
+        services.cleanup_failed();
+        tracing::error!("could not drop {name}: {e}; a later sweep tries again");
+    }
+    if let Err(e) = filestore::remove(&services.config.data_dir, name) {
+        tracing::error!("could not remove the filestore of {name}: {e}");
+    }
+}
+
+/// The steps of one copy, up to the final name, in the hidden database `temp`.
+pub async fn make(services: &Services, request: &CopyRequest<'_>, temp: &WorkingName, tracker: &dyn Tracker) -> Result<Finished, CopyError> {
+    let temp_name = temp.to_string();
+    tracker.phase(Phase::Downloading);
+    let backup = services.source.chosen(request.client, request.backup).await.map_err(CopyError::NoBackup)?;
+    tracker.backup_chosen(&backup);
+    let marker = Marker::new(MarkerState::Restoring, request.job_id.into(), request.db_name.into(), request.client, &backup);
+    let report = match templates::usable(services, request.client, &backup).await {
+        Some(template) => {
+            // A repeat copy of a backup already restored: seconds, not minutes.
+            tracker.phase(Phase::Restoring);
+            tracing::info!(job = %request.job_id, template = %template.name, "copying the template");
+            let report = templates::copy_from(services, &template, &temp_name, &marker).await.map_err(CopyError::Template)?;
+            tracker.bytes_read().store(backup.size, std::sync::atomic::Ordering::Relaxed);
+            report
+        }
+        None => {
+            let phase = |p| tracker.phase(p);
+            restore_and_neutralize(services, &temp_name, &backup, &marker, tracker.bytes_read(), &phase, false).await?
+        }
+    };
+    tracker.neutralized(&report);
+
+    tracker.phase(Phase::Finishing);
+    let done = Marker { state: MarkerState::Done, neutralized: Some(report.clone()), ..marker };
+    services.db.set_marker(&temp_name, &done).await?;
+    place::put_in_place(services, &temp_name, request.db_name, request.job_id).await?;
+    Ok(Finished { backup, report })
+}
+
+/// The full path: stream the backup into the hidden database `temp` and neutralize it.
+/// `bytes_read` counts the backup's bytes, `phase` hears of each step; pre-warm
+/// passes `low_priority` so its client programs run niced.
+pub async fn restore_and_neutralize(
+    services: &Services,
+    temp: &str,
+    backup: &Backup,
+    marker: &Marker,
+    bytes_read: Arc<AtomicU64>,
+    phase: &(dyn Fn(Phase) + Sync),
+    low_priority: bool,
+) -> Result<NeutralizeReport, CopyError> {
+    let config = &services.config;
+    let stream = services
+        .source
+        .open(backup)
+        .await
+        .map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
+    let counted: BackupReader = Box::pin(Counting::new(stream, bytes_read));
+    let sniffed = format::sniff(counted).await.map_err(|source| CopyError::Format { key: backup.key.clone(), source })?;
+    tracing::info!(db = %temp, key = %backup.key, format = sniffed.format.label(), gzip = sniffed.gzip, "backup opened");
+    services.db.create_hidden(temp, marker).await?;
+
+    let tools = PgTools {
+        pg_restore: config.pg_tool("pg_restore"),
+        psql: config.pg_tool("psql"),
+        env: services.db.libpq_env(),
+        jobs: config.restore_jobs,
+        low_priority,
+    };
+    let filestore_dir = filestore::path(&config.data_dir, temp).expect("working names are safe directory names");
+    let spool = config.state_dir().join("spool");
+    restore::restore(&tools, sniffed, temp, &filestore_dir, &spool, &|| phase(Phase::Restoring))
+        .await
+        .map_err(|source| CopyError::Restore { key: backup.key.clone(), source })?;
+
+    phase(Phase::Neutralizing);
+    let mut client = services.db.connect(temp).await?;
+    let report = neutralize::neutralize(&mut client, &config.addons_path).await.map_err(CopyError::Neutralize)?;
+    tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
+    Ok(report)
+}

@@ -1,0 +1,170 @@
+//! Instant repeat copies: after a restore, the sidecar keeps one neutralized
+//! template per client (hidden, so neither Odoo's database list nor the
+//! limit sees it). The next request for the same backup (same key and ETag)
+//! becomes `CREATE DATABASE … TEMPLATE … STRATEGY FILE_COPY`, a new
+//! identity, and a filestore copied with hard links — seconds instead of a
+//! full restore. A newer backup replaces the template;
+//! `numikube_staging_template_cache = False` turns it all off.
+
+use chrono::Utc;
+use numikube_staging_rpc::NeutralizeReport;
+
+use super::neutralize::{self, NeutralizeError};
+use super::{discard, filestore};
+use crate::pg::{DatabaseRow, Db, DbError, Marker, MarkerState, WorkKind, WorkingName};
+use crate::services::Services;
+use crate::storage::Backup;
+
+/// Why a template could not be kept or copied.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A filestore could not be linked or moved.
+    #[error("{what} failed: {source}")]
+    Filestore {
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The copy's new identity could not be set.
+    #[error(transparent)]
+    Identity(#[from] NeutralizeError),
+    /// Too little disk for one more database.
+    #[error("not enough free disk for a template of {source_db}: {size} bytes needed, {free} free")]
+    DiskShort {
+        /// The copy the template would be made from.
+        source_db: String,
+        /// Bytes needed.
+        size: u64,
+        /// Bytes free.
+        free: u64,
+    },
+    /// A step on the new template failed; it was dropped.
+    #[error("{what} {name} failed: {source}")]
+    Step {
+        /// What was being done.
+        what: &'static str,
+        /// The template.
+        name: String,
+        /// Why.
+        source: Box<TemplateError>,
+    },
+}
+
+fn filestore_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TemplateError {
+    let what = what.into();
+    move |source| TemplateError::Filestore { what, source }
+}
+
+/// The templates of `client`, newest first.
+pub async fn of_client(db: &Db, client: &str) -> Result<Vec<DatabaseRow>, DbError> {
+    let mut rows: Vec<DatabaseRow> = db
+        .all(false)
+        .await?
+        .into_iter()
+        .filter(|r| r.is_kept_template() && r.marker.as_ref().and_then(|m| m.client.as_deref()) == Some(client))
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.marker.as_ref().map(|m| m.created_at)));
+    Ok(rows)
+}
+
+/// Whether template `row` was made from exactly `backup`.
+pub fn made_from(row: &DatabaseRow, backup: &Backup) -> bool {
+    row.marker.as_ref().is_some_and(|m| m.made_from(backup))
+}
+
+/// The client's template for `backup`, if the cache is on and has it.
+pub async fn usable(services: &Services, client: &str, backup: &Backup) -> Option<DatabaseRow> {
+    if !services.config.template_cache {
+        return None;
+    }
+    of_client(&services.db, client).await.ok()?.into_iter().find(|t| made_from(t, backup))
+}
+
+/// Makes the hidden database `temp` a copy of `template`: file copy, hard-linked
+/// filestore, and its own identity. Returns the template's neutralization report.
+pub async fn copy_from(services: &Services, template: &DatabaseRow, temp: &str, marker: &Marker) -> Result<NeutralizeReport, TemplateError> {
+    services.db.copy_hidden(temp, &template.name, marker).await?;
+    filestore::link_copy(&services.config.data_dir, &template.name, temp).map_err(filestore_err("copying the template's filestore"))?;
+    let mut client = services.db.connect(temp).await?;
+    neutralize::new_identity(&mut client).await?;
+    Ok(template.marker.as_ref().and_then(|m| m.neutralized.clone()).unwrap_or_default())
+}
+
+/// The marker of a template of `client` made from `backup`.
+fn marker(name: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Marker {
+    Marker {
+        job_id: String::new(),
+        created_at: Utc::now(),
+        neutralized: Some(report.clone()),
+        owner: None,
+        ..Marker::new(MarkerState::Template, String::new(), name.into(), client, backup)
+    }
+}
+
+/// Free bytes on the file system holding `path` (None when it cannot be known).
+pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `stat` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut stat) };
+    (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+/// Keeps `source` (a finished, neutralized copy nobody uses yet) as the
+/// client's template for `backup`, then drops the client's older templates.
+/// Skipped, with a log line, when the cache is off or the disk is short.
+pub async fn keep(services: &Services, source: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Result<(), TemplateError> {
+    let db = &services.db;
+    if !services.config.template_cache {
+        return Ok(());
+    }
+    let older = of_client(db, client).await?;
+    if older.iter().any(|t| made_from(t, backup)) {
+        return Ok(());
+    }
+    let size = db.size(source).await? as u64;
+    match db.data_directory().await.and_then(|d| free_bytes(&d)) {
+        // Keep a fifth of the copy's size as head room for the databases users work in.
+        Some(free) if free < size + size / 5 => return Err(TemplateError::DiskShort { source_db: source.into(), size, free }),
+        Some(_) => {}
+        None => tracing::info!("cannot read PostgreSQL's data directory to check free space; making the template anyway"),
+    }
+    let name = WorkingName::fresh(WorkKind::Template).to_string();
+    let marker = marker(&name, client, backup, report);
+    let step = |what, e: TemplateError| TemplateError::Step { what, name: name.clone(), source: Box::new(e) };
+    db.copy_hidden(&name, source, &marker).await.map_err(|e| step("making the template", e.into()))?;
+    // Nobody (autovacuum included) may be inside a template when a copy is made from it.
+    if let Err(e) = db.close(&name).await {
+        discard(services, &name).await;
+        return Err(step("closing the template", e.into()));
+    }
+    if let Err(e) = filestore::link_copy(&services.config.data_dir, source, &name) {
+        discard(services, &name).await;
+        return Err(step("linking the filestore into the template", filestore_err(format!("linking {source}"))(e)));
+    }
+    tracing::info!(template = %name, client, key = %backup.key, "template kept");
+    for old in older {
+        discard(services, &old.name).await;
+    }
+    Ok(())
+}
+
+/// Turns the hidden database `temp` (restored for pre-warm) into the client's
+/// template for `backup` by renaming it, then drops the client's older templates.
+pub async fn adopt(services: &Services, temp: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Result<(), TemplateError> {
+    let older = of_client(&services.db, client).await?;
+    let name = WorkingName::fresh(WorkKind::Template).to_string();
+    let marker = marker(&name, client, backup, report);
+    services.db.set_marker(temp, &marker).await?;
+    services.db.rename(temp, &name).await?;
+    filestore::rename(&services.config.data_dir, temp, &name).map_err(filestore_err(format!("moving the filestore of {temp}")))?;
+    for old in older {
+        discard(services, &old.name).await;
+    }
+    Ok(())
+}

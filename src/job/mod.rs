@@ -1,0 +1,160 @@
+//! Jobs: an accepted request's state (phase, progress, outcome), the
+//! registry of this process's jobs, its place in line for a restore slot,
+//! and its life from the restore slot to the report (see [`run`]).
+//!
+//! A job goes `queued → downloading → restoring → neutralizing → finishing →
+//! done`, or to `error` from any step. The database with the final name
+//! appears only in `finishing`, once the copy is complete and neutralized.
+
+pub mod run;
+mod turn;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use numikube_staging_rpc::{JobState, JobStatus, NeutralizeReport, Phase};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::copy::Tracker;
+use crate::storage::Backup;
+
+pub use turn::{take_turn, Turn};
+
+/// A checked prod2x request.
+#[derive(Debug, Clone)]
+pub struct JobRequest {
+    /// Client technical name.
+    pub client: String,
+    /// Final database name.
+    pub db_name: String,
+    /// Where to tell production how it ended (none from the command line).
+    pub callback: Option<String>,
+    /// Requester's address for the fallback mail.
+    pub email: Option<String>,
+    /// The backup asked for (a key of the client's); `None`: the newest.
+    pub backup: Option<String>,
+}
+
+/// One accepted job.
+pub struct Job {
+    /// The request.
+    pub request: JobRequest,
+    status: Mutex<JobStatus>,
+    bytes_read: Arc<AtomicU64>,
+    size: AtomicU64,
+    /// Its place in line for a restore slot, taken at admission.
+    turn: Mutex<Option<Turn>>,
+}
+
+impl Job {
+    /// A job in `status`, waiting for `turn` (none for a job only to be reported).
+    pub fn new(request: JobRequest, status: JobStatus, turn: Option<Turn>) -> Job {
+        Job {
+            request,
+            status: Mutex::new(status),
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            size: AtomicU64::new(0),
+            turn: Mutex::new(turn),
+        }
+    }
+
+    /// A snapshot of the job's status, with progress computed now.
+    pub fn status(&self) -> JobStatus {
+        let mut status = self.status.lock().unwrap().clone();
+        let size = self.size.load(Ordering::Relaxed);
+        if status.state == JobState::Running && size > 0 && status.phase != Phase::Queued {
+            let read = self.bytes_read.load(Ordering::Relaxed) as f64;
+            status.progress = Some((read / size as f64).min(1.0));
+        }
+        status
+    }
+
+    /// The step it is at.
+    pub fn phase(&self) -> Phase {
+        self.status.lock().unwrap().phase
+    }
+
+    /// Changes the status in place.
+    pub fn update(&self, f: impl FnOnce(&mut JobStatus)) {
+        f(&mut self.status.lock().unwrap());
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> String {
+        self.status.lock().unwrap().job_id.clone()
+    }
+
+    /// Whether it has not ended.
+    pub fn is_running(&self) -> bool {
+        self.status.lock().unwrap().state == JobState::Running
+    }
+
+    /// Waits, in admission order, for a restore slot (`numikube_staging_max_restores`).
+    pub async fn wait_turn(&self) -> OwnedSemaphorePermit {
+        let turn = self.turn.lock().unwrap().take().expect("a job waits for its turn once");
+        turn.await.expect("the semaphore is never closed")
+    }
+}
+
+impl Tracker for Job {
+    fn phase(&self, phase: Phase) {
+        tracing::info!(job = %self.id(), db = %self.request.db_name, ?phase, "job phase");
+        self.status.lock().unwrap().phase = phase;
+    }
+
+    fn backup_chosen(&self, backup: &Backup) {
+        self.size.store(backup.size, Ordering::Relaxed);
+        self.update(|s| s.backup = Some(backup.key.clone()));
+    }
+
+    fn bytes_read(&self) -> Arc<AtomicU64> {
+        self.bytes_read.clone()
+    }
+
+    fn neutralized(&self, report: &NeutralizeReport) {
+        self.update(|s| s.neutralized = Some(report.clone()));
+    }
+}
+
+/// This process's jobs, by id.
+#[derive(Default)]
+pub struct Jobs {
+    jobs: Mutex<HashMap<String, Arc<Job>>>,
+}
+
+impl Jobs {
+    /// A job by id or by final database name (the newest one of that name).
+    pub fn find(&self, job_or_db: &str) -> Option<Arc<Job>> {
+        let jobs = self.jobs.lock().unwrap();
+        if let Some(job) = jobs.get(job_or_db) {
+            return Some(job.clone());
+        }
+        jobs.values()
+            .filter(|j| j.request.db_name == job_or_db)
+            .max_by_key(|j| j.status.lock().unwrap().started_at.clone())
+            .cloned()
+    }
+
+    /// Registers a job under its id.
+    pub fn insert(&self, job: Arc<Job>) {
+        self.jobs.lock().unwrap().insert(job.id(), job);
+    }
+
+    /// Forgets a job (one whose admission failed after all).
+    pub fn remove(&self, job_id: &str) {
+        self.jobs.lock().unwrap().remove(job_id);
+    }
+
+    /// Final names of the restores still in flight.
+    pub fn in_flight(&self) -> HashSet<String> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.values().filter(|j| j.is_running()).map(|j| j.request.db_name.clone()).collect()
+    }
+
+    /// Ids (without dashes, as in working names) of this process's running jobs.
+    pub fn busy_ids(&self) -> HashSet<String> {
+        let jobs = self.jobs.lock().unwrap();
+        jobs.values().filter(|j| j.is_running()).map(|j| j.id().replace('-', "")).collect()
+    }
+}

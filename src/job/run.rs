@@ -1,0 +1,151 @@
+//! The life of one job after its admission: wait for a restore slot, make
+//! the copy (see [`crate::copy`]), record and report how it ended, publish
+//! the copy. A job never stays *running*: a panic, a stop or a failure all
+//! end it in *error*, with its hidden database dropped.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use numikube_staging_rpc::{JobState, Phase};
+
+use super::Job;
+use crate::copy::{self, templates, CopyError, CopyRequest, Finished};
+use crate::pg::{WorkKind, WorkingName};
+use crate::report::journal::JournalEntry;
+use crate::report::Reporter;
+use crate::services::Services;
+
+/// The error of a job cut short by a stop or a crash of the sidecar.
+pub const INTERRUPTED: &str = "The copy was interrupted by a restart of the staging service; run the job again.";
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The copy failed.
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    /// A bug: the pipeline panicked.
+    #[error("The copy failed because of an internal error of the staging service.")]
+    Panic,
+    /// SIGTERM before the last step.
+    #[error("{INTERRUPTED}")]
+    Interrupted(Phase),
+}
+
+impl JobError {
+    /// The detail for the job's traceback.
+    pub fn detail(&self) -> String {
+        match self {
+            JobError::Copy(e) => e.detail(),
+            JobError::Panic => "panic in the job pipeline (see the staging service's log)".into(),
+            JobError::Interrupted(phase) => format!("numikube-staging was stopped (SIGTERM) while the job was in phase {phase:?}"),
+        }
+    }
+}
+
+/// What a running job needs from the rest of the sidecar.
+#[derive(Clone)]
+pub struct JobContext {
+    /// Configuration, PostgreSQL, the bucket.
+    pub services: Arc<Services>,
+    /// The journal and the reports.
+    pub reporter: Arc<Reporter>,
+}
+
+/// Runs one job to its end and reports it; never leaves it *running*.
+pub async fn run(ctx: JobContext, job: Arc<Job>) {
+    let services = &ctx.services;
+    let id = job.id();
+    let temp = WorkingName::for_job(WorkKind::Temp, &id);
+    let steps = async {
+        let _slot = job.wait_turn().await;
+        let request = CopyRequest {
+            job_id: &id,
+            client: &job.request.client,
+            db_name: &job.request.db_name,
+            backup: job.request.backup.as_deref(),
+        };
+        copy::make(services, &request, &temp, job.as_ref()).await.map_err(JobError::from)
+    };
+    let outcome: Result<Finished, JobError> = tokio::select! {
+        // A bug must not leave the job running for ever: a panic is a failure like any other.
+        outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(steps)) => outcome.unwrap_or(Err(JobError::Panic)),
+        () = stopped_before_finishing(services, &job) => Err(JobError::Interrupted(job.phase())),
+    };
+    let (state, message, detail) = match &outcome {
+        Ok(_) => (JobState::Done, None, None),
+        Err(e) => {
+            let (message, detail) = blame_the_database_server(services, e).await;
+            tracing::error!(job = %id, "job failed: {message}: {detail}");
+            copy::discard(services, &temp.to_string()).await;
+            (JobState::Error, Some(message), Some(detail))
+        }
+    };
+    let finished_at = Utc::now().to_rfc3339();
+    let end = |job: &Job| {
+        job.update(|s| {
+            s.state = state;
+            s.phase = if state == JobState::Done { Phase::Done } else { Phase::Error };
+            s.error = message.clone();
+            s.finished_at = Some(finished_at.clone());
+            if state == JobState::Done {
+                s.progress = Some(1.0);
+            }
+        })
+    };
+    if state != JobState::Done {
+        end(&job);
+    }
+    let entry = JournalEntry {
+        state,
+        error: message.clone(),
+        detail,
+        client: Some(job.request.client.clone()),
+        finished_at: Some(finished_at.clone()),
+        ..JournalEntry::new(&id, &job.request.db_name, job.request.callback.clone(), job.request.email.clone())
+    };
+    ctx.reporter.journal().write_or_log(&entry);
+    // "Done" means open: production hears of the copy, and the job is done
+    // (for staging_status, the limit and drops), only once Odoo can open it.
+    if let Ok(finished) = &outcome {
+        publish(services, &job, finished).await;
+        end(&job);
+    }
+    ctx.reporter.tell(&services.config, &entry).await;
+}
+
+/// Resolves once the sidecar is stopping, unless the job has reached its
+/// last step: `finishing` renames databases and must not be cut in half.
+async fn stopped_before_finishing(services: &Services, job: &Job) {
+    services.stopped().await;
+    if job.phase() == Phase::Finishing {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// When PostgreSQL itself is gone, says so instead of what the tool saw of it.
+async fn blame_the_database_server(services: &Services, error: &JobError) -> (String, String) {
+    let as_is = (error.to_string(), error.detail());
+    if matches!(error, JobError::Copy(e) if e.is_database_server()) {
+        return as_is;
+    }
+    let health = services.db.health().await;
+    if health == "ok" {
+        return as_is;
+    }
+    (
+        format!("The copy failed because {health}; run the job again once the database server is back."),
+        format!("{}\n{}", as_is.0, as_is.1),
+    )
+}
+
+/// Keeps the template (unless the cache is off) and makes the copy visible to Odoo.
+async fn publish(services: &Services, job: &Job, finished: &Finished) {
+    let request = &job.request;
+    if let Err(e) = templates::keep(services, &request.db_name, &request.client, &finished.backup, &finished.report).await {
+        tracing::warn!(db = %request.db_name, "no template kept: {e}");
+    }
+    if let Err(e) = services.db.publish(&request.db_name).await {
+        tracing::error!(db = %request.db_name, "could not make the copy visible: {e}; run ALTER DATABASE … IS_TEMPLATE false");
+    }
+}

@@ -1,0 +1,76 @@
+//! What every stage below the API works with: the configuration, the
+//! PostgreSQL server, the bucket, the stop signal and the request for an
+//! early sweep. Built once, shared behind an `Arc`, passed down.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::pg::Db;
+use crate::storage::BackupSource;
+
+/// The shared services.
+pub struct Services {
+    /// The staging `odoo.conf`.
+    pub config: Config,
+    /// The PostgreSQL server.
+    pub db: Db,
+    /// The backup bucket.
+    pub source: BackupSource,
+    /// Cancelled on SIGTERM: no more admissions; queued and restoring jobs stop.
+    stopping: CancellationToken,
+    /// A cleanup failed (PostgreSQL down?): sweep as soon as the server answers again.
+    sweep_wanted: AtomicBool,
+    /// Wakes the periodic sweep early.
+    sweep_now: Notify,
+}
+
+impl Services {
+    /// Builds the services from a loaded configuration; contacts nothing.
+    pub fn new(config: Config) -> anyhow::Result<Services> {
+        let db = Db::new(&config)?;
+        let source = BackupSource::new(&config.storage)?;
+        Ok(Services {
+            config,
+            db,
+            source,
+            stopping: CancellationToken::new(),
+            sweep_wanted: AtomicBool::new(false),
+            sweep_now: Notify::new(),
+        })
+    }
+
+    /// Starts the shutdown: admissions stop, running jobs are interrupted.
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Whether the sidecar is stopping (SIGTERM).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.is_cancelled()
+    }
+
+    /// Resolves once the sidecar is stopping.
+    pub async fn stopped(&self) {
+        self.stopping.cancelled().await
+    }
+
+    /// Notes that a cleanup failed, so that a sweep runs once PostgreSQL answers again.
+    pub fn cleanup_failed(&self) {
+        self.sweep_wanted.store(true, Ordering::Relaxed);
+    }
+
+    /// PostgreSQL answered: if a cleanup had failed, wake the sweep now.
+    pub fn database_answered(&self) {
+        if self.sweep_wanted.swap(false, Ordering::Relaxed) {
+            self.sweep_now.notify_one();
+        }
+    }
+
+    /// Resolves when a sweep is wanted before its next turn.
+    pub async fn sweep_requested(&self) {
+        self.sweep_now.notified().await
+    }
+}

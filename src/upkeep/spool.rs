@@ -1,0 +1,54 @@
+//! Spooled downloads left by processes that died.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Removes downloads spooled by processes that died (a killed sidecar's
+/// `.dump` or `.zip` can be as large as a backup). A live job holds its spool
+/// file open, so a file no process has open is an orphan; when open files
+/// cannot be listed, nothing is removed.
+pub fn remove_orphan_spool_files(dir: &Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    if files.is_empty() {
+        return;
+    }
+    // Listed after the files: a spool file is open from the moment it exists.
+    let Some(open) = open_files() else { return };
+    for file in files.into_iter().filter(|f| !open.contains(f)) {
+        tracing::warn!("removing {}, spooled by a process that no longer runs", file.display());
+        if let Err(e) = std::fs::remove_file(&file) {
+            tracing::error!("could not remove {}: {e}", file.display());
+        }
+    }
+}
+
+/// Every file some process has open, from `/proc/<pid>/fd`.
+fn open_files() -> Option<HashSet<PathBuf>> {
+    let mut open = HashSet::new();
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        if !process.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else { continue };
+        open.extend(fds.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()));
+    }
+    (!open.is_empty()).then_some(open)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_spool_files_nobody_holds_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
+        let orphan = dir.path().join("backup-orphan.dump");
+        std::fs::write(&orphan, b"PGDMP").unwrap();
+        remove_orphan_spool_files(dir.path());
+        assert!(held.path().exists(), "a live job's spool file stays");
+        assert!(!orphan.exists(), "a dead process's spool file goes");
+    }
+}
