@@ -7,21 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{code_of, ident, literal, make_marked, mark, Options, Stage, ROLE, TOKEN};
+use common::{code_of, literal, make_marked, make_unmarked, mark, Options, Stage, TOKEN};
 use numikube_staging_rpc::{
     codes, DropResult, JobState, Phase, RunPayload, RunResult, StagingApiClient,
 };
-
-/// A database owned by `db_user` without a marker (made by hand, or by Odoo).
-fn make_unmarked(stage: &Stage, name: &str) {
-    stage
-        .pg
-        .psql(
-            "postgres",
-            &format!("CREATE DATABASE {} OWNER {ROLE}", ident(name)),
-        )
-        .unwrap();
-}
 
 /// A filestore directory with one file, as Odoo would have left it.
 fn make_filestore(stage: &Stage, name: &str) -> PathBuf {

@@ -833,21 +833,20 @@ pub fn assert_neutralized(bin_dir: &Path, server_url: &str, db: &str) -> Result<
 // Backups
 // ---------------------------------------------------------------------------
 
-fn run_tool(mut cmd: Command, what: &str) -> Result<()> {
+/// Runs `cmd` without input or output and returns what it wrote to stderr;
+/// an error naming `what`, with that stderr, if it fails.
+pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<String> {
     let out = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output();
-    let out = out.with_context(|| format!("starting {what}"))?;
+        .output()
+        .with_context(|| format!("starting {what}"))?;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
-        bail!(
-            "{what} failed: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{what} failed: {}: {}", out.status, err.trim());
     }
-    Ok(())
+    Ok(err)
 }
 
 /// `pg_dump --no-owner --format=c` of `db` into `out` (starts with
@@ -860,7 +859,7 @@ pub fn dump_custom(bin_dir: &Path, server_url: &str, db: &str, out: &Path) -> Re
         .arg(out)
         .arg("--dbname")
         .arg(db_url(server_url, db));
-    run_tool(c, "pg_dump --format=c")
+    run_quiet(&mut c, "pg_dump --format=c").map(drop)
 }
 
 /// Plain SQL `pg_dump --no-owner` of `db` into `out`, as in Odoo's zip.
@@ -871,7 +870,7 @@ pub fn dump_plain(bin_dir: &Path, server_url: &str, db: &str, out: &Path) -> Res
         .arg(out)
         .arg("--dbname")
         .arg(db_url(server_url, db));
-    run_tool(c, "pg_dump")
+    run_quiet(&mut c, "pg_dump").map(drop)
 }
 
 /// The `manifest.json` Odoo 18 writes in its backup zip for `db`.
@@ -1000,7 +999,7 @@ pub fn make_odoo_zip_with(
             .arg(&dump)
             .arg(&mpath)
             .arg(filestore_dir);
-        return run_tool(c, "python3 zipfile");
+        return run_quiet(&mut c, "python3 zipfile").map(drop);
     }
 
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 16, File::create(out)?));

@@ -2,7 +2,8 @@
 //! S3 server, an SMTP server, production's callback receiver, and the real
 //! `numikube-staging serve` process configured against them through an
 //! `odoo.conf`, plus a typed JSON-RPC client; and the helpers several test
-//! files share ([`code_of`], [`make_marked`], [`mark`], [`ident`], [`literal`]).
+//! files share ([`code_of`], [`make_marked`], [`make_unmarked`], [`mark`],
+//! [`ident`], [`literal`]).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -366,6 +367,12 @@ pub fn code_of(e: jsonrpsee::core::ClientError) -> (i32, String) {
 
 /// A database owned by `db_user` carrying the sidecar's marker, as a finished job leaves it.
 pub fn make_marked(stage: &Stage, name: &str) {
+    make_unmarked(stage, name);
+    mark(stage, name);
+}
+
+/// A database owned by `db_user` without a marker (made by hand, or by Odoo).
+pub fn make_unmarked(stage: &Stage, name: &str) {
     stage
         .pg
         .psql(
@@ -373,7 +380,6 @@ pub fn make_marked(stage: &Stage, name: &str) {
             &format!("CREATE DATABASE {} OWNER {ROLE}", ident(name)),
         )
         .unwrap();
-    mark(stage, name);
 }
 
 /// Puts the sidecar's marker on any database.

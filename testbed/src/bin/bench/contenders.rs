@@ -8,12 +8,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Result;
+use numikube_testbed::fixture::run_quiet;
 use numikube_testbed::ident;
 
 use crate::data::Data;
 use crate::env::Env;
 use crate::probes::Sample;
-use crate::util::run_cmd;
 use crate::TEMPLATE_DB;
 
 /// One way of making a staging copy.
@@ -94,19 +94,25 @@ fn template_filestore(env: &Env) -> PathBuf {
     env.work.join("baseline-template-filestore")
 }
 
+/// `pg_restore` of the custom dump into `db`, with `jobs` jobs, as the instance's role.
+fn pg_restore(env: &Env, jobs: usize, db: &str, data: &Data) -> Command {
+    let mut c = env.role_cmd("pg_restore");
+    c.args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"])
+        .arg(jobs.to_string())
+        .args(["-d", db])
+        .arg(&data.dump);
+    c
+}
+
 /// Restores the FILE_COPY contender's template database and filestore, once, untimed.
 pub fn make_template(env: &Env, data: &Data) -> Result<()> {
     let t = Instant::now();
-    run_cmd(env.role_cmd("createdb").arg(TEMPLATE_DB), "createdb")?;
-    run_cmd(
-        env.role_cmd("pg_restore")
-            .args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"])
-            .arg(env.cores.to_string())
-            .args(["-d", TEMPLATE_DB])
-            .arg(&data.dump),
+    run_quiet(env.role_cmd("createdb").arg(TEMPLATE_DB), "createdb")?;
+    run_quiet(
+        &mut pg_restore(env, env.cores, TEMPLATE_DB, data),
         "pg_restore (template)",
     )?;
-    run_cmd(
+    run_quiet(
         Command::new("cp")
             .arg("-a")
             .arg(&data.unpacked_fs)
@@ -137,19 +143,19 @@ pub fn run_baseline(
             let dest = env.work.join("odoo-data/filestore").join(&db);
             fs::create_dir_all(dest.parent().unwrap())?;
             let a = machine.probe();
-            run_cmd(
+            run_quiet(
                 env.role_cmd("createdb")
                     .args(["-T", "template0", "-E", "UTF8"])
                     .arg(&db),
                 "createdb",
             )?;
-            let err = run_cmd(
+            let err = run_quiet(
                 env.role_cmd("psql")
                     .args(["-q", "-d", &db, "-f"])
                     .arg(&data.dump_sql),
                 "psql -f dump.sql",
             )?;
-            run_cmd(
+            run_quiet(
                 Command::new("cp")
                     .arg("-r")
                     .arg(&data.unpacked_fs)
@@ -175,15 +181,8 @@ pub fn run_baseline(
             };
             let db = format!("bench_pgr{jobs}_{tag}");
             let a = machine.probe();
-            run_cmd(env.role_cmd("createdb").arg(&db), "createdb")?;
-            run_cmd(
-                env.role_cmd("pg_restore")
-                    .args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"])
-                    .arg(jobs.to_string())
-                    .args(["-d", &db])
-                    .arg(&data.dump),
-                "pg_restore",
-            )?;
+            run_quiet(env.role_cmd("createdb").arg(&db), "createdb")?;
+            run_quiet(&mut pg_restore(env, jobs, &db, data), "pg_restore")?;
             let b = machine.probe();
             env.drop_db(&db)?;
             Ok(machine.measure(&a, &b))
@@ -193,7 +192,7 @@ pub fn run_baseline(
             let dest = env.work.join("fc-data/filestore").join(&db);
             fs::create_dir_all(dest.parent().unwrap())?;
             let a = machine.probe();
-            run_cmd(
+            run_quiet(
                 env.role_cmd("psql")
                     .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
                     .arg(format!(
@@ -203,7 +202,7 @@ pub fn run_baseline(
                     )),
                 "CREATE DATABASE … FILE_COPY",
             )?;
-            run_cmd(
+            run_quiet(
                 Command::new("cp")
                     .arg("-al")
                     .arg(template_filestore(env))

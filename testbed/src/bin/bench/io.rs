@@ -7,11 +7,11 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Result;
+use numikube_testbed::fixture::run_quiet;
 use serde_json::{json, Value};
 
 use crate::data::Data;
 use crate::env::Env;
-use crate::util::run_cmd;
 use crate::BUCKET;
 
 /// Measures the three speeds; the `io` part of the report.
@@ -22,7 +22,7 @@ pub fn measure(env: &Env, data: &Data) -> Result<Value> {
     io["moto_download_bytes"] = json!(bytes);
     let ddf = env.work.join("dd.bin");
     let t = Instant::now();
-    run_cmd(
+    run_quiet(
         Command::new("dd")
             .arg("if=/dev/zero")
             .arg(format!("of={}", ddf.display()))

@@ -248,17 +248,6 @@ impl RssSampler {
     }
 }
 
-/// The machine's memory (`MemTotal`), in KiB.
-pub fn mem_total_kib() -> Option<u64> {
-    let s = fs::read_to_string("/proc/meminfo").ok()?;
-    s.lines()
-        .find(|l| l.starts_with("MemTotal:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 /// The CPU's model name, as `/proc/cpuinfo` gives it.
 pub fn cpu_model() -> String {
     fs::read_to_string("/proc/cpuinfo")

@@ -2,6 +2,7 @@
 //! reads): per-contender statistics, the ratios of the sidecar to the
 //! baselines, and the targets of issue 5 as met or missed.
 
+use numikube_testbed::procfs;
 use serde_json::{json, Value};
 
 use crate::args::Args;
@@ -135,7 +136,7 @@ pub fn build(env: &Env, args: &Args, contenders: &[Contender], o: &Outcome) -> V
     let cores = env.cores;
     json!({
         "machine": {"cores": cores, "cpu": probes::cpu_model(), "disks": env.machine.disks,
-                    "mem_total_kib": probes::mem_total_kib()},
+                    "mem_total_kib": procfs::meminfo_kib("MemTotal:")},
         "postgres": {"settings": env.pg_settings,
                      "note": "the testbed's cluster settings (fsync off etc.), the same for every contender"},
         "data": o.data.json(),

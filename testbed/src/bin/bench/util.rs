@@ -1,10 +1,7 @@
-//! Small tools of the bench: progress lines, shell commands, medians and
-//! percentiles, sizes and the time stamp of the backup names.
+//! Small tools of the bench: progress lines, medians and percentiles, sizes
+//! and the time stamp of the backup names.
 
-use std::process::{Command, Stdio};
 use std::time::Instant;
-
-use anyhow::{bail, Context, Result};
 
 /// Progress on stderr, each line with the seconds since the start.
 pub struct Log {
@@ -28,21 +25,6 @@ impl Log {
             msg.as_ref()
         );
     }
-}
-
-/// Runs `cmd` without input or output; its stderr, or an error naming `what` with it.
-pub fn run_cmd(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("starting {what}"))?;
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        bail!("{what} failed: {}: {}", out.status, err.trim());
-    }
-    Ok(err)
 }
 
 /// The median of `v` (NaN when empty).
