@@ -4,6 +4,7 @@
 from datetime import datetime
 
 from odoo.exceptions import ValidationError
+from odoo.modules.neutralize import get_neutralization_queries
 from odoo.tests import TransactionCase, tagged
 
 from .common import LoopbackServer, StagingMixin, closed_port, envelope, odoo_error
@@ -56,6 +57,19 @@ class TestStagingEnvironment(StagingMixin, TransactionCase):
             with self.subTest(client=client), self.assertRaises(ValidationError):
                 self.environment.client = client
                 self.environment.flush_recordset()
+
+    def test_neutralize_blanks_the_tokens(self):
+        """What ``odoo-bin neutralize`` and the sidecar run in a copy of
+        production: no staging token is left in it."""
+        archived = self.environment.copy({"name": "Old", "token": "old-token", "active": False})
+        [query] = get_neutralization_queries(["numikube_staging"])
+        self.env.flush_all()
+        self.env.cr.execute(query)
+        self.env.invalidate_all()
+        self.assertFalse(self.environment.token)
+        self.assertFalse(archived.token)
+        self.env.cr.execute("SELECT count(*) FROM staging_environment WHERE token IS NOT NULL")
+        self.assertEqual(self.env.cr.fetchone()[0], 0)
 
     def test_archive(self):
         self.environment.action_archive()
