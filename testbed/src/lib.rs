@@ -10,6 +10,11 @@
 //! `/usr/lib/postgresql/*/bin`; `moto_server` and `python3` on `PATH`, else in the
 //! venv made by `scripts/install-deps` (`$NUMIKUBE_VENV`, default
 //! `~/.cache/numikube-staging/venv`). Run `scripts/install-deps` once to get them.
+//!
+//! Beside the servers: [`sidecar`] starts the real `numikube-staging serve` on
+//! them (the one launcher of the tests, the demo and the benchmark) and reads
+//! its log; [`fixture`] builds Odoo-shaped databases and their backups;
+//! [`procfs`] reads a process's memory; [`ident`] and [`literal`] quote SQL.
 
 pub mod callback;
 pub mod fixture;

@@ -115,6 +115,7 @@ impl SidecarConf {
 
 /// A running `numikube-staging serve`; killed on drop.
 pub struct Sidecar {
+    /// The process, until it is killed or signalled and reaped.
     child: Option<Child>,
     /// Its JSON-RPC port on 127.0.0.1.
     pub port: u16,

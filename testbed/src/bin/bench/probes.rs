@@ -42,7 +42,7 @@ fn read_cpu() -> CpuTimes {
     }
 }
 
-/// utime+stime+cutime+cstime (clock ticks) of a process from /proc/<pid>/stat, and its ppid.
+/// utime+stime+cutime+cstime (clock ticks) of a process from `/proc/<pid>/stat`, and its ppid.
 fn proc_stat(pid: i32) -> Option<(i32, u64)> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &s[s.rfind(')')? + 2..];
