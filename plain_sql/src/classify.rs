@@ -21,9 +21,13 @@ pub(crate) enum Kind {
     /// `ALTER INDEX … ATTACH PARTITION`, `ADD CONSTRAINT … USING INDEX`: in order,
     /// after the indexes.
     AfterIndex,
-    /// `ADD FOREIGN KEY`; `validate` is the `VALIDATE CONSTRAINT` statement when it may
-    /// be added `NOT VALID` first and validated side by side with others.
-    ForeignKey { table: String, referenced: String, validate: Option<String> },
+    /// `ADD FOREIGN KEY`; `validate` is the `VALIDATE CONSTRAINT` statement and the two
+    /// tables as SQL names, when it may be added `NOT VALID` first and validated side
+    /// by side with others.
+    ForeignKey {
+        table: String,
+        validate: Option<(String, [String; 2])>,
+    },
     /// `CREATE TRIGGER`, `CREATE RULE`: post-data, in order.
     PostData,
     /// Anything else: in order.
@@ -42,29 +46,52 @@ pub(crate) struct Class {
 /// Classifies one statement (without its `;`) that starts at line `line`. A statement
 /// the parser does not know is `Plain`: the server will judge it.
 pub(crate) fn classify(text: &str, line: u64) -> Result<Class, LoadError> {
-    let plain = Class { kind: Kind::Plain, tolerance: None };
-    let Ok(parsed) = pg_query::parse(text, 0) else { return Ok(plain) };
-    let [raw] = parsed.protobuf.stmts.as_slice() else { return Ok(plain) };
-    let Some(node) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else { return Ok(plain) };
+    let plain = Class {
+        kind: Kind::Plain,
+        tolerance: None,
+    };
+    let Ok(parsed) = pg_query::parse(text, 0) else {
+        return Ok(plain);
+    };
+    let [raw] = parsed.protobuf.stmts.as_slice() else {
+        return Ok(plain);
+    };
+    let Some(node) = raw.stmt.as_ref().and_then(|s| s.node.as_ref()) else {
+        return Ok(plain);
+    };
     let tolerance = Tolerance::of(node);
     let kind = match node {
         NodeEnum::CopyStmt(c) => {
             if c.is_program || !c.filename.is_empty() {
-                return Err(LoadError::ServerSide { line, head: head(text) });
+                return Err(LoadError::ServerSide {
+                    line,
+                    head: head(text),
+                });
             }
             if !c.is_from {
-                return Err(LoadError::Format { line, why: format!("`{}` sends data out, not in", head(text)) });
+                return Err(LoadError::Format {
+                    line,
+                    why: format!("`{}` sends data out, not in", head(text)),
+                });
             }
-            Kind::Copy { lines: c.options.is_empty() }
+            Kind::Copy {
+                lines: c.options.is_empty(),
+            }
         }
         NodeEnum::VariableSetStmt(v) if !v.is_local => {
-            if v.name == "standard_conforming_strings" && v.kind() == VariableSetKind::VarSetValue && !first_is_on(&v.args) {
+            if v.name == "standard_conforming_strings"
+                && v.kind() == VariableSetKind::VarSetValue
+                && !first_is_on(&v.args)
+            {
                 return Err(LoadError::NonStandardStrings { line });
             }
             Kind::Session
         }
         NodeEnum::SelectStmt(_) if is_set_config(node) => Kind::Session,
-        NodeEnum::IndexStmt(i) => Kind::Index { table: name(i.relation.as_ref()), exclusive: false },
+        NodeEnum::IndexStmt(i) => Kind::Index {
+            table: name(i.relation.as_ref()),
+            exclusive: false,
+        },
         NodeEnum::AlterTableStmt(a) => alter_table(a),
         NodeEnum::CreateTrigStmt(_) | NodeEnum::RuleStmt(_) => Kind::PostData,
         _ => Kind::Plain,
@@ -79,20 +106,35 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
         .cmds
         .iter()
         .map(|c| match &c.node {
-            Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAddConstraint => match c.def.as_deref() {
-                Some(pg_query::Node { node: Some(NodeEnum::Constraint(k)) }) => Some(k.as_ref()),
-                _ => None,
-            },
-            Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAttachPartition => None,
+            Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAddConstraint => {
+                match c.def.as_deref() {
+                    Some(pg_query::Node {
+                        node: Some(NodeEnum::Constraint(k)),
+                    }) => Some(k.as_ref()),
+                    _ => None,
+                }
+            }
+            Some(NodeEnum::AlterTableCmd(c))
+                if c.subtype() == AlterTableType::AtAttachPartition =>
+            {
+                None
+            }
             _ => None,
         })
         .collect();
-    if a.cmds.len() == 1 && matches!(&a.cmds[0].node, Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAttachPartition)
+    if a.cmds.len() == 1
+        && matches!(&a.cmds[0].node, Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAttachPartition)
     {
         // ALTER INDEX … ATTACH PARTITION is an AlterTableStmt of an index.
-        return if a.objtype() == pg_query::protobuf::ObjectType::ObjectIndex { Kind::AfterIndex } else { Kind::Plain };
+        return if a.objtype() == pg_query::protobuf::ObjectType::ObjectIndex {
+            Kind::AfterIndex
+        } else {
+            Kind::Plain
+        };
     }
-    let Some(constraints) = constraints.into_iter().collect::<Option<Vec<_>>>() else { return Kind::Plain };
+    let Some(constraints) = constraints.into_iter().collect::<Option<Vec<_>>>() else {
+        return Kind::Plain;
+    };
     if constraints.is_empty() {
         return Kind::Plain;
     }
@@ -100,23 +142,33 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
         return Kind::AfterIndex;
     }
     let index_like = |k: &&pg_query::protobuf::Constraint| {
-        matches!(k.contype(), ConstrType::ConstrPrimary | ConstrType::ConstrUnique | ConstrType::ConstrExclusion)
+        matches!(
+            k.contype(),
+            ConstrType::ConstrPrimary | ConstrType::ConstrUnique | ConstrType::ConstrExclusion
+        )
     };
     if constraints.iter().all(index_like) {
-        return Kind::Index { table, exclusive: true };
+        return Kind::Index {
+            table,
+            exclusive: true,
+        };
     }
     match constraints.as_slice() {
         [k] if k.contype() == ConstrType::ConstrForeign => {
             let validate = (!k.skip_validation && !k.conname.is_empty()).then(|| {
                 let only = a.relation.as_ref().is_some_and(|r| !r.inh);
-                format!(
+                let sql = format!(
                     "ALTER TABLE {}{} VALIDATE CONSTRAINT {}",
                     if only { "ONLY " } else { "" },
                     quoted(a.relation.as_ref()),
                     ident(&k.conname)
+                );
+                (
+                    sql,
+                    [quoted(a.relation.as_ref()), quoted(k.pktable.as_ref())],
                 )
             });
-            Kind::ForeignKey { table, referenced: name(k.pktable.as_ref()), validate }
+            Kind::ForeignKey { table, validate }
         }
         _ => Kind::Plain,
     }
@@ -124,13 +176,16 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
 
 /// `schema.name` of a relation, for telling tables apart.
 fn name(r: Option<&RangeVar>) -> String {
-    r.map(|r| format!("{}.{}", r.schemaname, r.relname)).unwrap_or_default()
+    r.map(|r| format!("{}.{}", r.schemaname, r.relname))
+        .unwrap_or_default()
 }
 
 /// The relation as a quoted SQL name.
 fn quoted(r: Option<&RangeVar>) -> String {
     match r {
-        Some(r) if !r.schemaname.is_empty() => format!("{}.{}", ident(&r.schemaname), ident(&r.relname)),
+        Some(r) if !r.schemaname.is_empty() => {
+            format!("{}.{}", ident(&r.schemaname), ident(&r.relname))
+        }
         Some(r) => ident(&r.relname),
         None => String::new(),
     }
@@ -145,7 +200,10 @@ fn ident(s: &str) -> String {
 fn first_is_on(args: &[pg_query::Node]) -> bool {
     match args.first().and_then(|a| a.node.as_ref()) {
         Some(NodeEnum::AConst(c)) => match &c.val {
-            Some(a_const::Val::Sval(s)) => matches!(s.sval.to_ascii_lowercase().as_str(), "on" | "true" | "yes" | "1"),
+            Some(a_const::Val::Sval(s)) => matches!(
+                s.sval.to_ascii_lowercase().as_str(),
+                "on" | "true" | "yes" | "1"
+            ),
             Some(a_const::Val::Boolval(b)) => b.boolval,
             Some(a_const::Val::Ival(i)) => i.ival != 0,
             _ => false,
@@ -156,62 +214,30 @@ fn first_is_on(args: &[pg_query::Node]) -> bool {
 
 /// Whether a `SELECT` is pg_dump's `SELECT pg_catalog.set_config(name, value, false)`.
 fn is_set_config(node: &NodeEnum) -> bool {
-    let NodeEnum::SelectStmt(s) = node else { return false };
-    let [target] = s.target_list.as_slice() else { return false };
-    let Some(NodeEnum::ResTarget(t)) = &target.node else { return false };
-    let Some(NodeEnum::FuncCall(f)) = t.val.as_ref().and_then(|v| v.node.as_ref()) else { return false };
+    let NodeEnum::SelectStmt(s) = node else {
+        return false;
+    };
+    let [target] = s.target_list.as_slice() else {
+        return false;
+    };
+    let Some(NodeEnum::ResTarget(t)) = &target.node else {
+        return false;
+    };
+    let Some(NodeEnum::FuncCall(f)) = t.val.as_ref().and_then(|v| v.node.as_ref()) else {
+        return false;
+    };
     let last = f.funcname.last().and_then(|n| match &n.node {
         Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
         _ => None,
     });
     let is_local = match f.args.get(2).and_then(|a| a.node.as_ref()) {
-        Some(NodeEnum::AConst(c)) => !matches!(&c.val, Some(a_const::Val::Boolval(b)) if !b.boolval),
+        Some(NodeEnum::AConst(c)) => {
+            !matches!(&c.val, Some(a_const::Val::Boolval(b)) if !b.boolval)
+        }
         _ => true,
     };
     last == Some("set_config") && f.args.len() == 3 && !is_local && s.from_clause.is_empty()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn kind(sql: &str) -> Kind {
-        classify(sql, 1).unwrap().kind
-    }
-
-    #[test]
-    fn kinds() {
-        assert_eq!(kind("SET search_path = ''"), Kind::Session);
-        assert_eq!(kind("SELECT pg_catalog.set_config('search_path', '', false)"), Kind::Session);
-        assert_eq!(kind("SELECT pg_catalog.setval('public.s', 3, true)"), Kind::Plain);
-        assert_eq!(kind("COPY public.t (a, b) FROM stdin"), Kind::Copy { lines: true });
-        assert_eq!(kind("COPY public.t FROM stdin WITH (FORMAT csv)"), Kind::Copy { lines: false });
-        assert_eq!(kind("CREATE INDEX i ON public.t USING btree (a)"), Kind::Index { table: "public.t".into(), exclusive: false });
-        assert_eq!(kind("ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id)"), Kind::Index { table: "public.t".into(), exclusive: true });
-        assert_eq!(
-            kind("ALTER TABLE ONLY public.t ADD CONSTRAINT t_fk FOREIGN KEY (a) REFERENCES public.u(id)"),
-            Kind::ForeignKey {
-                table: "public.t".into(),
-                referenced: "public.u".into(),
-                validate: Some("ALTER TABLE ONLY \"public\".\"t\" VALIDATE CONSTRAINT \"t_fk\"".into())
-            }
-        );
-        assert_eq!(kind("ALTER INDEX public.p_idx ATTACH PARTITION public.c_idx"), Kind::AfterIndex);
-        assert_eq!(kind("ALTER TABLE ONLY public.t ALTER COLUMN id SET DEFAULT nextval('s'::regclass)"), Kind::Plain);
-        assert_eq!(kind("CREATE TRIGGER x BEFORE INSERT ON t FOR EACH ROW EXECUTE FUNCTION f()"), Kind::PostData);
-        assert_eq!(kind("this is not SQL"), Kind::Plain);
-    }
-
-    #[test]
-    fn refusals_and_tolerance() {
-        assert!(matches!(classify("COPY t FROM PROGRAM 'id'", 4), Err(LoadError::ServerSide { line: 4, .. })));
-        assert!(matches!(classify("COPY t FROM '/etc/passwd'", 4), Err(LoadError::ServerSide { .. })));
-        assert!(matches!(classify("COPY t TO stdout", 4), Err(LoadError::Format { .. })));
-        assert!(matches!(classify("SET standard_conforming_strings = off", 4), Err(LoadError::NonStandardStrings { line: 4 })));
-        assert_eq!(classify("COMMENT ON EXTENSION x IS 'y'", 1).unwrap().tolerance, Some(Tolerance::ExtensionComment));
-        assert_eq!(classify("ALTER TABLE public.t OWNER TO odoo", 1).unwrap().tolerance, Some(Tolerance::Owner));
-        assert_eq!(classify("ALTER FUNCTION public.f() OWNER TO odoo", 1).unwrap().tolerance, Some(Tolerance::Owner));
-        assert_eq!(classify("GRANT SELECT ON TABLE t TO r", 1).unwrap().tolerance, Some(Tolerance::Privileges));
-        assert_eq!(classify("COMMENT ON TABLE t IS 'x'", 1).unwrap().tolerance, None);
-    }
-}
+mod tests;

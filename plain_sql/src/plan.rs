@@ -15,8 +15,9 @@ use crate::tolerate::Tolerance;
 pub(crate) enum Source {
     /// The statement as in the dump, at this range of the spool file.
     Dump(Range<u64>),
-    /// A foreign key from the dump, added `NOT VALID` (as in the dump if that fails).
-    NotValid(Range<u64>),
+    /// A foreign key from the dump (range of the spool file) between these two tables,
+    /// added `NOT VALID` unless one of them is partitioned or inherited.
+    NotValid(Range<u64>, [String; 2]),
     /// SQL of our own, e.g. `VALIDATE CONSTRAINT`.
     Text(String),
     /// A COPY statement (range of the spool file) and a range of its data.
@@ -56,7 +57,13 @@ pub(crate) struct Counts {
 }
 
 fn job(s: &Stmt, source: Source, locks: Vec<(String, bool)>) -> Job {
-    Job { line: s.line, source, tolerance: s.class.tolerance, session: s.session, locks }
+    Job {
+        line: s.line,
+        source,
+        tolerance: s.class.tolerance,
+        session: s.session,
+        locks,
+    }
 }
 
 fn range(s: &Stmt) -> Range<u64> {
@@ -94,10 +101,25 @@ fn chunks(b: &Block, size: u64, cut: bool) -> Vec<Range<u64>> {
 /// The steps of a load over `jobs` connections.
 pub(crate) fn plan(items: &[Item], jobs: usize) -> (Vec<Step>, Counts) {
     let mut counts = Counts::default();
-    let copy_bytes: u64 = items.iter().map(|i| if let Item::Copy(b) = i { b.data.end - b.data.start } else { 0 }).sum();
+    let copy_bytes: u64 = items
+        .iter()
+        .map(|i| {
+            if let Item::Copy(b) = i {
+                b.data.end - b.data.start
+            } else {
+                0
+            }
+        })
+        .sum();
     let size = chunk_size(copy_bytes, jobs);
-    let last_copy = items.iter().rposition(|i| matches!(i, Item::Copy(_))).map_or(0, |i| i + 1);
-    let post = items[last_copy..].iter().position(is_post).map_or(items.len(), |p| last_copy + p);
+    let last_copy = items
+        .iter()
+        .rposition(|i| matches!(i, Item::Copy(_)))
+        .map_or(0, |i| i + 1);
+    let post = items[last_copy..]
+        .iter()
+        .position(is_post)
+        .map_or(items.len(), |p| last_copy + p);
     let mut steps = Vec::new();
     for item in &items[..post] {
         counts.statements += 1;
@@ -108,8 +130,10 @@ pub(crate) fn plan(items: &[Item], jobs: usize) -> (Vec<Step>, Counts) {
             },
             Item::Copy(b) => {
                 counts.copy_blocks += 1;
-                let new: Vec<Job> =
-                    chunks(b, size, jobs > 1).into_iter().map(|r| job(&b.stmt, Source::Copy(range(&b.stmt), r), vec![])).collect();
+                let new: Vec<Job> = chunks(b, size, jobs > 1)
+                    .into_iter()
+                    .map(|r| job(&b.stmt, Source::Copy(range(&b.stmt), r), vec![]))
+                    .collect();
                 counts.copy_chunks += new.len() as u64;
                 match steps.last_mut() {
                     Some(Step::Parallel(v)) => v.extend(new),
@@ -127,23 +151,41 @@ pub(crate) fn plan(items: &[Item], jobs: usize) -> (Vec<Step>, Counts) {
             });
         }
     }
-    let (mut indexes, mut after, mut fk_add, mut fk_check, mut rest) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut indexes, mut after, mut fk_add, mut fk_check, mut rest) =
+        (vec![], vec![], vec![], vec![], vec![]);
     for item in &items[post..] {
         counts.statements += 1;
-        let Item::Stmt(s) = item else { unreachable!("no COPY after the last one") };
+        let Item::Stmt(s) = item else {
+            unreachable!("no COPY after the last one")
+        };
         let dump = Source::Dump(range(s));
         match &s.class.kind {
-            Kind::Index { table, exclusive } => indexes.push(job(s, dump, vec![(table.clone(), *exclusive)])),
+            Kind::Index { table, exclusive } => {
+                indexes.push(job(s, dump, vec![(table.clone(), *exclusive)]))
+            }
             Kind::AfterIndex => after.push(job(s, dump, vec![])),
-            Kind::ForeignKey { table, validate: Some(v), .. } => {
-                fk_add.push(job(s, Source::NotValid(range(s)), vec![]));
+            Kind::ForeignKey {
+                table,
+                validate: Some((v, tables)),
+            } => {
+                fk_add.push(job(s, Source::NotValid(range(s), tables.clone()), vec![]));
                 fk_check.push(job(s, Source::Text(v.clone()), vec![(table.clone(), true)]));
             }
             Kind::ForeignKey { .. } => fk_add.push(job(s, dump, vec![])),
             _ => rest.push(job(s, dump, vec![])),
         }
     }
-    let post_steps = [Step::Parallel(indexes), Step::InOrder(after), Step::InOrder(fk_add), Step::Parallel(fk_check), Step::InOrder(rest)];
-    steps.extend(post_steps.into_iter().filter(|s| !matches!(s, Step::InOrder(v) | Step::Parallel(v) if v.is_empty())));
+    let post_steps = [
+        Step::Parallel(indexes),
+        Step::InOrder(after),
+        Step::InOrder(fk_add),
+        Step::Parallel(fk_check),
+        Step::InOrder(rest),
+    ];
+    steps.extend(
+        post_steps
+            .into_iter()
+            .filter(|s| !matches!(s, Step::InOrder(v) | Step::Parallel(v) if v.is_empty())),
+    );
     (steps, counts)
 }

@@ -12,13 +12,21 @@ pub(crate) struct Pieces<R> {
     inner: R,
     buf: Vec<u8>,
     start: usize,
+    /// Bytes after `start` known to hold no `\n`.
+    scanned: usize,
     eof: bool,
 }
 
 impl<R: AsyncRead + Unpin> Pieces<R> {
     /// Wraps `reader`.
     pub(crate) fn new(reader: R) -> Self {
-        Pieces { inner: reader, buf: Vec::with_capacity(2 * PIECE), start: 0, eof: false }
+        Pieces {
+            inner: reader,
+            buf: Vec::with_capacity(2 * PIECE),
+            start: 0,
+            scanned: 0,
+            eof: false,
+        }
     }
 
     /// The next piece and whether it ends its line (a last line without `\n` counts as
@@ -26,15 +34,18 @@ impl<R: AsyncRead + Unpin> Pieces<R> {
     pub(crate) async fn next(&mut self) -> std::io::Result<Option<(&[u8], bool)>> {
         loop {
             let pending = &self.buf[self.start..];
-            if let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let piece = self.start..self.start + i + 1;
+            if let Some(i) = pending[self.scanned..].iter().position(|&b| b == b'\n') {
+                let piece = self.start..self.start + self.scanned + i + 1;
                 self.start = piece.end;
+                self.scanned = 0;
                 return Ok(Some((&self.buf[piece], true)));
             }
+            self.scanned = pending.len();
             if pending.len() >= PIECE || (self.eof && !pending.is_empty()) {
                 let take = pending.len().min(PIECE);
                 let piece = self.start..self.start + take;
                 self.start = piece.end;
+                self.scanned = 0;
                 let ends = self.eof && self.start == self.buf.len();
                 return Ok(Some((&self.buf[piece], ends)));
             }
@@ -71,6 +82,9 @@ mod tests {
         while let Some((piece, ends)) = p.next().await.unwrap() {
             got.push((piece.len(), ends));
         }
-        assert_eq!(got, vec![(2, true), (3, true), (PIECE, false), (11, true), (4, true)]);
+        assert_eq!(
+            got,
+            vec![(2, true), (3, true), (PIECE, false), (11, true), (4, true)]
+        );
     }
 }

@@ -51,7 +51,10 @@ impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let how = match self.mode {
             Mode::Streamed => "streamed over one connection".to_owned(),
-            Mode::Parallel { jobs } => format!("in parallel over {jobs} connection{}", if jobs == 1 { "" } else { "s" }),
+            Mode::Parallel { jobs } => format!(
+                "in parallel over {jobs} connection{}",
+                if jobs == 1 { "" } else { "s" }
+            ),
         };
         write!(
             f,
@@ -89,7 +92,10 @@ pub(crate) struct Tally {
 impl Tally {
     /// Counters that add the bytes sent to `progress`.
     pub(crate) fn new(progress: Arc<AtomicU64>) -> Self {
-        Tally { bytes: progress, ..Default::default() }
+        Tally {
+            bytes: progress,
+            ..Default::default()
+        }
     }
 
     /// Counts `n` bytes sent.

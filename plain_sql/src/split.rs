@@ -41,7 +41,9 @@ fn is_comment(t: &ScanToken) -> bool {
 
 /// Where the statements of `buf` end.
 pub(crate) fn split(buf: &str) -> Split {
-    let Some(tokens) = tokens(buf) else { return Split::Incomplete };
+    let Some(tokens) = tokens(buf) else {
+        return Split::Incomplete;
+    };
     let mut done = Vec::new();
     let mut current: Option<Statement> = None;
     for t in tokens.iter().filter(|t| !is_comment(t)) {
@@ -73,7 +75,12 @@ struct Statement {
 
 impl Statement {
     fn new(start: usize) -> Self {
-        Statement { start, parens: 0, begins: 0, words: Vec::new() }
+        Statement {
+            start,
+            parens: 0,
+            begins: 0,
+            words: Vec::new(),
+        }
     }
 
     /// Whether the statement starts `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
@@ -124,19 +131,36 @@ mod tests {
 
     #[test]
     fn statements() {
-        assert_eq!(pieces("SET a = 1; SET b = 2; -- c;\n"), ["SET a = 1", "SET b = 2"]);
-        assert_eq!(pieces("CREATE RULE r AS ON INSERT TO t DO (SELECT 1; SELECT 2);"), [
-            "CREATE RULE r AS ON INSERT TO t DO (SELECT 1; SELECT 2)"
-        ]);
+        assert_eq!(
+            pieces("SET a = 1; SET b = 2; -- c;\n"),
+            ["SET a = 1", "SET b = 2"]
+        );
+        assert_eq!(
+            pieces("CREATE RULE r AS ON INSERT TO t DO (SELECT 1; SELECT 2);"),
+            ["CREATE RULE r AS ON INSERT TO t DO (SELECT 1; SELECT 2)"]
+        );
         let atomic = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT CASE WHEN true THEN 1 END;\nEND;";
         assert_eq!(pieces(atomic), [&atomic[..atomic.len() - 1]]);
-        assert_eq!(split("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT 1;"), Split::Incomplete);
-        assert_eq!(pieces("BEGIN; SELECT 1; END;"), ["BEGIN", "SELECT 1", "END"]);
+        assert_eq!(
+            split("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT 1;"),
+            Split::Incomplete
+        );
+        assert_eq!(
+            pieces("BEGIN; SELECT 1; END;"),
+            ["BEGIN", "SELECT 1", "END"]
+        );
     }
 
     #[test]
     fn quotes_and_comments() {
-        for open in ["SELECT 'a;\n", "SELECT $$a;\n", "SELECT $f$ $$;\n", "/* ;\n", "SELECT \"a;\n", "SELECT E'\\';\n"] {
+        for open in [
+            "SELECT 'a;\n",
+            "SELECT $$a;\n",
+            "SELECT $f$ $$;\n",
+            "/* ;\n",
+            "SELECT \"a;\n",
+            "SELECT E'\\';\n",
+        ] {
             assert_eq!(split(open), Split::Incomplete, "{open}");
             assert!(!ends_outside_quotes(open));
         }
@@ -148,6 +172,9 @@ mod tests {
     #[test]
     fn backslashes() {
         assert_eq!(split("SELECT 1; \\! ls\n"), Split::Backslash(10));
-        assert_eq!(pieces("SELECT '\\!', E'\\\\', $$\\o$$;"), ["SELECT '\\!', E'\\\\', $$\\o$$"]);
+        assert_eq!(
+            pieces("SELECT '\\!', E'\\\\', $$\\o$$;"),
+            ["SELECT '\\!', E'\\\\', $$\\o$$"]
+        );
     }
 }
