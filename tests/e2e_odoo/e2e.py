@@ -8,20 +8,28 @@ Run it through tests/e2e_odoo/run (which finds the tools). On loopback only:
 2. moto's S3 server with a bucket, an aiosmtpd SMTP server writing a Maildir;
 3. production: database ``prod`` with numikube_staging installed, plus an
    empty second database so that the callback must name its database (?db=);
-   its custom-format dump is uploaded as the client's newest backup;
+   two custom-format dumps of it are uploaded as the client's backups: an
+   older small one and a newer one of about E2E_BACKUP_MB (500) MB;
 4. staging: an Odoo with no database at all, numikube_staging server-wide,
    and the real sidecar beside it, all reading the same odoo.conf;
-5. through production's external API (XML-RPC): create an environment and a
-   New Database job, click Run, wait for Done; check that the staging
-   database exists, is neutralized, and that the SMTP server received the
-   done mail with the database selector link; then a Drop Databases job
-   removes it.
+5. through production's external API (JSON-RPC), as the admin user, the
+   steps of STEPS below, each reported PASS or FAIL on its own (a step that
+   fails does not stop the next ones, unless it made something they need).
+
+With BROWSER=1 the servers stay up after the steps for tests/e2e_odoo/
+browser.mjs (Chromium driven by playwright-core), which walks the web client
+as a Run Staging user and takes the addon's screenshots. HOLD=1 keeps them up
+until the file it names is removed (to run browser.mjs by hand).
+
+E2E_STEPS=name,name runs only those steps (the others are SKIP; E2E_STEPS=-
+with BROWSER=1: the browser walk alone).
 
 Prints 'e2e_odoo: N passed, N failed' at the end; exits non-zero on failure.
 """
 
 import email
 import email.policy
+import itertools
 import json
 import mailbox
 import os
@@ -33,8 +41,8 @@ import sys
 import tempfile
 import time
 import traceback
+import urllib.error
 import urllib.request
-import xmlrpc.client
 
 ODOO_BIN = os.environ["ODOO_BIN"]
 ODOO_PYTHON = os.environ["ODOO_PYTHON"]
@@ -43,11 +51,27 @@ SIDECAR_BIN = os.environ["SIDECAR_BIN"]
 PG_BIN = os.environ["PG_BIN"]
 ADDON_DIR = os.environ["ADDON_DIR"]
 KEEP = os.environ.get("KEEP") == "1"
+BROWSER = os.environ.get("BROWSER") == "1"
+HOLD = os.environ.get("HOLD") == "1"
+BACKUP_MB = int(os.environ.get("E2E_BACKUP_MB", "500"))
+ONLY = {s.strip() for s in os.environ.get("E2E_STEPS", "").split(",") if s.strip()}
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 TOKEN = "e2e-staging-token"
 BUCKET = "cosmos-backups"
 CLIENT = "cosmos"
 S3_KEY, S3_SECRET = "e2e-access", "e2e-secret-key"
+OLDER_KEY = f"{CLIENT}_20261124_0300.dump"
+NEWEST_KEY = f"{CLIENT}_20261125_0300.dump"
+ADMIN_EMAIL = "admin@prod.example.com"
+STAGING_EMAIL = "staging@example.com"
+RUNNER = ("runner", "runner-pw", "runner@prod.example.com")  # a Run Staging user
+EXPIRE_AFTER, EXPIRE_WARNING = 60, 30  # seconds, for the expiry step
+NO_TEMPLATES = "numikube_staging_template_cache = False\n"
+# The fields of staging.job that the seed had; newer ones are read if present.
+JOB_FIELDS = ["state", "database_name", "error", "traceback", "dropdb_report"]
+NEW_JOB_FIELDS = ["phase", "progress", "backup_key", "job_id"]
+DATABASE_FIELDS = ["name", "size_bytes", "created_at", "expires_at", "backup", "requested_by"]
 
 
 def say(message):
@@ -75,6 +99,49 @@ def port_open(port):
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class RpcError(Exception):
+    """An Odoo error answered through JSON-RPC: its exception name and message."""
+
+    def __init__(self, error):
+        data = error.get("data") or {}
+        self.name = data.get("name") or ""
+        self.message = data.get("message") or error.get("message") or str(error)
+        self.debug = data.get("debug") or ""
+        super().__init__(f"{self.name}: {self.message}")
+
+
+class Odoo:
+    """Odoo's external API (JSON-RPC /jsonrpc, which, unlike XML-RPC, carries a
+    method's None) as one user of one database."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, url, db, login, password):
+        self.url, self.db, self.password = url, db, password
+        self.uid = self.rpc("common", "authenticate", db, login, password, {})
+        if not self.uid:
+            raise AssertionError(f"{login} cannot log in to {url} ({db})")
+
+    def rpc(self, service, method, *args):
+        body = json.dumps({"jsonrpc": "2.0", "method": "call", "id": next(self._ids),
+                           "params": {"service": service, "method": method,
+                                      "args": list(args)}}).encode()
+        request = urllib.request.Request(f"{self.url}/jsonrpc", data=body,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=180) as response:
+            answer = json.load(response)
+        if answer.get("error"):
+            raise RpcError(answer["error"])
+        return answer.get("result")
+
+    def call(self, model, method, *args, **kw):
+        return self.rpc("object", "execute_kw", self.db, self.uid, self.password,
+                        model, method, list(args), kw)
+
+    def fields(self, model):
+        return set(self.call(model, "fields_get", attributes=["type"]))
 
 
 class World:
@@ -106,6 +173,16 @@ class World:
         self.children.append((name, child))
         return child
 
+    def stop_child(self, name):
+        for child_name, child in self.children:
+            if child_name == name and child.poll() is None:
+                child.terminate()
+                try:
+                    child.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
     def log_tail(self, name, size=3000):
         try:
             with open(self.path(f"{name}.log"), "rb") as f:
@@ -134,9 +211,22 @@ class World:
         out = subprocess.run(
             [f"{PG_BIN}/psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres",
              "-d", db, "-XAtqc", sql],
-            check=True, capture_output=True, text=True,
+            check=False, capture_output=True, text=True,
         )
+        if out.returncode:
+            raise AssertionError(f"psql -d {db}: {out.stderr.strip()}")
         return out.stdout.strip()
+
+    def databases(self):
+        """Every database of the cluster, hidden (work, template) ones too."""
+        return set(self.psql("postgres", "SELECT datname FROM pg_database").split())
+
+    def db_exists(self, name):
+        return name in self.databases()
+
+    def pg_dump(self, db, path, *args):
+        subprocess.run([f"{PG_BIN}/pg_dump", "-h", "127.0.0.1", "-p", str(self.pg_port),
+                        "-U", "postgres", "-Fc", *args, "-f", path, db], check=True)
 
     # -- S3 and SMTP -------------------------------------------------------
     def start_s3(self):
@@ -200,7 +290,7 @@ class World:
         return None
 
     def stop(self):
-        for name, child in reversed(self.children):
+        for _name, child in reversed(self.children):
             if child.poll() is None:
                 child.terminate()
                 try:
@@ -216,10 +306,19 @@ class World:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class Blocked(AttributeError):
+    """A step cannot run: an earlier one did not make what it needs (an
+    AttributeError, so that getattr(ctx, name, default) still works)."""
+
+
 class Checks:
+    """Checks counted one by one, grouped in steps reported PASS/FAIL/SKIP."""
+
     def __init__(self):
         self.passed = 0
         self.failed = 0
+        self.steps = []  # [name, title, status, note]
+        self.current = None
 
     def check(self, what, condition, detail=""):
         if condition:
@@ -228,26 +327,96 @@ class Checks:
         else:
             self.failed += 1
             say(f"FAIL {what} {detail}")
+            if self.current:
+                self.current[2] = "FAIL"
         return condition
 
+    def step(self, name, title, body, ctx, always=False):
+        entry = [name, title, "PASS", ""]
+        self.steps.append(entry)
+        if ONLY and name not in ONLY and not always:
+            entry[2] = "SKIP"
+            return
+        say(f"=== step {name}: {title}")
+        self.current = entry
+        started = time.monotonic()
+        try:
+            body(ctx)
+        except Blocked as err:
+            self.failed += 1
+            entry[2], entry[3] = "FAIL", f"blocked: {err}"
+            say(f"FAIL {name}: blocked: {err}")
+        except RpcError as err:
+            self.failed += 1
+            entry[2], entry[3] = "FAIL", f"{err.name}: {err.message}"[:300]
+            say(f"FAIL {name}: Odoo answered {err.name}: {err.message}")
+        except Exception as err:  # the report must say what broke, then go on
+            self.failed += 1
+            entry[2], entry[3] = "FAIL", f"{type(err).__name__}: {err}"[:300]
+            traceback.print_exc()
+        finally:
+            self.current = None
+            entry[3] = (entry[3] + f" ({time.monotonic() - started:.0f}s)").strip()
+            say(f"=== step {name}: {entry[2]} {entry[3]}")
 
-def main():
-    world = World()
-    checks = Checks()
-    try:
-        run(world, checks)
-    except Exception:  # the report must say what broke, then clean up
-        traceback.print_exc()
-        for name in ("sidecar", "staging", "production"):
-            say(f"--- tail of {name}.log\n{world.log_tail(name)}")
-        checks.failed += 1
-    finally:
-        world.stop()
-    print(f"e2e_odoo: {checks.passed} passed, {checks.failed} failed", flush=True)
-    return 1 if checks.failed else 0
+    def summary(self):
+        say("steps:")
+        for name, title, status, note in self.steps:
+            say(f"  {status:<4} {name:<14} {title}{'  -- ' + note if note else ''}")
 
 
-def run(world, checks):
+class Ctx:
+    """What the steps share: the servers, the API and what earlier steps made."""
+
+    def __getattr__(self, name):  # only for attributes never set
+        raise Blocked(f"no {name!r}: the step that makes it failed or did not run")
+
+
+# ----------------------------------------------------------------------- setup
+
+def make_backups(world, ctx):
+    """The client's two backups in S3: an older small one, marked 'older', and a
+    newer one of about BACKUP_MB MB (uncompressed custom format, ballast tables
+    of 1 kB rows), marked 'newest'. Both are custom dumps of production."""
+    world.psql("prod", "CREATE TABLE e2e_backup_marker (name text); "
+                       "INSERT INTO e2e_backup_marker VALUES ('older')")
+    older = world.path("older.dump")
+    world.pg_dump("prod", older)
+    world.s3.upload_file(older, BUCKET, OLDER_KEY)
+    say(f"backup {OLDER_KEY} uploaded ({os.path.getsize(older)} bytes)")
+    ctx.older_dump = older
+
+    tables = max(1, BACKUP_MB // 25)
+    rows = BACKUP_MB * 1024 * 1024 // 1040 // tables
+    t = time.monotonic()
+    world.psql("prod", "UPDATE e2e_backup_marker SET name = 'newest'; " + " ".join(
+        f"CREATE TABLE e2e_ballast_{i} AS SELECT g AS id, repeat(md5((g + {i * rows})::text), 32)"
+        f" AS filler FROM generate_series(1, {rows}) g;" for i in range(tables)))
+    newest = world.path("newest.dump")
+    world.pg_dump("prod", newest, "-Z0")
+    time.sleep(1.1)  # a later last-modified than the older one's
+    world.s3.upload_file(newest, BUCKET, NEWEST_KEY)
+    ctx.newest_size = os.path.getsize(newest)
+    say(f"backup {NEWEST_KEY} uploaded ({ctx.newest_size / 1e6:.0f} MB, {tables} ballast "
+        f"tables, {time.monotonic() - t:.0f}s)")
+    os.unlink(newest)
+    world.psql("prod", " ".join(f"DROP TABLE e2e_ballast_{i};" for i in range(tables))
+               + " UPDATE e2e_backup_marker SET name = 'production'")
+
+
+def staging_extra(sidecar_port, more=""):
+    return (
+        f"numikube_staging_token = {TOKEN}\n"
+        f"numikube_staging_sidecar = 127.0.0.1:{sidecar_port}\n"
+        f"backups_minio_bucket = {BUCKET}\n"
+        f"minio_endpoint = 127.0.0.1:{WORLD.s3_port}\n"
+        f"minio_access_key = {S3_KEY}\nminio_secret_key = {S3_SECRET}\n"
+        "minio_secure = False\nminio_region = us-east-1\n"
+        f"email_from = {STAGING_EMAIL}\n" + more
+    )
+
+
+def setup(world, ctx):
     world.start_postgres()
     world.start_s3()
     world.start_smtp()
@@ -262,55 +431,140 @@ def run(world, checks):
     # A second database of production: requests without a session choose no
     # database, so the callback must open the one its URL names.
     world.psql("postgres", "CREATE DATABASE prod_other OWNER odoo_prod")
-    dump = world.path("cosmos.dump")
-    subprocess.run([f"{PG_BIN}/pg_dump", "-h", "127.0.0.1", "-p", str(world.pg_port),
-                    "-U", "postgres", "-Fc", "-f", dump, "prod"], check=True)
-    world.s3.upload_file(dump, BUCKET, f"{CLIENT}-prod_20261124_0300.dump")
-    say(f"backup {CLIENT}-prod_20261124_0300.dump uploaded ({os.path.getsize(dump)} bytes)")
-    prod_uuid = world.psql("prod", "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'")
+    make_backups(world, ctx)
+    ctx.prod_uuid = world.psql(
+        "prod", "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'")
 
     world.odoo(prod_conf, name="production")
     # -- staging: no database at all, the sidecar beside it -----------------
     stage_port, sidecar_port = free_port(), free_port()
-    stage_conf = world.odoo_conf(
-        "staging", "odoo_stage", stage_port,
-        f"numikube_staging_token = {TOKEN}\n"
-        f"numikube_staging_sidecar = 127.0.0.1:{sidecar_port}\n"
-        f"backups_minio_bucket = {BUCKET}\n"
-        f"minio_endpoint = 127.0.0.1:{world.s3_port}\n"
-        f"minio_access_key = {S3_KEY}\nminio_secret_key = {S3_SECRET}\n"
-        "minio_secure = False\nminio_region = us-east-1\n"
-        "email_from = staging@example.com\n",
-    )
-    world.odoo(stage_conf, name="staging")
-    world.spawn("sidecar", [SIDECAR_BIN, "serve", "-c", stage_conf],
+    ctx.stage_conf = world.odoo_conf("staging", "odoo_stage", stage_port,
+                                     staging_extra(sidecar_port))
+    ctx.sidecar_port = sidecar_port
+    with open(ctx.stage_conf, encoding="utf-8") as f:
+        ctx.stage_conf_text = f.read()
+    world.odoo(ctx.stage_conf, name="staging")
+    world.spawn("sidecar", [SIDECAR_BIN, "serve", "-c", ctx.stage_conf],
                 env={**os.environ, "NUMIKUBE_LOG": "info"})
     for name, port in (("production", prod_port), ("staging", stage_port),
                        ("sidecar", sidecar_port)):
         wait_for(f"{name} on port {port}", lambda p=port: port_open(p), 120)
     say(f"production :{prod_port}, staging :{stage_port}, sidecar :{sidecar_port}")
 
-    # -- production's external API --------------------------------------------
-    prod_url = f"http://127.0.0.1:{prod_port}"
-    common = xmlrpc.client.ServerProxy(f"{prod_url}/xmlrpc/2/common")
-    uid = common.authenticate("prod", "admin", "admin", {})
-    models = xmlrpc.client.ServerProxy(f"{prod_url}/xmlrpc/2/object", allow_none=True)
-
-    def call(model, method, *args, **kw):
-        return models.execute_kw("prod", uid, "admin", model, method, list(args), kw)
-
-    call("ir.config_parameter", "set_param", "web.base.url", prod_url)
-    call("res.users", "write", [uid], {"email": "admin@prod.example.com"})
-    env_id = call("staging.environment", "create", {
-        "name": "Lab", "url": f"http://127.0.0.1:{stage_port}", "client": CLIENT,
-        "level": "lab", "token": TOKEN,
+    # -- production's external API, the environment, a Run Staging user ------
+    ctx.prod_url = f"http://127.0.0.1:{prod_port}"
+    ctx.stage_url = f"http://127.0.0.1:{stage_port}"
+    odoo = ctx.odoo = Odoo(ctx.prod_url, "prod", "admin", "admin")
+    odoo.call("ir.config_parameter", "set_param", "web.base.url", ctx.prod_url)
+    odoo.call("res.users", "write", [odoo.uid], {"email": ADMIN_EMAIL})
+    ctx.env_id = odoo.call("staging.environment", "create", {
+        "name": "Lab", "url": ctx.stage_url, "client": CLIENT, "level": "lab", "token": TOKEN,
     })
-    job_id = call("staging.job", "create", {
-        "environment_id": env_id, "type_": "prod2x", "suffix": "e2e", "timestamp": True,
+    group = odoo.call("ir.model.data", "check_object_reference",
+                      "numikube_staging", "group_run_staging")[1]
+    ctx.runner_id = odoo.call("res.users", "create", {
+        "name": "Marc Runner", "login": RUNNER[0], "password": RUNNER[1], "email": RUNNER[2],
+        "groups_id": [(6, 0, [group])],
     })
-    call("staging.job", "run", [job_id])
-    fields = ["state", "database_name", "error", "traceback", "dropdb_report"]
-    job = call("staging.job", "read", [job_id], fields)[0]
+    ctx.job_fields = odoo.fields("staging.job")
+    missing = [f for f in NEW_JOB_FIELDS if f not in ctx.job_fields]
+    if missing:
+        say(f"note: staging.job has no field {', '.join(missing)} yet")
+
+
+# ----------------------------------------------------------------------- helpers
+
+def restart_sidecar(ctx, extra=""):
+    """The sidecar again, its odoo.conf (the staging's) plus ``extra`` keys."""
+    world = WORLD
+    world.stop_child("sidecar")
+    with open(ctx.stage_conf, "w", encoding="utf-8") as f:
+        f.write(ctx.stage_conf_text + extra)
+    world.spawn("sidecar", [SIDECAR_BIN, "serve", "-c", ctx.stage_conf],
+                env={**os.environ, "NUMIKUBE_LOG": "info"})
+    wait_for("the sidecar again", lambda: port_open(ctx.sidecar_port), 60)
+    time.sleep(3)  # its start-up cleanup
+    say("sidecar restarted" + (" with " + ", ".join(extra.strip().splitlines()) if extra else ""))
+
+
+def read_job(ctx, job_id):
+    fields = JOB_FIELDS + [f for f in NEW_JOB_FIELDS if f in ctx.job_fields]
+    return ctx.odoo.call("staging.job", "read", [job_id], fields)[0]
+
+
+def refresh(ctx, job_id):
+    """refresh_status() then read; remembers (once) that it failed."""
+    if getattr(ctx, "refresh_error", None) is None:
+        try:
+            ctx.odoo.call("staging.job", "refresh_status", [job_id])
+        except RpcError as err:
+            ctx.refresh_error = err
+            say(f"refresh_status() failed: {err.name}: {err.message}")
+    return read_job(ctx, job_id)
+
+
+def new_job(ctx, suffix, **values):
+    return ctx.odoo.call("staging.job", "create", {
+        "environment_id": ctx.env_id, "type_": "prod2x", "suffix": suffix, "timestamp": True,
+        **values,
+    })
+
+
+def wait_finished(ctx, job_id, timeout=600, samples=None, every=2.0):
+    """Polls the job (through refresh_status() when samples are wanted) until it
+    is Done or in Error; samples gets (seconds, state, phase, progress)."""
+    start = time.monotonic()
+
+    def finished():
+        job = refresh(ctx, job_id) if samples is not None else read_job(ctx, job_id)
+        if samples is not None:
+            samples.append((time.monotonic() - start, job["state"], job.get("phase"),
+                            job.get("progress")))
+        return job if job["state"] in ("done", "error") else None
+
+    return wait_for(f"job {job_id} to be Done or in Error", finished, timeout,
+                    every=0.5 if samples is not None else every)
+
+
+def make_copy(ctx, checks, suffix, **values):
+    """A prod2x job run to Done: its database name."""
+    job_id = new_job(ctx, suffix, **values)
+    ctx.odoo.call("staging.job", "run", [job_id])
+    job = wait_finished(ctx, job_id)
+    if not checks.check(f"job {suffix} is Done", job["state"] == "done",
+                        f"{job['error']}\n{job['traceback']}"):
+        raise AssertionError(f"job {suffix} is {job['state']}: {job['error']}")
+    return job_id, job["database_name"]
+
+
+def copies(ctx):
+    """action_refresh_databases(), then the environment's staging.database records."""
+    odoo = ctx.odoo
+    odoo.call("staging.environment", "action_refresh_databases", [ctx.env_id])
+    ids = odoo.call("staging.environment", "read", [ctx.env_id], ["database_ids"])[0][
+        "database_ids"]
+    return {r["name"]: r for r in odoo.call("staging.database", "read", ids,
+                                            DATABASE_FIELDS)} if ids else {}
+
+
+def mails_about(world, db_name, sender=None):
+    found = []
+    for message in world.mails():
+        body = message.get_body(("html", "plain"))
+        text = f"{message['subject']}\n{body.get_content() if body else ''}"
+        if db_name in text and (sender is None or sender in str(message["from"])):
+            found.append((message, text))
+    return found
+
+
+# ----------------------------------------------------------------------- steps
+
+def step_seed(ctx, checks):
+    """The seed's flow on the newest (≈500 MB) backup, sampling progress."""
+    world, odoo = WORLD, ctx.odoo
+    job_id = new_job(ctx, "e2e")
+    odoo.call("staging.job", "run", [job_id])
+    job = read_job(ctx, job_id)
     say(f"after Run: {job['state']} {job['database_name']} {job['error'] or ''}")
     checks.check("Run answers at once with Running and the future name",
                  job["state"] in ("running", "done") and job["database_name"], job)
@@ -318,17 +572,22 @@ def run(world, checks):
     checks.check("name is <client>-<level>_<timestamp>_<suffix>",
                  bool(db_name) and db_name.startswith("cosmos-lab_") and db_name.endswith("_e2e"),
                  db_name)
-
-    def finished():
-        state = call("staging.job", "read", [job_id], fields)[0]
-        return state if state["state"] in ("done", "error") else None
-
-    job = wait_for("the job to be Done", finished, 300, every=2)
+    ctx.progress_samples = []
+    job = wait_finished(ctx, job_id, samples=ctx.progress_samples)
     checks.check("the job is Done after the callback", job["state"] == "done",
                  f"{job['error']}\n{job['traceback']}")
-    exists = world.psql("postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{db_name}'")
-    checks.check("the staging database exists", exists == "1")
-    if exists == "1":
+    exists = world.db_exists(db_name)
+    checks.check("the staging database exists", exists)
+    if exists:
+        ctx.copy_a = db_name
+        # DESIGN.md "Done means open": Odoo can open the copy once it is Done.
+        is_open = world.psql("postgres", "SELECT datallowconn FROM pg_database "
+                                         f"WHERE datname = '{db_name}'")
+        checks.check("it accepts connections as soon as the job is Done", is_open == "t",
+                     f"datallowconn={is_open}")
+        wait_for(f"{db_name} to accept connections", lambda: world.psql(
+            "postgres", f"SELECT datallowconn FROM pg_database WHERE datname = '{db_name}'")
+            == "t", 60, 1)
         neutralized = world.psql(db_name, "SELECT value FROM ir_config_parameter "
                                           "WHERE key = 'database.is_neutralized'")
         checks.check("it is neutralized", neutralized.lower() in ("true", "1"), neutralized)
@@ -341,47 +600,147 @@ def run(world, checks):
                                       "WHERE active")
         checks.check("its only active mail server goes nowhere", servers == "invalid", servers)
         uuid = world.psql(db_name, "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'")
-        checks.check("it has a new database.uuid", uuid and uuid != prod_uuid, uuid)
+        checks.check("it has a new database.uuid", uuid and uuid != ctx.prod_uuid, uuid)
         owner = world.psql("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database "
                                        f"WHERE datname = '{db_name}'")
         checks.check("it belongs to the staging's db_user", owner == "odoo_stage", owner)
 
-    selector = f"http://127.0.0.1:{stage_port}/web/database/selector"
+    selector = f"{ctx.stage_url}/web/database/selector"
 
     def done_mail():
-        for message in world.mails():
-            body = message.get_body(("html", "plain"))
-            text = body.get_content() if body else ""
+        for message, text in mails_about(world, db_name):
             if db_name in str(message["subject"]) and selector in text:
                 return message
         return None
 
     mail = wait_for("the done mail on the SMTP server", done_mail, 180, every=2)
     checks.check("the SMTP server received the done mail with the selector link",
-                 bool(mail) and "admin@prod.example.com" in str(mail["to"]), mail and mail["to"])
+                 bool(mail) and ADMIN_EMAIL in str(mail["to"]), mail and mail["to"])
 
-    # -- a Drop Databases job removes it -------------------------------------
-    drop_id = call("staging.job", "create", {
-        "environment_id": env_id, "type_": "dropdb",
+
+def step_progress(ctx, checks):
+    """progress read through refresh_status() takes >= 3 increasing values before Done."""
+    samples = ctx.progress_samples
+    checks.check(f"the newest backup is about {BACKUP_MB} MB",
+                 ctx.newest_size >= BACKUP_MB * 0.9e6, ctx.newest_size)
+    err = getattr(ctx, "refresh_error", None)
+    checks.check("staging.job.refresh_status() answers", err is None,
+                 err and f"{err.name}: {err.message}")
+    checks.check("staging.job has phase and progress",
+                 {"phase", "progress"} <= ctx.job_fields)
+    if err is not None or "progress" not in ctx.job_fields:
+        return
+    shown, last = [], None
+    for seconds, state, phase, progress in samples:
+        if (state, phase, progress) != last:
+            shown.append(f"{seconds:.1f}s {state}/{phase or '-'}/{progress}")
+            last = (state, phase, progress)
+    say("progress: " + " -> ".join(shown))
+    values = [p for _s, _st, _ph, p in samples if p not in (None, False)]
+    running = []
+    for _s, state, _ph, progress in samples:
+        if state == "running" and progress not in (None, False) and progress not in running:
+            running.append(progress)
+    checks.check("progress takes at least three increasing values while Running",
+                 len(running) >= 3 and running == sorted(running), running)
+    checks.check("progress never goes back", values == sorted(values), values)
+    checks.check("progress is below 100 while Running", all(p < 100 for p in running), running)
+    final = samples[-1]
+    checks.check("progress is 100 when Done", final[1] == "done" and final[3] == 100, final)
+    phases = [ph for _s, st, ph, _p in samples if st == "running" and ph]
+    checks.check("a phase is shown while Running", bool(phases), phases[:3])
+
+
+def step_list(ctx, checks):
+    """The environment lists the copy with its size (action_refresh_databases)."""
+    db_name = ctx.copy_a
+    listed = copies(ctx)
+    say(f"database_ids: {sorted(listed)}")
+    record = listed.get(db_name)
+    checks.check("the environment lists the copy", bool(record), sorted(listed))
+    if not record:
+        return
+    size = record["size_bytes"] or 0
+    actual = int(WORLD.psql("postgres", f"SELECT pg_database_size('{db_name}')"))
+    say(f"listed: {record}")
+    checks.check("with its size (about the database's)", 0.8 * actual <= size <= 1.2 * actual,
+                 f"size_bytes={size}, pg_database_size={actual}")
+    checks.check("made from the newest backup", record["backup"] == NEWEST_KEY, record["backup"])
+    checks.check("requested by the user who ran the job", record["requested_by"] == ADMIN_EMAIL,
+                 record["requested_by"])
+    checks.check("with its creation time", bool(record["created_at"]), record["created_at"])
+    action = ctx.odoo.call("staging.database", "action_open", [record["id"]])
+    url = (action or {}).get("url", "")
+    checks.check("Open goes to the staging's /web/login?db=<name> in a new tab",
+                 url == f"{ctx.stage_url}/web/login?db={db_name}"
+                 and (action or {}).get("target") == "new", action)
+
+
+def step_drop_from_list(ctx, checks):
+    """action_drop on the listed copy makes a Drop job and removes the copy."""
+    db_name = ctx.copy_a
+    record = copies(ctx).get(db_name)
+    if not record:
+        raise Blocked(f"{db_name} is not in database_ids")
+    ctx.odoo.call("staging.database", "action_drop", [record["id"]])
+    gone = wait_for(f"{db_name} to be dropped", lambda: not WORLD.db_exists(db_name), 120, 1)
+    checks.check("the copy is gone from the staging", gone)
+    jobs = ctx.odoo.call("staging.job", "search_read",
+                         [("type_", "=", "dropdb"), ("dropdb_database_names", "ilike", db_name)],
+                         ["state", "dropdb_report"])
+    checks.check("through a Drop job that is Done, visible in Jobs",
+                 any(j["state"] == "done" for j in jobs), jobs)
+    checks.check("and no longer listed", db_name not in copies(ctx))
+
+
+def step_older_backup(ctx, checks):
+    """A job with backup_key = the older of two backups restores that one."""
+    if "backup_key" not in ctx.job_fields:
+        raise Blocked("staging.job has no field backup_key")
+    backups = sorted(ctx.odoo.call("staging.job", "fields_get", ["backup_key"],
+                                   attributes=["type", "selection"])["backup_key"].items())
+    say(f"backup_key field: {dict(backups)}")
+    job_id, db_name = make_copy(ctx, checks, "older", backup_key=OLDER_KEY)
+    ctx.copy_b = db_name
+    checks.check("the job keeps its backup_key",
+                 read_job(ctx, job_id)["backup_key"] == OLDER_KEY)
+    marker = WORLD.psql(db_name, "SELECT name FROM e2e_backup_marker")
+    checks.check("the copy is the older backup's", marker == "older", marker)
+    ballast = WORLD.psql(db_name, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'e2e_ballast_%'")
+    checks.check("it has none of the newest backup's tables", ballast == "0", ballast)
+    record = copies(ctx).get(db_name)
+    checks.check("the environment lists it as made from the older backup",
+                 bool(record) and record["backup"] == OLDER_KEY, record)
+
+
+def step_dropjob(ctx, checks):
+    """The seed's Drop Databases job: one copy and a missing name."""
+    db_name = getattr(ctx, "copy_b", None) or getattr(ctx, "copy_a", None)
+    if not db_name or not WORLD.db_exists(db_name):
+        say("no copy left by the earlier steps: making one")
+        _job, db_name = make_copy(ctx, checks, "e2e-drop")
+    drop_id = ctx.odoo.call("staging.job", "create", {
+        "environment_id": ctx.env_id, "type_": "dropdb",
         "dropdb_database_names": f"{db_name}\ncosmos-lab_missing",
     })
-    call("staging.job", "run", [drop_id])
-    drop = call("staging.job", "read", [drop_id], fields)[0]
+    ctx.odoo.call("staging.job", "run", [drop_id])
+    drop = read_job(ctx, drop_id)
     say(f"drop job: {drop['state']} {drop['error'] or ''} {drop['dropdb_report'] or ''}")
     checks.check("the drop job is Done", drop["state"] == "done", drop)
     checks.check("its report names the dropped and the missing database",
                  f"Dropped: {db_name}" in (drop["dropdb_report"] or "")
                  and "Not found: cosmos-lab_missing" in (drop["dropdb_report"] or ""),
                  drop["dropdb_report"])
-    gone = world.psql("postgres", f"SELECT count(*) FROM pg_database WHERE datname = '{db_name}'")
-    checks.check("the staging database is gone", gone == "0")
+    checks.check("the staging database is gone", not WORLD.db_exists(db_name))
 
-    # -- the staging route refuses a wrong token with the sidecar's sentence ----
+
+def step_wrong_token(ctx, checks):
+    """The staging route refuses a wrong token with the sidecar's sentence."""
     request = urllib.request.Request(
-        f"http://127.0.0.1:{stage_port}/web/staging/run",
+        f"{ctx.stage_url}/web/staging/run",
         data=json.dumps({"token": "wrong", "client": CLIENT, "type": "prod2x",
                          "timestamp": True, "level": "lab",
-                         "callback": f"{prod_url}/web/staging/callback/1?db=prod"}).encode(),
+                         "callback": f"{ctx.prod_url}/web/staging/callback/1?db=prod"}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -389,6 +748,175 @@ def run(world, checks):
     error = answer.get("error", {}).get("data", {})
     checks.check("a wrong token is an AccessError from the staging route",
                  error.get("name") == "odoo.exceptions.AccessError", answer)
+
+
+def step_cancel(ctx, checks):
+    """action_cancel() during the restore of the big backup leaves no database."""
+    # The seed's copy left a template of the newest backup: without the cache
+    # the job restores the ≈500 MB dump again, long enough to be cancelled.
+    restart_sidecar(ctx, NO_TEMPLATES)
+    before = WORLD.databases()
+    job_id = new_job(ctx, "cancel")
+    ctx.odoo.call("staging.job", "run", [job_id])
+    job = read_job(ctx, job_id)
+    db_name = job["database_name"]
+    checks.check("the job is Running", job["state"] == "running", job)
+    # Cancel once the restore itself runs (the phase says so), or after 60 s.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = refresh(ctx, job_id)
+        if job["state"] != "running" or "restor" in str(job.get("phase") or "").lower():
+            break
+        time.sleep(0.5)
+    say(f"cancelling at {job['state']}/{job.get('phase')}/{job.get('progress')}")
+    if not checks.check("the job is still Running when cancelled", job["state"] == "running", job):
+        return
+    ctx.odoo.call("staging.job", "action_cancel", [job_id])
+    job = wait_finished(ctx, job_id, timeout=120)
+    checks.check("the job is in Error, cancelled", job["state"] == "error"
+                 and "cancel" in (job["error"] or "").lower(), f"{job['state']}: {job['error']}")
+
+    def nothing_left():
+        return WORLD.databases() - before == set()
+
+    left = wait_for_or_false(nothing_left, 90)
+    checks.check("no database is left on the staging (nor a hidden one)", left,
+                 WORLD.databases() - before)
+    checks.check("the copy's name never appeared", not WORLD.db_exists(db_name), db_name)
+    time.sleep(5)  # a late callback of the cancelled run must not make it Done
+    job = read_job(ctx, job_id)
+    checks.check("the job stays in Error", job["state"] == "error", job["state"])
+
+
+def wait_for_or_false(check, timeout, every=1.0):
+    try:
+        return wait_for("it", check, timeout, every)
+    except AssertionError:
+        return False
+
+
+def step_expiry(ctx, checks):
+    """A copy on a staging with numikube_staging_expire_after = 60s is mailed, then dropped."""
+    world = WORLD
+    restart_sidecar(ctx, NO_TEMPLATES + f"numikube_staging_expire_after = {EXPIRE_AFTER}s\n"
+                         f"numikube_staging_expire_warning = {EXPIRE_WARNING}s\n")
+    # The small older backup when the job can choose one; else the newest.
+    values = {"backup_key": OLDER_KEY} if "backup_key" in ctx.job_fields else {}
+    _job, db_name = make_copy(ctx, checks, "expiry", **values)
+    done_at = time.monotonic()
+    deadline = EXPIRE_AFTER + 90  # the sweep runs every 10 s
+    try:
+        record = copies(ctx).get(db_name)
+        checks.check("the listed copy has an expiry", bool(record and record["expires_at"]),
+                     record)
+    except RpcError as err:
+        checks.check("the environment lists the copy", False, f"{err.name}: {err.message}")
+    warning = wait_for_or_false(lambda: mails_about(world, db_name, sender=STAGING_EMAIL),
+                                deadline, 2)
+    if checks.check("the requester gets the expiry warning from the staging",
+                    bool(warning) and any(ADMIN_EMAIL in str(m["to"]) for m, _t in warning),
+                    [str(m["to"]) for m, _t in warning or []]):
+        say(f"expiry warning: {warning[0][0]['subject']!r} "
+            f"at {time.monotonic() - done_at:.0f}s after Done")
+        checks.check("before the copy is dropped", world.db_exists(db_name))
+    dropped = wait_for_or_false(lambda: not world.db_exists(db_name),
+                                max(5, deadline - (time.monotonic() - done_at)), 2)
+    checks.check("the expired copy is dropped", dropped)
+    if dropped:
+        say(f"dropped {time.monotonic() - done_at:.0f}s after Done")
+        checks.check("and no longer listed", db_name not in copies(ctx))
+
+
+STEPS = [
+    ("seed", "Run -> Running -> Done on the newest backup, neutralized copy, done mail",
+     step_seed),
+    ("progress", f"progress through refresh_status() on the ≈{BACKUP_MB} MB backup",
+     step_progress),
+    ("list", "the environment lists the copy with its size; Open", step_list),
+    ("drop_from_list", "action_drop from database_ids removes the copy", step_drop_from_list),
+    ("older_backup", "backup_key = the older of two backups restores that one",
+     step_older_backup),
+    ("dropjob", "a Drop Databases job (a copy and a missing name)", step_dropjob),
+    ("wrong_token", "the staging route refuses a wrong token", step_wrong_token),
+    ("cancel", "action_cancel() during a restore leaves no database", step_cancel),
+    ("expiry", f"expire_after = {EXPIRE_AFTER}s: warning mail, then dropped", step_expiry),
+]
+
+
+def browser_env(ctx):
+    return {
+        "PROD_URL": ctx.prod_url, "PROD_DB": "prod", "STAGE_URL": ctx.stage_url,
+        "RUNNER_LOGIN": RUNNER[0], "RUNNER_PASSWORD": RUNNER[1],
+        "ENV_ID": str(ctx.env_id), "ERROR_JOB_ID": str(make_error_job(ctx)),
+        "SHOTS": os.environ.get("SHOTS", os.path.join(ADDON_DIR, "numikube_staging",
+                                                      "static", "description")),
+    }
+
+
+def browser_walk(ctx, checks):
+    """tests/e2e_odoo/browser.mjs against these servers (BROWSER=1), the sidecar
+    without templates (a real restore, whose progress shows) nor expiry."""
+    restart_sidecar(ctx, NO_TEMPLATES)
+    out = subprocess.run(["node", os.path.join(HERE, "browser.mjs")],
+                         env={**os.environ, **browser_env(ctx)}, timeout=900, check=False)
+    checks.check("the browser walk passes", out.returncode == 0, f"exit {out.returncode}")
+
+
+def make_error_job(ctx):
+    """A job of the Run Staging user that the staging refused (for the screenshot
+    of a job in Error): an environment whose token is wrong."""
+    env_id = ctx.odoo.call("staging.environment", "create", {
+        "name": "Test (old token)", "url": ctx.stage_url, "client": CLIENT, "level": "test",
+        "token": "an-old-token",
+    })
+    runner = Odoo(ctx.prod_url, "prod", RUNNER[0], RUNNER[1])
+    job_id = runner.call("staging.job", "create", {
+        "environment_id": env_id, "type_": "prod2x", "suffix": "release-check",
+        "timestamp": True,
+    })
+    runner.call("staging.job", "run", [job_id])
+    return job_id
+
+
+def hold(ctx):
+    """HOLD=1: keep the servers up (for browser.mjs by hand) until <dir>/hold is removed."""
+    flag = WORLD.path("hold")
+    with open(flag, "w", encoding="utf-8") as f:
+        f.write("".join(f"export {k}={v!r}\n" for k, v in browser_env(ctx).items()))
+    say(f"HOLD=1: servers up; `. {flag}` sets browser.mjs's environment; rm {flag} to stop")
+    while os.path.exists(flag):
+        time.sleep(2)
+
+
+WORLD = None
+
+
+def main():
+    global WORLD
+    world = WORLD = World()
+    checks = Checks()
+    ctx = Ctx()
+    try:
+        setup(world, ctx)
+    except Exception:  # the report must say what broke, then clean up
+        traceback.print_exc()
+        checks.failed += 1
+        checks.steps.append(["setup", "the servers, the backups, the environment", "FAIL", ""])
+    else:
+        for name, title, body in STEPS:
+            checks.step(name, title, lambda c, b=body: b(c, checks), ctx)
+        if BROWSER:
+            checks.step("browser", "the web client walk and screenshots (browser.mjs)",
+                        lambda c: browser_walk(c, checks), ctx, always=True)
+        if HOLD:
+            hold(ctx)
+    if any(status == "FAIL" for _n, _t, status, _note in checks.steps):
+        for name in ("sidecar", "staging", "production"):
+            say(f"--- tail of {name}.log\n{world.log_tail(name)}")
+    world.stop()
+    checks.summary()
+    print(f"e2e_odoo: {checks.passed} passed, {checks.failed} failed", flush=True)
+    return 1 if checks.failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,241 @@
+// The browser walk of the end-to-end test: Debian's chromium, driven by
+// playwright-core, through production's real Odoo 18.0 web client as a user of
+// group Run Staging: Administration / Staging / Jobs -> New -> Run -> progress
+// -> Done -> the environment -> its copies -> Open (the staging's login page in
+// a new tab). Takes the addon's screenshots on the way (1280x800 PNG, into
+// $SHOTS). Started by e2e.py with BROWSER=1 (see README.md), which passes:
+//   PROD_URL, PROD_DB, STAGE_URL, RUNNER_LOGIN, RUNNER_PASSWORD, ENV_ID,
+//   ERROR_JOB_ID (a job of that user in Error), SHOTS, CHROMIUM.
+// Prints 'browser: N passed, N failed' and exits non-zero on a failure.
+
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const E = process.env;
+const SHOTS = E.SHOTS;
+const VIEWPORT = { width: 1280, height: 800 };
+const JOB_ACTION = "action-numikube_staging.action_staging_job";
+const RUN_TIMEOUT = 10 * 60 * 1000;
+
+let passed = 0;
+let failed = 0;
+const say = (m) => console.log(`[browser] ${m}`);
+function check(what, ok, detail = "") {
+  if (ok) passed++;
+  else failed++;
+  say(`${ok ? "ok  " : "FAIL"} ${what}${ok || !detail ? "" : " " + detail}`);
+  return ok;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+mkdirSync(SHOTS, { recursive: true });
+const profile = mkdtempSync(join(tmpdir(), "numikube-chromium."));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: E.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  viewport: VIEWPORT,
+  locale: "en-US",
+  timezoneId: "UTC",
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync",
+  ],
+});
+context.setDefaultTimeout(30000);
+const page = context.pages()[0] || (await context.newPage());
+page.on("pageerror", (err) => say(`page error: ${err.message}`));
+
+async function shot(name, p = page) {
+  // Let the web client finish drawing (no pending RPC, no spinner).
+  await p.waitForLoadState("networkidle").catch(() => {});
+  await p.locator(".o_loading_indicator").waitFor({ state: "hidden", timeout: 5000 }).catch(() => {});
+  await sleep(400);
+  const path = join(SHOTS, `${name}.png`);
+  await p.screenshot({ path });
+  say(`screenshot ${path}`);
+}
+
+async function step(name, body) {
+  try {
+    await body();
+  } catch (err) {
+    check(`${name}`, false, String(err && err.message ? err.message : err).split("\n")[0]);
+    const path = join(tmpdir(), `numikube-browser-failed-${name.replace(/\W+/g, "_")}.png`);
+    await page.screenshot({ path }).catch(() => {});
+    say(`the page at that moment: ${path}`);
+  }
+}
+
+const statusOf = async () =>
+  (await page.locator(".o_statusbar_status .o_arrow_button_current").first().innerText().catch(() => "")).trim();
+
+async function progressOf() {
+  const field = page.locator(".o_field_widget[name=progress]");
+  if (!(await field.count()) || !(await field.first().isVisible())) return null;
+  const bar = field.locator(".o_progress");
+  if (await bar.count()) {
+    const now = await bar.first().getAttribute("aria-valuenow");
+    if (now !== null) return Number(now);
+  }
+  const text = (await field.first().innerText()).replace(/[^0-9.]/g, "");
+  return text ? Number(text) : null;
+}
+
+let dbName = "";
+let autoRefreshed = true;
+
+// -- log in as the Run Staging user -----------------------------------------
+await step("log in", async () => {
+  await page.goto(`${E.PROD_URL}/web/login?db=${encodeURIComponent(E.PROD_DB)}`);
+  await page.fill("input[name=login]", E.RUNNER_LOGIN);
+  await page.fill("input[name=password]", E.RUNNER_PASSWORD);
+  await page.click("button[type=submit]");
+  await page.locator(".o_main_navbar").waitFor();
+  check("the Run Staging user is logged in", true);
+});
+
+// -- Administration / Staging / Jobs through the menus ---------------------
+await step("menus", async () => {
+  await page.locator(".o_navbar_apps_menu button").click();
+  await page.locator(".dropdown-item.o_app", { hasText: "Administration" }).click();
+  await page.locator(".o_menu_sections button", { hasText: "Staging" }).click();
+  await page.locator(".dropdown-item", { hasText: "Jobs" }).click();
+  await page.locator(".o_list_view").waitFor();
+  const crumb = (await page.locator(".o_breadcrumb").innerText()).trim();
+  check("Administration / Staging / Jobs opens the job list", /Jobs/.test(crumb), crumb);
+});
+if (!(await page.locator(".o_list_view").count())) {
+  await page.goto(`${E.PROD_URL}/odoo/${JOB_ACTION}`);
+  await page.locator(".o_list_view").waitFor();
+}
+
+// -- New job, Run, progress, Done -----------------------------------------
+await step("new job and Run", async () => {
+  await page.locator(".o_list_button_add").click();
+  await page.locator(".o_form_view").waitFor();
+  const environment = page.locator(".o_field_widget[name=environment_id] input");
+  if (!(await environment.inputValue()).includes("Lab")) {
+    await environment.fill("Lab");
+    await page.locator(".o-autocomplete--dropdown-item", { hasText: /^Lab$/ }).first().click();
+  }
+  await page.locator(".o_field_widget[name=suffix] input").fill("demo-browser");
+  await page.locator("button[name=run]").click();
+  await page.waitForFunction(() => {
+    const s = document.querySelector(".o_statusbar_status .o_arrow_button_current");
+    return s && /Running|Done|Error/.test(s.textContent);
+  }, null, { timeout: 60000 });
+  dbName = (await page.locator(".o_field_widget[name=database_name]").innerText().catch(() => "")).trim();
+  const status = await statusOf();
+  check("Run shows Running and the future database name",
+    status === "Running" && /^cosmos-lab_\d{8}_\d{4}_demo-browser$/.test(dbName), `${status} ${dbName}`);
+});
+
+await step("progress", async () => {
+  // The form refreshes the job itself (refresh_status()) while it runs: no reload.
+  const seen = [];
+  const deadline = Date.now() + RUN_TIMEOUT;
+  const started = Date.now();
+  let shotTaken = false;
+  let changed = Date.now();
+  while (Date.now() < deadline && (await statusOf()) === "Running") {
+    const value = await progressOf();
+    if (value !== null && !seen.includes(value)) {
+      seen.push(value);
+      changed = Date.now();
+    }
+    if (Date.now() - changed > 60000) break; // the form does not refresh itself
+    // The picture: a bar well on its way, or (no progress field) the Running form.
+    if (!shotTaken && ((value !== null && value >= 15 && value < 90)
+        || (value === null && Date.now() - started > 5000))) {
+      await shot("screenshot_job_running");
+      shotTaken = true;
+    }
+    await sleep(500);
+  }
+  if (!shotTaken) say("no screenshot of the running job: it was Done too soon");
+  say(`progress seen in the form: ${seen.join(" -> ") || "none"}`);
+  check("the form shows a progress that moves without reloading the page", seen.length >= 3, seen.join(","));
+  if ((await statusOf()) === "Running") {
+    autoRefreshed = false;
+    await page.reload();
+  }
+});
+
+await step("done", async () => {
+  const deadline = Date.now() + RUN_TIMEOUT;
+  while (Date.now() < deadline && !/Done|Error/.test(await statusOf())) {
+    await sleep(2000);
+    if (!autoRefreshed) await page.reload();
+  }
+  const status = await statusOf();
+  check("the job is Done", status === "Done", status);
+  check("Done shows in the form without reloading", autoRefreshed);
+  await shot("screenshot_job_done");
+});
+
+// -- the environment and its copies; Open ----------------------------------
+await step("environment", async () => {
+  const link = page.locator(".o_field_widget[name=environment_id] a.o_form_uri");
+  if (await link.count()) {
+    await link.first().click();
+  } else {
+    await page.goto(`${E.PROD_URL}/odoo/action-numikube_staging.action_staging_environment/${E.ENV_ID}`);
+  }
+  await page.locator(".o_form_view .o_field_widget[name=name]").waitFor();
+  const copies = page.locator(".o_form_view .o_field_widget[name=database_ids]");
+  await copies.waitFor({ timeout: 10000 }).catch(() => {});
+  if (!check("the environment form has its copies (database_ids)", await copies.count() > 0)) {
+    await shot("screenshot_environment");
+    return;
+  }
+  const rows = page.locator(".o_field_widget[name=database_ids] .o_data_row");
+  await page.waitForFunction(() => document.querySelectorAll(
+    ".o_field_widget[name=database_ids] .o_data_row").length > 0, null, { timeout: 30000 }).catch(() => {});
+  const names = await rows.allInnerTexts();
+  check("the environment lists the new copy with its size",
+    names.some((t) => t.includes(dbName) && /\d+(\.\d+)?\s*[KMG]i?B|\d{4,}/.test(t)), names.join(" | "));
+  await shot("screenshot_environment");
+});
+
+await step("open", async () => {
+  const row = page.locator(".o_field_widget[name=database_ids] .o_data_row", { hasText: dbName });
+  if (!check("the copy has an Open button", await row.locator("button[name=action_open]").count() > 0)) {
+    return;
+  }
+  const [tab] = await Promise.all([
+    context.waitForEvent("page", { timeout: 30000 }),
+    row.locator("button[name=action_open]").click(),
+  ]);
+  await tab.waitForLoadState("domcontentloaded");
+  const url = tab.url();
+  check("Open shows the staging's /web/login?db=<copy> in a new tab",
+    url === `${E.STAGE_URL}/web/login?db=${dbName}`, url);
+  const login = await tab.locator("input[name=login]").count();
+  check("the staging answers with its login page for that database", login === 1);
+  await tab.screenshot({ path: join(tmpdir(), "numikube-browser-staging-login.png") });
+  await tab.close();
+});
+
+// -- a job in Error, and the job list --------------------------------------
+await step("error job", async () => {
+  await page.goto(`${E.PROD_URL}/odoo/${JOB_ACTION}/${E.ERROR_JOB_ID}`);
+  await page.locator(".o_form_view").waitFor();
+  const status = await statusOf();
+  check("a refused job shows Error and the staging's sentence", status === "Error", status);
+  await shot("screenshot_job_error");
+});
+
+await step("job list", async () => {
+  await page.goto(`${E.PROD_URL}/odoo/${JOB_ACTION}`);
+  await page.locator(".o_list_view .o_data_row").first().waitFor();
+  const rows = await page.locator(".o_list_view .o_data_row").count();
+  check("the job list shows the jobs", rows >= 2, String(rows));
+  await shot("screenshot_job_list");
+});
+
+await context.close();
+rmSync(profile, { recursive: true, force: true });
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
