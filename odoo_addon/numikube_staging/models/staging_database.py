@@ -31,7 +31,7 @@ class StagingDatabase(models.Model):
 
     _name = "staging.database"
     _description = "Staging Database"
-    _order = "created_at desc, name"
+    _order = "created_at desc nulls last, name"
 
     environment_id = fields.Many2one(
         "staging.environment", required=True, ondelete="cascade", readonly=True

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from odoo import api, fields, models
+from odoo import SUPERUSER_ID, api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from .staging_environment import (
@@ -529,7 +529,9 @@ class StagingJob(models.Model):
             # The callback may be on its way: whichever comes first ends the job.
             self._lock()
             if self.state == "running":
-                self._apply_end(
+                # Ended by the system, as by the callback, not by whoever
+                # watched the form.
+                self.with_user(SUPERUSER_ID)._apply_end(
                     {"state": result["state"], "error": result.get("error")}, values
                 )
             return
