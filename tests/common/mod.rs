@@ -20,6 +20,9 @@ pub use numikube_testbed::{ident, literal};
 pub const TOKEN: &str = "s3cret-token";
 /// The role that owns the staging instance's databases.
 pub const ROLE: &str = "odoo";
+/// The NOLOGIN role that owns databases while they are hidden
+/// (`numikube_staging_work_role`'s default, `<db_user>_staging`).
+pub const WORK_ROLE: &str = "odoo_staging";
 /// Bucket of production backups.
 pub const BUCKET: &str = "prod-backups";
 
@@ -62,6 +65,12 @@ impl Stage {
     pub fn start(options: Options) -> Stage {
         let pg = Postgres::start().expect("PostgreSQL starts (run scripts/install-deps)");
         pg.create_role(ROLE, "odoo-pw", true).expect("role created");
+        // What a superuser runs once (DESIGN.md, *Hidden*): db_user may not create roles.
+        pg.psql(
+            "postgres",
+            &format!("CREATE ROLE {WORK_ROLE} NOLOGIN; GRANT {WORK_ROLE} TO {ROLE};"),
+        )
+        .expect("work role created");
         let s3 = S3::start().expect("moto_server starts (run scripts/install-deps)");
         s3.create_bucket(BUCKET).expect("bucket created");
         let receiver = CallbackReceiver::start().expect("callback receiver starts");
