@@ -24,10 +24,11 @@ pub fn split_names(text: &str) -> Vec<String> {
 
 /// Drops what may be dropped among `names`, and says what happened to each.
 ///
-/// Holds the admission lock throughout, so no restore is admitted between
-/// the checks and the drops.
+/// Holds the admission lock of every process throughout, so no restore is
+/// admitted between the checks and the drops; the registry it comes with
+/// knows every process's jobs in flight.
 pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &Jobs, names: &[String]) -> Result<DropResult, DbError> {
-    let _admission = admission.lock().await;
+    let registry = admission.lock().await?;
     let db = &services.db;
     let rows = db.all(false).await?;
     let mut in_flight = jobs.in_flight();
@@ -45,7 +46,7 @@ pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &J
     for name in names {
         let refuse = |reason: &str| Refused { name: name.clone(), reason: reason.to_string() };
         // Before "missing": a new copy's final name exists only at the very end of its job.
-        if in_flight.contains(name) {
+        if in_flight.contains(name) || registry.is_in_flight(name) {
             result.refused.push(refuse("it is still being created; drop it once its job has ended"));
             continue;
         }
@@ -85,6 +86,10 @@ pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &J
                 result.refused.push(refuse("the database server would not drop it (see the staging service's log)"));
             }
         }
+    }
+    // The drops are done either way; a lost session has released the lock too.
+    if let Err(e) = registry.end().await {
+        tracing::warn!("after the drops, the admission lock was not released cleanly: {e}");
     }
     Ok(result)
 }

@@ -1,21 +1,23 @@
 //! Admission: a request is checked ([`checks`], [`names`]), then admitted
-//! under the database limit ([`room`]) and registered, in one step that
-//! concurrent requests cannot interleave; then its job starts in the background.
+//! under the database limit ([`room`]) and registered in the cross-process
+//! registry of jobs in flight ([`crate::pg::registry`]), in rounds ([`rounds`])
+//! that concurrent requests, of this process or another, cannot interleave;
+//! then its job starts in the background.
 
 pub mod checks;
 pub mod names;
 mod room;
+mod rounds;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use numikube_staging_rpc::RunStarted;
-use tokio::sync::{MutexGuard, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
-use crate::job::run::{self, JobContext};
-use crate::job::{take_turn, Job, JobRequest, Jobs};
+use crate::job::{JobRequest, Jobs};
+use crate::pg::registry::{Registry, Round};
 use crate::pg::DbError;
-use crate::report::journal::JournalEntry;
 use crate::report::Reporter;
 use crate::services::Services;
 
@@ -37,6 +39,9 @@ pub enum AdmissionError {
     /// A database the sidecar did not make has the name.
     #[error("A database named \"{0}\" already exists on the staging server and was not made by the staging service; it is never replaced. Choose another suffix.")]
     Foreign(String),
+    /// A timestamped name that exists already: two runs in one minute.
+    #[error("A copy named \"{0}\" was made less than a minute ago: wait a minute or choose another suffix.")]
+    Recent(String),
     /// A job is making that name already.
     #[error("The database \"{0}\" is already being created; wait for that job to end.")]
     InFlight(String),
@@ -58,12 +63,20 @@ pub enum AdmissionError {
     },
 }
 
-/// The admission lock, the restore slots and the jobs they admit.
+/// The admission of jobs: the rounds, the restore slots and the jobs they admit.
 pub struct Admission {
+    shared: Arc<Shared>,
+    queue: mpsc::UnboundedSender<rounds::Waiting>,
+    /// The queue's other end, until the first request starts the rounds.
+    idle: Mutex<Option<mpsc::UnboundedReceiver<rounds::Waiting>>>,
+}
+
+/// What the rounds and the admitted jobs share.
+struct Shared {
     services: Arc<Services>,
     jobs: Arc<Jobs>,
     reporter: Arc<Reporter>,
-    lock: tokio::sync::Mutex<()>,
+    registry: Registry,
     slots: Arc<Semaphore>,
     user_arrived: Notify,
 }
@@ -72,65 +85,44 @@ impl Admission {
     /// The admission of jobs into `jobs`, with `numikube_staging_max_restores` slots.
     pub fn new(services: Arc<Services>, jobs: Arc<Jobs>, reporter: Arc<Reporter>) -> Admission {
         let slots = Arc::new(Semaphore::new(services.config.max_restores));
-        Admission { services, jobs, reporter, lock: tokio::sync::Mutex::new(()), slots, user_arrived: Notify::new() }
+        let registry = Registry::new(&services.db);
+        let (queue, idle) = mpsc::unbounded_channel();
+        let shared = Shared { services, jobs, reporter, registry, slots, user_arrived: Notify::new() };
+        Admission { shared: Arc::new(shared), queue, idle: Mutex::new(Some(idle)) }
     }
 
-    /// The admission lock: held, no job is admitted. A drop holds it so that
-    /// it never interleaves with the admission of a restore of the same name.
-    pub async fn lock(&self) -> MutexGuard<'_, ()> {
-        self.lock.lock().await
+    /// The admission lock of every process of this `db_user`, with the jobs in
+    /// flight: held, no job is admitted. A drop holds it so that it never
+    /// interleaves with the admission of a restore of the same name.
+    pub async fn lock(&self) -> Result<Round, DbError> {
+        self.shared.registry.begin().await
     }
 
     /// A free restore slot now, if there is one (pre-warm takes only free ones).
     pub fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
-        self.slots.clone().try_acquire_owned().ok()
+        self.shared.slots.clone().try_acquire_owned().ok()
     }
 
     /// Resolves when a user's job is admitted (pre-warm gives way).
     pub async fn user_arrived(&self) {
-        self.user_arrived.notified().await
+        self.shared.user_arrived.notified().await
     }
 
     /// Admits a checked request under the limit, then starts its job in the background.
     ///
-    /// The limit counts this instance's databases plus the restores in flight,
-    /// both read under the admission lock, so concurrent requests never exceed it.
+    /// The limit counts this instance's databases plus every process's jobs in
+    /// flight, read under the cross-process admission lock, so concurrent
+    /// requests never exceed it. Requests that arrive while a round runs wait
+    /// for the next, which reads PostgreSQL once for all of them.
     pub async fn accept(&self, request: JobRequest) -> Result<RunStarted, AdmissionError> {
-        if self.services.is_stopping() {
+        if self.shared.services.is_stopping() {
             return Err(AdmissionError::Stopping);
         }
-        // A request that cannot fit is refused without waiting for the lock, so
-        // that refusals are answered in parallel; one that may fit is checked
-        // again under the lock, where checking and registering are one step.
-        room::check_room(&self.services, &self.jobs, &request).await?;
-        let admission = self.lock.lock().await;
-        if self.services.is_stopping() {
-            return Err(AdmissionError::Stopping);
+        if let Some(idle) = self.idle.lock().unwrap().take() {
+            tokio::spawn(rounds::serve(self.shared.clone(), idle));
         }
-        room::check_room(&self.services, &self.jobs, &request).await?;
-
-        let job_id = uuid::Uuid::new_v4().to_string();
-        let entry = JournalEntry {
-            client: Some(request.client.clone()),
-            ..JournalEntry::new(&job_id, &request.db_name, request.callback.clone(), request.email.clone())
-        };
-        // Registered, the job counts against the limit: the lock can go before
-        // the (slow, fsync'ed) journal write.
-        let job = Arc::new(Job::new(request.clone(), entry.status(), Some(take_turn(&self.slots).await)));
-        self.jobs.insert(job.clone());
-        drop(admission);
-
-        // No promise to report without a record of it.
-        let reporter = self.reporter.clone();
-        let written = tokio::task::spawn_blocking(move || reporter.journal().write(&entry)).await.expect("the journal write does not panic");
-        if let Err(source) = written {
-            self.jobs.remove(&job_id);
-            return Err(AdmissionError::Journal { dir: self.reporter.journal().dir().to_path_buf(), source });
-        }
-        self.user_arrived.notify_waiters();
-        tracing::info!(job = %job_id, db = %request.db_name, client = %request.client, "job accepted");
-        let ctx = JobContext { services: self.services.clone(), reporter: self.reporter.clone() };
-        tokio::spawn(run::run(ctx, job));
-        Ok(RunStarted { db_name: request.db_name, job_id })
+        let (reply, answer) = oneshot::channel();
+        self.queue.send(rounds::Waiting { request, reply }).map_err(|_| AdmissionError::Stopping)?;
+        answer.await.unwrap_or(Err(AdmissionError::Stopping))
     }
 }

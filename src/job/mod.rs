@@ -17,6 +17,7 @@ use numikube_staging_rpc::{JobState, JobStatus, NeutralizeReport, Phase};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::copy::Tracker;
+use crate::pg::registry::Reservation;
 use crate::storage::Backup;
 
 pub use turn::{take_turn, Turn};
@@ -45,6 +46,8 @@ pub struct Job {
     size: AtomicU64,
     /// Its place in line for a restore slot, taken at admission.
     turn: Mutex<Option<Turn>>,
+    /// Its place in the registry of jobs in flight, given back when it ends.
+    reservation: Mutex<Option<Reservation>>,
 }
 
 impl Job {
@@ -56,6 +59,7 @@ impl Job {
             bytes_read: Arc::new(AtomicU64::new(0)),
             size: AtomicU64::new(0),
             turn: Mutex::new(turn),
+            reservation: Mutex::new(None),
         }
     }
 
@@ -75,9 +79,18 @@ impl Job {
         self.status.lock().unwrap().phase
     }
 
-    /// Changes the status in place.
+    /// Changes the status in place; a job that ends gives back its reservation.
     pub fn update(&self, f: impl FnOnce(&mut JobStatus)) {
-        f(&mut self.status.lock().unwrap());
+        let mut status = self.status.lock().unwrap();
+        f(&mut status);
+        if status.state != JobState::Running {
+            self.reservation.lock().unwrap().take();
+        }
+    }
+
+    /// Keeps the job's reservation until the job ends (see [`Job::update`]).
+    pub fn hold(&self, reservation: Reservation) {
+        *self.reservation.lock().unwrap() = Some(reservation);
     }
 
     /// The job's id.
@@ -146,7 +159,8 @@ impl Jobs {
         self.jobs.lock().unwrap().remove(job_id);
     }
 
-    /// Final names of the restores still in flight.
+    /// Final names of this process's restores still in flight (every
+    /// process's are in the registry: [`crate::pg::registry::Round`]).
     pub fn in_flight(&self) -> HashSet<String> {
         let jobs = self.jobs.lock().unwrap();
         jobs.values().filter(|j| j.is_running()).map(|j| j.request.db_name.clone()).collect()

@@ -10,6 +10,7 @@
 mod ddl;
 mod list;
 pub mod marker;
+pub mod registry;
 pub mod working_name;
 
 use std::time::Duration;

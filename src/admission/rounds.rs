@@ -1,0 +1,174 @@
+//! Admission in rounds: the requests that arrive while a round runs wait for
+//! the next one, which takes the cross-process admission lock once, reads the
+//! registry and `pg_database` once, and admits them in arrival order as long
+//! as they fit. A request waits for at most the round under way and its own,
+//! not for every request ahead of it.
+
+use std::sync::Arc;
+
+use numikube_staging_rpc::RunStarted;
+use tokio::sync::{mpsc, oneshot};
+
+use super::room::Room;
+use super::{AdmissionError, Shared};
+use crate::job::run::{self, JobContext};
+use crate::job::{take_turn, Job, JobRequest};
+use crate::pg::DbError;
+use crate::report::journal::JournalEntry;
+
+/// A request waiting for its round, and where its answer goes.
+pub struct Waiting {
+    /// The checked request.
+    pub request: JobRequest,
+    /// The answer of `Admission::accept`.
+    pub reply: oneshot::Sender<Result<RunStarted, AdmissionError>>,
+}
+
+/// Runs rounds for as long as the admission exists.
+pub async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Waiting>) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            group.push(next);
+        }
+        // Whoever stopped waiting (a client gone) takes no room.
+        group.retain(|w| !w.reply.is_closed());
+        if group.is_empty() {
+            continue;
+        }
+        if shared.services.is_stopping() {
+            group
+                .into_iter()
+                .for_each(|w| refuse(w, AdmissionError::Stopping));
+            continue;
+        }
+        round(&shared, group).await;
+    }
+}
+
+/// One round: the registry, then `pg_database`, then each request in order.
+async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
+    let mut registry = match shared.registry.begin().await {
+        Ok(round) => round,
+        Err(e) => return unavailable(group, &e),
+    };
+    let rows = match shared.services.db.all(false).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(group, &e),
+    };
+    // The database server is back: drop what a failed cleanup left.
+    shared.services.database_answered();
+    let mut room = Room::new(&shared.services, &rows, registry.in_flight().clone());
+    let mut fit = Vec::with_capacity(group.len());
+    for waiting in group {
+        match room.admit(&waiting.request) {
+            Ok(()) => fit.push(waiting),
+            Err(e) => refuse(waiting, e),
+        }
+    }
+    if fit.is_empty() {
+        let _ = registry.end().await;
+        return;
+    }
+    let names: Vec<String> = fit.iter().map(|w| w.request.db_name.clone()).collect();
+    let reservations = match registry.reserve(&names).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(fit, &e),
+    };
+    let mut admitted = Vec::with_capacity(fit.len());
+    for (waiting, reservation) in fit.into_iter().zip(reservations) {
+        let Some(reservation) = reservation else {
+            let name = waiting.request.db_name.clone();
+            refuse(waiting, AdmissionError::InFlight(name));
+            continue;
+        };
+        let job_id = uuid::Uuid::new_v4().to_string();
+        let request = &waiting.request;
+        let entry = JournalEntry {
+            client: Some(request.client.clone()),
+            ..JournalEntry::new(
+                &job_id,
+                &request.db_name,
+                request.callback.clone(),
+                request.email.clone(),
+            )
+        };
+        // Turns are taken here, in admission order (see `take_turn`).
+        let job = Arc::new(Job::new(
+            request.clone(),
+            entry.status(),
+            Some(take_turn(&shared.slots).await),
+        ));
+        job.hold(reservation);
+        shared.jobs.insert(job.clone());
+        admitted.push((waiting, job, entry));
+    }
+    if let Err(e) = registry.end().await {
+        for (waiting, job, _) in admitted {
+            // Forgotten, the job drops its reservation.
+            shared.jobs.remove(&job.id());
+            refuse(waiting, AdmissionError::Unavailable(copy_of(&e)));
+        }
+        return;
+    }
+    // Registered, the jobs count against the limit: the round can go before
+    // the (slow, fsync'ed) journal writes, which run side by side.
+    for (waiting, job, entry) in admitted {
+        tokio::spawn(start(shared.clone(), waiting.reply, job, entry));
+    }
+}
+
+/// Records an admitted job in the journal, answers, and starts the job; in a
+/// task of its own, so that a client gone meanwhile leaves no job half-started.
+async fn start(
+    shared: Arc<Shared>,
+    reply: oneshot::Sender<Result<RunStarted, AdmissionError>>,
+    job: Arc<Job>,
+    entry: JournalEntry,
+) {
+    let reporter = shared.reporter.clone();
+    let written = tokio::task::spawn_blocking(move || reporter.journal().write(&entry))
+        .await
+        .expect("the journal write does not panic");
+    // No promise to report without a record of it.
+    if let Err(source) = written {
+        shared.jobs.remove(&job.id());
+        let _ = reply.send(Err(AdmissionError::Journal {
+            dir: shared.reporter.journal().dir().to_path_buf(),
+            source,
+        }));
+        return;
+    }
+    shared.user_arrived.notify_waiters();
+    let request = &job.request;
+    let started = RunStarted {
+        db_name: request.db_name.clone(),
+        job_id: job.id(),
+        backup: request.backup.clone(),
+    };
+    tracing::info!(job = %started.job_id, db = %request.db_name, client = %request.client, "job accepted");
+    let ctx = JobContext {
+        services: shared.services.clone(),
+        reporter: shared.reporter.clone(),
+    };
+    tokio::spawn(run::run(ctx, job));
+    let _ = reply.send(Ok(started));
+}
+
+fn refuse(waiting: Waiting, error: AdmissionError) {
+    let _ = waiting.reply.send(Err(error));
+}
+
+fn unavailable(group: Vec<Waiting>, error: &DbError) {
+    tracing::warn!("{} request(s) not admitted: {error}", group.len());
+    group
+        .into_iter()
+        .for_each(|w| refuse(w, AdmissionError::Unavailable(copy_of(error))));
+}
+
+fn copy_of(error: &DbError) -> DbError {
+    DbError {
+        where_: error.where_.clone(),
+        detail: error.detail.clone(),
+    }
+}
