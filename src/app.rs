@@ -49,6 +49,11 @@ impl App {
     /// Before serving: reports orphaned jobs and sweeps leftovers, then starts
     /// the periodic sweep and pre-warm.
     pub async fn start_background_work(&self) {
+        match self.services.db.convert_legacy_hidden().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("{n} database(s) hidden by IS_TEMPLATE by an earlier version are now hidden by their owner"),
+            Err(e) => tracing::warn!("cannot convert the databases an earlier version hid with IS_TEMPLATE: {e}"),
+        }
         recovery::recover(&self.upkeep).await;
         prewarm::spawn(PrewarmContext {
             services: self.services.clone(),

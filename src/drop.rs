@@ -75,9 +75,6 @@ pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &J
         }
         match db.drop_force(name).await {
             Ok(()) => {
-                if let Err(e) = filestore::remove(&config.data_dir, name) {
-                    tracing::error!("dropped {name} but could not remove its filestore: {e}");
-                }
                 tracing::info!(db = %name, "dropped");
                 result.dropped.push(name.clone());
             }
@@ -90,6 +87,12 @@ pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &J
     // The drops are done either way; a lost session has released the lock too.
     if let Err(e) = registry.end().await {
         tracing::warn!("after the drops, the admission lock was not released cleanly: {e}");
+    }
+    // Out of the lock and off the async core: a large filestore takes long to remove.
+    for name in &result.dropped {
+        if let Err(e) = filestore::remove_off_core(&config.data_dir, name).await {
+            tracing::error!("dropped {name} but could not remove its filestore: {e}");
+        }
     }
     Ok(result)
 }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::pg::Db;
-use crate::storage::BackupSource;
+use crate::storage::{BackupSource, Ownership};
 
 /// The shared services.
 pub struct Services {
@@ -31,7 +31,7 @@ impl Services {
     /// Builds the services from a loaded configuration; contacts nothing.
     pub fn new(config: Config) -> anyhow::Result<Services> {
         let db = Db::new(&config)?;
-        let source = BackupSource::new(&config.storage)?;
+        let source = BackupSource::new(&config.storage, Ownership::new(config.backup_pattern.clone()))?;
         Ok(Services {
             config,
             db,

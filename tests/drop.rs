@@ -43,7 +43,7 @@ async fn wait_listed(stage: &Stage, name: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !stage
         .client
-        .list(TOKEN.into())
+        .list(TOKEN.into(), None)
         .await
         .unwrap()
         .iter()
@@ -157,7 +157,7 @@ async fn a_made_copy_in_use_is_dropped_with_its_connections_and_filestore() {
     assert_eq!(stage.databases(), expected, "nothing else dropped");
     assert!(!stage
         .client
-        .list(TOKEN.into())
+        .list(TOKEN.into(), None)
         .await
         .unwrap()
         .iter()
@@ -352,7 +352,7 @@ async fn drop_unmarked_is_opt_in_and_spares_protected_and_filtered_databases() {
     // The list follows the same rule.
     let listed: Vec<String> = stage
         .client
-        .list(TOKEN.into())
+        .list(TOKEN.into(), None)
         .await
         .unwrap()
         .into_iter()
@@ -526,7 +526,7 @@ async fn a_restore_in_flight_is_refused_and_never_half_dropped() {
     .unwrap();
     stage.start_sidecar();
 
-    stage.put_backup("papa", "papa-1.dump", "dump");
+    stage.put_backup("papa", "papa-daily-1.dump", "dump");
     std::fs::write(&gate, b"").unwrap();
     let first = stage
         .run(stage.prod2x("papa", "keep", false))
@@ -647,7 +647,7 @@ async fn the_list_shows_this_instances_databases_with_their_origin() {
         )
         .unwrap();
 
-    let mut list = stage.client.list(TOKEN.into()).await.unwrap();
+    let mut list = stage.client.list(TOKEN.into(), None).await.unwrap();
     // The sidecar's own kept templates are listed as such; they are not Odoo's databases.
     for kept in list.iter().filter(|d| d.template) {
         assert!(

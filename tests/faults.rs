@@ -23,7 +23,7 @@ fn stage_with_window(seconds: u64, smtp: bool) -> Stage {
 
 /// Puts the tiny fixture's custom dump as `client`'s newest backup.
 fn put_tiny_dump(stage: &Stage, client: &str) {
-    stage.put_backup(client, &format!("{client}-1.dump"), "dump");
+    stage.put_backup(client, &format!("{client}-daily-1.dump"), "dump");
 }
 
 /// The mails' recipient, as aiosmtpd records it.
@@ -202,7 +202,7 @@ async fn without_smtp_the_failure_is_logged_and_the_sidecar_keeps_serving() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_during_pg_restore_leaves_nothing_and_reports_the_interruption() {
     let mut stage = Stage::start(Options::default());
-    stage.put_large_dump("delta", "delta-big.dump", 150 << 20);
+    stage.put_large_dump("delta", "delta-daily-1.dump", 150 << 20);
     let started = stage
         .run(stage.prod2x("delta", "big", false))
         .await
@@ -389,7 +389,7 @@ async fn two_hundred_simultaneous_runs_admit_exactly_the_free_slots() {
         let status = stage.wait_job(&s.job_id).await;
         assert_eq!(status.state, JobState::Done, "{status:?}");
     }
-    let listed = stage.client.list(TOKEN.into()).await.unwrap();
+    let listed = stage.client.list(TOKEN.into(), None).await.unwrap();
     assert_eq!(
         listed.iter().filter(|d| d.name.starts_with("fox-")).count(),
         10,
@@ -401,7 +401,7 @@ async fn two_hundred_simultaneous_runs_admit_exactly_the_free_slots() {
 async fn restores_wait_their_turn_with_phase_queued() {
     // numikube_staging_max_restores defaults to 1.
     let stage = Stage::start(Options::default());
-    stage.put_slow_backup("golf", "golf-slow.sql", 3);
+    stage.put_slow_backup("golf", "golf-daily-1.sql", 3);
     let first = stage.run(stage.prod2x("golf", "one", false)).await.unwrap();
     let second = stage.run(stage.prod2x("golf", "two", false)).await.unwrap();
     stage.wait_phase(&first.job_id, Phase::Restoring).await;
@@ -437,7 +437,7 @@ async fn restores_wait_their_turn_with_phase_queued() {
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_stopped_during_a_restore_fails_the_job_and_the_sidecar_recovers() {
     let mut stage = Stage::start(Options::default());
-    stage.put_slow_backup("hotel", "hotel-slow.sql", 30);
+    stage.put_slow_backup("hotel", "hotel-daily-1.sql", 30);
     put_tiny_dump(&stage, "india");
     let started = stage.run(stage.prod2x("hotel", "x", false)).await.unwrap();
     stage.wait_phase(&started.job_id, Phase::Restoring).await;
@@ -480,7 +480,7 @@ async fn postgres_stopped_during_a_restore_fails_the_job_and_the_sidecar_recover
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_a_restore_reports_it_and_the_next_start_is_clean() {
     let mut stage = Stage::start(Options::default());
-    stage.put_slow_backup("juliet", "juliet-slow.sql", 60);
+    stage.put_slow_backup("juliet", "juliet-daily-1.sql", 60);
     let started = stage.run(stage.prod2x("juliet", "x", false)).await.unwrap();
     stage.wait_phase(&started.job_id, Phase::Restoring).await;
     let exit = stage.sigterm_sidecar(Duration::from_secs(30));
@@ -522,7 +522,7 @@ async fn sigterm_stops_a_restore_reports_it_and_the_next_start_is_clean() {
 async fn a_sweep_spares_the_work_of_another_live_sidecar_on_the_same_server() {
     use numikube_testbed::sidecar::{Sidecar, SidecarConf};
     let mut stage = Stage::start(Options::default());
-    stage.put_slow_backup("golf", "golf-slow.sql", 4);
+    stage.put_slow_backup("golf", "golf-daily-1.sql", 4);
     // A second staging instance on the same PostgreSQL server and role, with its own data_dir.
     let other_dir = stage.dir.path().join("other");
     std::fs::create_dir_all(&other_dir).unwrap();

@@ -45,7 +45,7 @@ async fn peak_rss_stays_flat_on_a_large_plain_sql_backup() {
     let sql = work.join("prod_big.sql");
     fixture::dump_plain(&stage.pg.bin_dir, &server, "prod_big", &sql).unwrap();
     let backup_bytes = std::fs::metadata(&sql).unwrap().len();
-    stage.s3.put_file(BUCKET, "big-1.sql", &sql).unwrap();
+    stage.s3.put_file(BUCKET, "big-daily-1.sql", &sql).unwrap();
 
     let pid = stage.sidecar_pid();
     let before = peak_rss_kib(pid);

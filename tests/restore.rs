@@ -125,7 +125,7 @@ async fn plain_and_gzip_backups_restore() {
     restore_and_check(
         &stage,
         "charlie",
-        "charlie_2026.sql.gz",
+        "charlie_2026-11-24.sql.gz",
         &Stage::backup_path(&work, "charlie", "sql.gz"),
         false,
     )
@@ -141,7 +141,7 @@ async fn plain_and_gzip_backups_restore() {
     restore_and_check(
         &stage,
         "echo",
-        "echo-plain.sql",
+        "echo-daily-1.sql",
         &Stage::backup_path(&work, "echo", "sql"),
         false,
     )
@@ -155,7 +155,7 @@ async fn the_newest_backup_is_used() {
     // Older and corrupt: if it were chosen the job would fail.
     stage
         .s3
-        .put_bytes(BUCKET, "fox-zz-old.dump", b"PGDMP garbage".to_vec())
+        .put_bytes(BUCKET, "fox-2026-11-23.dump", b"PGDMP garbage".to_vec())
         .unwrap();
     // Another client's key that shares the prefix must not count either.
     std::thread::sleep(Duration::from_millis(1100));
@@ -381,7 +381,7 @@ async fn failed_jobs_leave_nothing_and_report_the_error() {
         fixture::Corruption::Truncate,
     )
     .unwrap();
-    stage.s3.put_file(BUCKET, "india-1.dump", &broken).unwrap();
+    stage.s3.put_file(BUCKET, "india-daily-1.dump", &broken).unwrap();
     let s = stage.run(stage.prod2x("india", "a", false)).await.unwrap();
     let status = stage.wait_job(&s.job_id).await;
     assert_eq!(status.state, JobState::Error, "{status:?}");
@@ -440,7 +440,7 @@ async fn failed_jobs_leave_nothing_and_report_the_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_replaces_only_our_own_copy_and_only_when_ready() {
     let stage = Stage::start(Options::default());
-    stage.put_backup("lima", "lima-1.dump", "dump");
+    stage.put_backup("lima", "lima-daily-1.dump", "dump");
     let first = stage
         .run(stage.prod2x("lima", "keep", false))
         .await
@@ -511,7 +511,7 @@ async fn health_reports_both_backends() {
     // Token-guarded methods refuse a wrong token.
     let err = stage
         .client
-        .list("nope".into())
+        .list("nope".into(), None)
         .await
         .expect_err("bad token");
     assert_eq!(code_of(err).0, codes::BAD_TOKEN);

@@ -40,6 +40,18 @@ fn config_param(stage: &Stage, db: &str, key: &str) -> String {
     )
 }
 
+/// Whether Odoo's database list shows `name` (odoo.service.db.list_dbs:
+/// db_user's, not a template, connectable).
+fn in_odoo_list(stage: &Stage, name: &str) -> bool {
+    stage.query(
+        "postgres",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname = '{name}' AND NOT datistemplate \
+             AND datallowconn AND pg_get_userbyid(datdba) = 'odoo'"
+        ),
+    ) == "1"
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeat_copy_comes_from_the_template() {
     let stage = Stage::start(Options {
@@ -51,7 +63,7 @@ async fn a_repeat_copy_comes_from_the_template() {
         .s3
         .put_file(
             BUCKET,
-            "mike-1.zip",
+            "mike-daily-1.zip",
             &Stage::backup_path(&work, "mike", "zip"),
         )
         .unwrap();
@@ -62,19 +74,13 @@ async fn a_repeat_copy_comes_from_the_template() {
     let template = templates(&stage).remove(0);
 
     // Hidden from Odoo's list, not counted in the limit, shown by staging_list.
-    let list = stage.client.list(TOKEN.into()).await.unwrap();
+    let list = stage.client.list(TOKEN.into(), None).await.unwrap();
     let shown = list
         .iter()
         .find(|d| d.name == template)
         .expect("templates are listed");
     assert!(shown.template && shown.size_bytes > 0);
-    let odoo_list = stage.query(
-        "postgres",
-        &format!(
-            "SELECT count(*) FROM pg_database WHERE datname = '{template}' AND NOT datistemplate"
-        ),
-    );
-    assert_eq!(odoo_list, "0");
+    assert!(!in_odoo_list(&stage, &template));
 
     let second = stage.run(stage.prod2x("mike", "two", false)).await.unwrap();
     let status = stage.wait_job(&second.job_id).await;
@@ -122,7 +128,7 @@ async fn a_repeat_copy_comes_from_the_template() {
         .s3
         .put_file(
             BUCKET,
-            "mike-2.dump",
+            "mike-daily-2.dump",
             &Stage::backup_path(&work, "mike", "dump"),
         )
         .unwrap();
@@ -166,22 +172,13 @@ async fn the_cache_can_be_turned_off() {
         extra_conf: "numikube_staging_template_cache = False".into(),
         ..Options::default()
     });
-    stage.put_backup("november", "november-1.dump", "dump");
+    stage.put_backup("november", "november-daily-1.dump", "dump");
     let s = stage
         .run(stage.prod2x("november", "a", false))
         .await
         .unwrap();
     assert_eq!(stage.wait_job(&s.job_id).await.state, JobState::Done);
-    until("the copy to be visible", &stage, || {
-        stage.query(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_database WHERE datname = '{}' AND NOT datistemplate",
-                s.db_name
-            ),
-        ) == "1"
-    })
-    .await;
+    until("the copy to be visible", &stage, || in_odoo_list(&stage, &s.db_name)).await;
     assert!(templates(&stage).is_empty());
 }
 
@@ -197,7 +194,7 @@ async fn prewarm_builds_the_template_without_a_request() {
         .s3
         .put_file(
             BUCKET,
-            "oscar-1.dump",
+            "oscar-daily-1.dump",
             &Stage::backup_path(&work, "oscar", "dump"),
         )
         .unwrap();
@@ -227,7 +224,7 @@ async fn prewarm_builds_the_template_without_a_request() {
         .s3
         .put_file(
             BUCKET,
-            "oscar-2.zip",
+            "oscar-daily-2.zip",
             &Stage::backup_path(&work, "oscar", "zip"),
         )
         .unwrap();

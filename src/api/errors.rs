@@ -4,8 +4,12 @@
 use jsonrpsee::types::ErrorObjectOwned;
 use numikube_staging_rpc::{codes, error};
 
+use crate::admission::checks::BackupRefused;
 use crate::admission::AdmissionError;
+use crate::job::CancelError;
 use crate::pg::DbError;
+use crate::storage::SourceError;
+use crate::upkeep::expiry::ExtendError;
 
 /// An admission refusal as a JSON-RPC error.
 pub fn admission(e: AdmissionError) -> ErrorObjectOwned {
@@ -13,7 +17,7 @@ pub fn admission(e: AdmissionError) -> ErrorObjectOwned {
         AdmissionError::BadToken => codes::BAD_TOKEN,
         AdmissionError::Invalid(_) => codes::INVALID_INPUT,
         AdmissionError::Stopping | AdmissionError::Unavailable(_) => codes::UNAVAILABLE,
-        AdmissionError::Foreign(_) | AdmissionError::InFlight(_) => codes::CONFLICT,
+        AdmissionError::Foreign(_) | AdmissionError::Recent(_) | AdmissionError::InFlight(_) => codes::CONFLICT,
         AdmissionError::LimitReached { .. } => codes::LIMIT_REACHED,
         AdmissionError::Journal { .. } => codes::INTERNAL,
     };
@@ -33,4 +37,35 @@ pub fn invalid(message: impl Into<String>) -> ErrorObjectOwned {
 /// Something unknown, as a JSON-RPC error.
 pub fn not_found(message: impl Into<String>) -> ErrorObjectOwned {
     error(codes::NOT_FOUND, message, None)
+}
+
+/// A refused `backup`, as a JSON-RPC error.
+pub fn backup(e: BackupRefused) -> ErrorObjectOwned {
+    match e {
+        BackupRefused::NotTheClients { .. } => invalid(e.to_string()),
+        BackupRefused::Storage(_) => error(codes::UNAVAILABLE, e.to_string(), None),
+    }
+}
+
+/// The bucket unavailable, as a JSON-RPC error.
+pub fn storage(e: SourceError) -> ErrorObjectOwned {
+    error(codes::UNAVAILABLE, format!("The staging server cannot read its backups: {e}."), None)
+}
+
+/// A refused cancel, as a JSON-RPC error.
+pub fn cancel(e: CancelError) -> ErrorObjectOwned {
+    let code = match e {
+        CancelError::Unknown(_) => codes::NOT_FOUND,
+        CancelError::Ended { .. } | CancelError::Finished { .. } => codes::CONFLICT,
+    };
+    error(code, e.to_string(), None)
+}
+
+/// A refused extension, as a JSON-RPC error.
+pub fn extend(e: ExtendError) -> ErrorObjectOwned {
+    match e {
+        ExtendError::NoExpiry => invalid(e.to_string()),
+        ExtendError::NotACopy(_) => not_found(e.to_string()),
+        ExtendError::Db(e) => database(e),
+    }
 }

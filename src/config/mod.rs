@@ -289,6 +289,24 @@ impl Config {
         }
     }
 
+    /// What a careful operator would want changed, for warnings at start.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.token.chars().count() < 16 {
+            warnings.push(format!(
+                "numikube_staging_token is {} characters long: whoever guesses it can drop databases here; use at least 16 random characters",
+                self.token.chars().count()
+            ));
+        }
+        if !self.listen.ip().is_loopback() {
+            warnings.push(format!(
+                "numikube_staging_sidecar = {} listens beyond loopback: only the staging Odoo's route should reach the sidecar; use 127.0.0.1",
+                self.listen
+            ));
+        }
+        warnings
+    }
+
     /// Where the sidecar keeps its job journal and spooled downloads.
     pub fn state_dir(&self) -> PathBuf {
         self.data_dir.join("numikube_staging")

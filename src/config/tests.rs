@@ -143,3 +143,12 @@ fn unreadable_file_says_which() {
     assert!(err.contains("/nonexistent/odoo.conf") && err.contains("-c"), "{err}");
 }
 
+
+#[test]
+fn short_tokens_and_open_listeners_are_warned_about() {
+    let c = ok("");
+    assert_eq!(c.warnings().len(), 1, "{:?}", c.warnings());
+    let c = parse("[options]\nnumikube_staging_token = 0123456789abcdef\nnumikube_staging_sidecar = 0.0.0.0:8075\n").unwrap();
+    let w = c.warnings();
+    assert!(w.len() == 1 && w[0].contains("beyond loopback"), "{w:?}");
+}

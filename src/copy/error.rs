@@ -38,6 +38,17 @@ pub enum CopyError {
         /// Why.
         source: RestoreError,
     },
+    /// Odoo's own folder cannot be read on the staging host.
+    #[error("No copy could be made: {0}.")]
+    OdooTree(super::odoo_tree::TreeError),
+    /// The backup is of another Odoo version than the staging's.
+    #[error("The backup is from Odoo {backup}; this staging server runs Odoo {staging}.")]
+    Version {
+        /// The backup's version (`17.0`, `saas~17.4`, or what it lacks).
+        backup: String,
+        /// The staging's.
+        staging: String,
+    },
     /// The copy could not be neutralized.
     #[error("Neutralizing the copy failed: {}.", first_line(&.0.to_string()))]
     Neutralize(NeutralizeError),
@@ -50,6 +61,9 @@ pub enum CopyError {
     /// A database the sidecar did not make took the final name meanwhile.
     #[error("A database named \"{0}\" appeared meanwhile and was not made by the staging service; it was left untouched and the copy was discarded.")]
     Foreign(String),
+    /// A timestamped name that exists already (two runs in one minute): nothing is replaced.
+    #[error("A copy named \"{0}\" was made less than a minute ago: wait a minute or choose another suffix.")]
+    Exists(String),
     /// The filestore could not be moved to the final name.
     #[error("Moving the filestore into place failed: {0}.")]
     Filestore(std::io::Error),
@@ -62,10 +76,15 @@ impl CopyError {
             CopyError::NoBackup(e) | CopyError::Open { source: e, .. } => e.to_string(),
             CopyError::Format { source, .. } => source.to_string(),
             CopyError::Restore { source, .. } => source.to_string(),
+            CopyError::OdooTree(e) => e.to_string(),
+            CopyError::Version { backup, staging } => {
+                format!("the backup's base module is of Odoo {backup}, odoo/release.py of the staging says {staging}")
+            }
             CopyError::Neutralize(e) => e.to_string(),
             CopyError::Template(e) => e.to_string(),
             CopyError::Db(e) => e.to_string(),
             CopyError::Foreign(_) => "foreign database with the final name".into(),
+            CopyError::Exists(_) => "a timestamped copy of that name exists; a timestamped run never replaces one".into(),
             CopyError::Filestore(e) => e.to_string(),
         }
     }

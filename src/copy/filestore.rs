@@ -34,6 +34,25 @@ pub fn rename(data_dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
     std::fs::rename(src, dst)
 }
 
+/// As [`remove`], on a blocking thread: a large filestore takes long to remove,
+/// and the async core must keep answering meanwhile.
+pub async fn remove_off_core(data_dir: &Path, db: &str) -> std::io::Result<()> {
+    let (data_dir, db) = (data_dir.to_path_buf(), db.to_string());
+    tokio::task::spawn_blocking(move || remove(&data_dir, &db)).await.map_err(std::io::Error::other)?
+}
+
+/// As [`rename`], on a blocking thread.
+pub async fn rename_off_core(data_dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
+    let (data_dir, from, to) = (data_dir.to_path_buf(), from.to_string(), to.to_string());
+    tokio::task::spawn_blocking(move || rename(&data_dir, &from, &to)).await.map_err(std::io::Error::other)?
+}
+
+/// As [`link_copy`], on a blocking thread.
+pub async fn link_copy_off_core(data_dir: &Path, from: &str, to: &str) -> std::io::Result<u64> {
+    let (data_dir, from, to) = (data_dir.to_path_buf(), from.to_string(), to.to_string());
+    tokio::task::spawn_blocking(move || link_copy(&data_dir, &from, &to)).await.map_err(std::io::Error::other)?
+}
+
 /// Copies the filestore of `from` to `to` with hard links: Odoo never rewrites
 /// a filestore file in place, so the copy costs no space and almost no time.
 /// Falls back to a real copy across file systems.

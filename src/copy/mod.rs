@@ -6,10 +6,14 @@
 mod error;
 pub mod filestore;
 pub mod format;
+mod identity;
 pub mod neutralize;
+pub mod odoo_tree;
 mod place;
 pub mod restore;
 pub mod templates;
+mod verify;
+mod version;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -21,6 +25,7 @@ use crate::services::Services;
 use crate::storage::{Backup, BackupReader};
 
 pub use error::{first_line, CopyError};
+use odoo_tree::OdooTree;
 use restore::{Counting, PgTools};
 
 /// Hears of a copy's progress: the job implements it.
@@ -45,6 +50,12 @@ pub struct CopyRequest<'a> {
     pub db_name: &'a str,
     /// The backup asked for; `None`: the newest.
     pub backup: Option<&'a str>,
+    /// Whether an earlier copy of the same name is replaced (a run without timestamp).
+    pub refresh: bool,
+    /// Who asked for it (the payload's `email`), for its marker.
+    pub requested_by: Option<&'a str>,
+    /// How long the copy lives once made (`numikube_staging_expire_after`); `None`: for ever.
+    pub life: Option<std::time::Duration>,
 }
 
 /// What a finished copy hands over.
@@ -63,7 +74,7 @@ pub async fn discard(services: &Services, name: &str) {
         services.cleanup_failed();
         tracing::error!("could not drop {name}: {e}; a later sweep tries again");
     }
-    if let Err(e) = filestore::remove(&services.config.data_dir, name) {
+    if let Err(e) = filestore::remove_off_core(&services.config.data_dir, name).await {
         tracing::error!("could not remove the filestore of {name}: {e}");
     }
 }
@@ -92,9 +103,16 @@ pub async fn make(services: &Services, request: &CopyRequest<'_>, temp: &Working
     tracker.neutralized(&report);
 
     tracker.phase(Phase::Finishing);
-    let done = Marker { state: MarkerState::Done, neutralized: Some(report.clone()), ..marker };
+    let done = Marker {
+        state: MarkerState::Done,
+        neutralized: Some(report.clone()),
+        requested_by: request.requested_by.map(Into::into),
+        // Counted from now, when the copy is made, not from the job's start.
+        expires_at: request.life.map(|life| chrono::Utc::now() + life),
+        ..marker
+    };
     services.db.set_marker(&temp_name, &done).await?;
-    place::put_in_place(services, &temp_name, request.db_name, request.job_id).await?;
+    place::put_in_place(services, &temp_name, request.db_name, request.job_id, request.refresh).await?;
     Ok(Finished { backup, report })
 }
 
@@ -134,9 +152,16 @@ pub async fn restore_and_neutralize(
         .await
         .map_err(|source| CopyError::Restore { key: backup.key.clone(), source })?;
 
-    phase(Phase::Neutralizing);
     let mut client = services.db.connect(temp).await?;
-    let report = neutralize::neutralize(&mut client, &config.addons_path).await.map_err(CopyError::Neutralize)?;
+    // Before anything else runs in it: a copy Odoo cannot open is never handed out.
+    let tree = OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(CopyError::OdooTree)?;
+    version::check(&client, &tree).await?;
+
+    phase(Phase::Neutralizing);
+    let mut search_path = config.addons_path.clone();
+    search_path.push(tree.addons());
+    let how = neutralize::Neutralization { search_path: &search_path, skip: &config.neutralize_skip, staging_url: config.staging_url.as_deref() };
+    let report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
     tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
     Ok(report)
 }

@@ -2,18 +2,20 @@
 //!
 //! This does what `odoo-bin neutralize` does, without Odoo: a built-in set
 //! for databases whose modules ship no script (crons, mail and fetchmail
-//! servers off), then, for each installed module whose `data/neutralize.sql`
-//! is on `addons_path`, that script, in module order (`ir_module_module.id`). The
-//! copy also gets its own identity (new `database.uuid` and
-//! `database.secret`, no `database.enterprise_code`) so it never passes for
-//! production with Odoo's servers. Everything runs in one transaction: a
-//! copy is neutralized completely or the job fails.
+//! servers off), then, for each installed module, its `data/neutralize.sql`
+//! from `addons_path` or Odoo's own `odoo/addons` (which Odoo always adds),
+//! in module order (`ir_module_module.id`); then the copy gets its own
+//! identity ([`super::identity`]) and what must be off is verified
+//! ([`super::verify`]). Everything runs in one transaction, and it fails
+//! closed: an installed module found nowhere (unless in
+//! `numikube_staging_neutralize_skip`) or any survivor fails the copy.
 
 use std::path::{Path, PathBuf};
 
 use numikube_staging_rpc::NeutralizeReport;
 use tokio_postgres::Client;
 
+use super::{identity, verify};
 use crate::pg::describe;
 
 /// Why a copy could not be neutralized; the job fails and the copy is dropped.
@@ -35,6 +37,12 @@ pub enum NeutralizeError {
         /// Why.
         source: std::io::Error,
     },
+    /// Installed modules found neither on `addons_path` nor in Odoo's own addons.
+    #[error("the installed module(s) {} were found neither on addons_path nor in Odoo's own addons, so their data cannot be neutralized; add them to addons_path, or list them in numikube_staging_neutralize_skip if they hold nothing to neutralize", .0.join(", "))]
+    Missing(Vec<String>),
+    /// Something stayed on after the scripts.
+    #[error("the copy is not neutralized: {0}")]
+    Survivors(#[from] super::verify::Survivors),
     /// A module's script failed.
     #[error("the neutralization script of module {module} ({path}) failed: {detail}")]
     Script {
@@ -64,7 +72,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("fetchmail_server", "UPDATE fetchmail_server SET active = false WHERE active"),
 ];
 
-/// Finds `<module>/data/neutralize.sql` on `addons_path` (first match wins, as in Odoo).
+/// Finds `<module>/data/neutralize.sql` on the search path (first match wins, as in Odoo).
 pub fn script_of(addons_path: &[PathBuf], module: &str) -> Option<PathBuf> {
     addons_path
         .iter()
@@ -74,7 +82,7 @@ pub fn script_of(addons_path: &[PathBuf], module: &str) -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
-/// Whether `module` exists on `addons_path` at all.
+/// Whether `module` exists on the search path at all.
 fn on_addons_path(addons_path: &[PathBuf], module: &str) -> bool {
     addons_path.iter().any(|dir| dir.join(module).join("__manifest__.py").is_file())
 }
@@ -84,22 +92,19 @@ async fn table_exists(tx: &tokio_postgres::Transaction<'_>, table: &str) -> Resu
     Ok(row.get(0))
 }
 
-/// Sets an `ir_config_parameter`, inserting it if missing.
-async fn set_param(tx: &tokio_postgres::Transaction<'_>, key: &str, value: &str) -> Result<(), tokio_postgres::Error> {
-    let updated = tx.execute("UPDATE ir_config_parameter SET value = $2 WHERE key = $1", &[&key, &value]).await?;
-    if updated == 0 {
-        tx.execute("INSERT INTO ir_config_parameter (key, value) VALUES ($1, $2)", &[&key, &value]).await?;
-    }
-    Ok(())
+/// How to neutralize: where scripts are looked for, which modules may be missing, the staging's URL.
+pub struct Neutralization<'a> {
+    /// `addons_path` then Odoo's own `odoo/addons`.
+    pub search_path: &'a [PathBuf],
+    /// `numikube_staging_neutralize_skip`.
+    pub skip: &'a [String],
+    /// `numikube_staging_url`, the copy's `web.base.url`.
+    pub staging_url: Option<&'a str>,
 }
 
-/// A fresh `database.secret`, like Odoo's (a UUID4 string).
-fn new_secret() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-/// Neutralizes the database behind `client` and reports what ran.
-pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<NeutralizeReport, NeutralizeError> {
+/// Neutralizes the database behind `client` and reports what ran and what was verified.
+pub async fn neutralize(client: &mut Client, how: &Neutralization<'_>) -> Result<NeutralizeReport, NeutralizeError> {
+    let addons_path = how.search_path;
     let tx = client.transaction().await.map_err(sql("opening a transaction"))?;
     let mut report = NeutralizeReport::default();
 
@@ -131,30 +136,21 @@ pub async fn neutralize(client: &mut Client, addons_path: &[PathBuf]) -> Result<
             }
         }
     }
+    let missing: Vec<String> = report.modules_not_found.iter().filter(|m| !how.skip.contains(m)).cloned().collect();
+    if !missing.is_empty() {
+        return Err(NeutralizeError::Missing(missing));
+    }
 
-    identity(&tx).await?;
+    identity::renew(&tx, how.staging_url).await.map_err(sql("giving the copy its own identity"))?;
+    report.verified = verify::verify(&tx).await.map_err(sql("verifying the neutralization"))??;
     tx.commit().await.map_err(sql("committing the neutralization"))?;
     Ok(report)
 }
 
-/// Marks the copy neutralized and gives it its own identity.
-async fn identity(tx: &tokio_postgres::Transaction<'_>) -> Result<(), NeutralizeError> {
-    if !table_exists(tx, "ir_config_parameter").await.map_err(sql("looking for the parameters table"))? {
-        return Ok(());
-    }
-    let run = async {
-        set_param(tx, "database.is_neutralized", "True").await?;
-        set_param(tx, "database.uuid", &uuid::Uuid::new_v4().to_string()).await?;
-        set_param(tx, "database.secret", &new_secret()).await?;
-        tx.execute("DELETE FROM ir_config_parameter WHERE key = 'database.enterprise_code'", &[]).await
-    };
-    run.await.map(drop).map_err(sql("giving the copy its own identity"))
-}
-
-/// Gives a copy of an already neutralized template its own identity (new uuid and secret).
-pub async fn new_identity(client: &mut Client) -> Result<(), NeutralizeError> {
+/// Gives a copy of an already neutralized template its own identity.
+pub async fn new_identity(client: &mut Client, staging_url: Option<&str>) -> Result<(), NeutralizeError> {
     let tx = client.transaction().await.map_err(sql("opening a transaction"))?;
-    identity(&tx).await?;
+    identity::renew(&tx, staging_url).await.map_err(sql("giving the copy its own identity"))?;
     tx.commit().await.map_err(sql("committing the new identity"))
 }
 

@@ -1,13 +1,31 @@
-//! The last step of a copy: its final name. A refresh replaces the earlier
-//! copy only now, and never a database the sidecar did not make.
+//! The last step of a copy: its final name. The database rename and the
+//! filestore move are one step, undone as a whole when either fails. A
+//! refresh replaces the earlier copy only now, and never a database the
+//! sidecar did not make; a timestamped run replaces nothing.
+
+use std::path::Path;
 
 use super::{discard, filestore, CopyError};
-use crate::pg::{WorkKind, WorkingName};
+use crate::pg::{Db, DbError, WorkKind, WorkingName};
 use crate::services::Services;
 
-/// Gives the finished copy `temp` its final name, replacing an earlier copy the
-/// sidecar made (a refresh) only now, and never a database it did not make.
-pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job_id: &str) -> Result<(), CopyError> {
+/// Renames database `from` to `to` and its filestore with it; on failure
+/// neither has moved.
+async fn rename_with_filestore(db: &Db, data_dir: &Path, from: &str, to: &str) -> Result<(), CopyError> {
+    db.rename(from, to).await?;
+    if let Err(e) = filestore::rename_off_core(data_dir, from, to).await {
+        if let Err(back) = db.rename(to, from).await {
+            tracing::error!("could not rename {to} back to {from} after the filestore move failed: {back}");
+        }
+        return Err(CopyError::Filestore(e));
+    }
+    Ok(())
+}
+
+/// Gives the finished copy `temp` its final name. With `refresh`, an earlier
+/// copy the sidecar made under that name is replaced, only now; without, an
+/// existing copy is left alone and the job fails (two timestamped runs in a minute).
+pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job_id: &str, refresh: bool) -> Result<(), CopyError> {
     let db = &services.db;
     let data_dir = &services.config.data_dir;
     let rows = db.all(false).await?;
@@ -17,23 +35,36 @@ pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job
         if previous.marker.is_none() {
             return Err(CopyError::Foreign(final_name.into()));
         }
+        if !refresh {
+            return Err(CopyError::Exists(final_name.into()));
+        }
         // Hide the previous copy, then move it aside; it is dropped once the new one is in place.
         db.hide(final_name).await?;
-        db.rename(final_name, &old).await?;
-        let _ = filestore::rename(data_dir, final_name, &old);
+        if let Err(e) = rename_with_filestore(db, data_dir, final_name, &old).await {
+            restore_previous(db, final_name).await;
+            return Err(e);
+        }
     }
-    if let Err(e) = db.rename(temp, final_name).await {
+    if let Err(e) = rename_with_filestore(db, data_dir, temp, final_name).await {
         if previous.is_some() {
             // Put the previous copy back as it was.
-            let _ = db.rename(&old, final_name).await;
-            let _ = db.publish(final_name).await;
-            let _ = filestore::rename(data_dir, &old, final_name);
+            match rename_with_filestore(db, data_dir, &old, final_name).await {
+                Ok(()) => restore_previous(db, final_name).await,
+                Err(back) => tracing::error!("could not put the previous copy {old} back as {final_name}: {back}; the sweep tries again"),
+            }
         }
-        return Err(e.into());
+        return Err(e);
     }
-    filestore::rename(data_dir, temp, final_name).map_err(CopyError::Filestore)?;
     if previous.is_some() {
         discard(services, &old).await;
     }
     Ok(())
+}
+
+/// Opens the previous copy again after a failed refresh.
+async fn restore_previous(db: &Db, name: &str) {
+    if let Err(e) = db.publish(name).await {
+        let e: DbError = e;
+        tracing::error!("could not open the previous copy {name} again: {e}; the sweep tries again");
+    }
 }

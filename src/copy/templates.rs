@@ -88,9 +88,9 @@ pub async fn usable(services: &Services, client: &str, backup: &Backup) -> Optio
 /// filestore, and its own identity. Returns the template's neutralization report.
 pub async fn copy_from(services: &Services, template: &DatabaseRow, temp: &str, marker: &Marker) -> Result<NeutralizeReport, TemplateError> {
     services.db.copy_hidden(temp, &template.name, marker).await?;
-    filestore::link_copy(&services.config.data_dir, &template.name, temp).map_err(filestore_err("copying the template's filestore"))?;
+    filestore::link_copy_off_core(&services.config.data_dir, &template.name, temp).await.map_err(filestore_err("copying the template's filestore"))?;
     let mut client = services.db.connect(temp).await?;
-    neutralize::new_identity(&mut client).await?;
+    neutralize::new_identity(&mut client, services.config.staging_url.as_deref()).await?;
     Ok(template.marker.as_ref().and_then(|m| m.neutralized.clone()).unwrap_or_default())
 }
 
@@ -139,11 +139,11 @@ pub async fn keep(services: &Services, source: &str, client: &str, backup: &Back
     let step = |what, e: TemplateError| TemplateError::Step { what, name: name.clone(), source: Box::new(e) };
     db.copy_hidden(&name, source, &marker).await.map_err(|e| step("making the template", e.into()))?;
     // Nobody (autovacuum included) may be inside a template when a copy is made from it.
-    if let Err(e) = db.close(&name).await {
+    if let Err(e) = db.keep_as_template(&name).await {
         discard(services, &name).await;
         return Err(step("closing the template", e.into()));
     }
-    if let Err(e) = filestore::link_copy(&services.config.data_dir, source, &name) {
+    if let Err(e) = filestore::link_copy_off_core(&services.config.data_dir, source, &name).await {
         discard(services, &name).await;
         return Err(step("linking the filestore into the template", filestore_err(format!("linking {source}"))(e)));
     }
@@ -162,7 +162,8 @@ pub async fn adopt(services: &Services, temp: &str, client: &str, backup: &Backu
     let marker = marker(&name, client, backup, report);
     services.db.set_marker(temp, &marker).await?;
     services.db.rename(temp, &name).await?;
-    filestore::rename(&services.config.data_dir, temp, &name).map_err(filestore_err(format!("moving the filestore of {temp}")))?;
+    services.db.keep_as_template(&name).await?;
+    filestore::rename_off_core(&services.config.data_dir, temp, &name).await.map_err(filestore_err(format!("moving the filestore of {temp}")))?;
     for old in older {
         discard(services, &old.name).await;
     }

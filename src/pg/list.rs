@@ -10,6 +10,8 @@ pub struct DatabaseRow {
     pub name: String,
     /// Owned by `db_user`.
     pub owned: bool,
+    /// Owned by `numikube_staging_work_role`: hidden while restored and neutralized.
+    pub hidden: bool,
     /// `datistemplate`.
     pub is_template: bool,
     /// `datallowconn`.
@@ -25,7 +27,7 @@ impl DatabaseRow {
     /// kept from it: already one of this instance's databases for the limit
     /// and the list, not yet for Odoo.
     pub fn is_being_published(&self) -> bool {
-        self.is_template && self.marker.as_ref().is_some_and(|m| m.state == MarkerState::Done && m.db_name == self.name)
+        (self.is_template || self.hidden) && self.marker.as_ref().is_some_and(|m| m.state == MarkerState::Done && m.db_name == self.name)
     }
 
     /// One of our kept templates.
@@ -47,10 +49,10 @@ impl Db {
         let size = if with_size { "pg_database_size(d.oid)" } else { "NULL::bigint" };
         let sql = format!(
             "SELECT d.datname, pg_get_userbyid(d.datdba) = $1, d.datistemplate, d.datallowconn,
-                    shobj_description(d.oid, 'pg_database'), {size}
+                    shobj_description(d.oid, 'pg_database'), {size}, pg_get_userbyid(d.datdba) = $2
              FROM pg_database d ORDER BY d.datname"
         );
-        let rows = client.query(&sql, &[&self.role()]).await.map_err(|e| self.sql_err(e))?;
+        let rows = client.query(&sql, &[&self.role(), &self.work_role]).await.map_err(|e| self.sql_err(e))?;
         Ok(rows
             .iter()
             .map(|r| DatabaseRow {
@@ -60,8 +62,15 @@ impl Db {
                 allow_conn: r.get(3),
                 marker: Marker::parse(r.get::<_, Option<&str>>(4)),
                 size: r.get(5),
+                hidden: r.get(6),
             })
             .collect())
+    }
+
+    /// Whether a database of that name is one of ours, complete: this
+    /// instance's, or a finished copy being published, or a kept template.
+    pub fn is_ours(&self, row: &DatabaseRow) -> bool {
+        row.marker.is_some() && (self.in_instance_list(row) || row.is_being_published() || row.is_kept_template())
     }
 
     /// Whether a row is in this instance's list, by Odoo's own rule

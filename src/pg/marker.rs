@@ -54,6 +54,9 @@ pub struct Marker {
     /// When the copy expires (`numikube_staging_expire_after`), if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the requester was mailed that the copy expires soon (once per expiry).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expiry_warned: bool,
 }
 
 impl Marker {
@@ -77,6 +80,7 @@ impl Marker {
             owner: Some(Owner::me()),
             requested_by: None,
             expires_at: None,
+            expiry_warned: false,
         }
     }
 

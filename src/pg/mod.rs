@@ -11,6 +11,7 @@ mod ddl;
 mod list;
 pub mod marker;
 pub mod registry;
+mod roles;
 pub mod working_name;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use crate::config::{Config, DbConfig};
 
 pub use list::DatabaseRow;
 pub use marker::{Marker, MarkerState};
+pub use roles::RoleError;
 pub use working_name::{WorkKind, WorkingName};
 
 /// How long to wait for PostgreSQL before saying it is unavailable.
@@ -43,6 +45,8 @@ pub struct Db {
     pool: Pool,
     cfg: DbConfig,
     dbfilter: Option<regex::Regex>,
+    /// `numikube_staging_work_role`: owns databases while they are hidden.
+    work_role: String,
 }
 
 impl Db {
@@ -56,12 +60,17 @@ impl Db {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()?;
-        Ok(Db { pool, cfg: config.db.clone(), dbfilter: config.dbfilter.clone() })
+        Ok(Db { pool, cfg: config.db.clone(), dbfilter: config.dbfilter.clone(), work_role: config.work_role.clone() })
     }
 
     /// The role that owns this instance's databases.
     pub fn role(&self) -> String {
         self.cfg.role()
+    }
+
+    /// The NOLOGIN role that owns databases while they are hidden.
+    pub fn work_role(&self) -> &str {
+        &self.work_role
     }
 
     fn err(&self, e: impl std::fmt::Display) -> DbError {

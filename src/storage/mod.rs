@@ -4,7 +4,7 @@
 
 mod ownership;
 
-pub use ownership::belongs_to;
+pub use ownership::Ownership;
 
 use std::pin::Pin;
 
@@ -44,7 +44,7 @@ pub enum SourceError {
     #[error("the backup bucket \"{0}\" does not exist on the object storage; check backups_minio_bucket")]
     NoBucket(String),
     /// No key of the client in the bucket.
-    #[error("no backup of client \"{client}\" in bucket \"{bucket}\" (looked for keys starting with \"{client}-\", \"{client}_\", \"{client}/\" or \"{client}.\")")]
+    #[error("no backup of client \"{client}\" in bucket \"{bucket}\" (looked for keys like \"{client}-daily-1.dump\", \"{client}_2026-11-24_03-00-00.zip\", \"{client}/…\" or \"{client}.zip\", or numikube_staging_backup_pattern)")]
     NoBackup {
         /// The client asked for.
         client: String,
@@ -78,11 +78,12 @@ pub struct BackupSource {
     client: Option<MinioClient>,
     endpoint: String,
     bucket: String,
+    ownership: Ownership,
 }
 
 impl BackupSource {
     /// Prepares a client for `storage`; nothing is contacted yet.
-    pub fn new(storage: &StorageConfig) -> anyhow::Result<Self> {
+    pub fn new(storage: &StorageConfig, ownership: Ownership) -> anyhow::Result<Self> {
         let endpoint = storage.endpoint.clone().unwrap_or_default();
         let client = match &storage.endpoint {
             None => None,
@@ -104,7 +105,7 @@ impl BackupSource {
                 Some(client)
             }
         };
-        Ok(BackupSource { client, endpoint, bucket: storage.bucket.clone() })
+        Ok(BackupSource { client, endpoint, bucket: storage.bucket.clone(), ownership })
     }
 
     fn client(&self) -> Result<&MinioClient, SourceError> {
@@ -138,13 +139,13 @@ impl BackupSource {
         }
     }
 
-    /// Every backup of `client`: keys starting with the client then `-`, `_`, `/` or `.`.
+    /// Every backup of `client`, by the ownership rule.
     pub async fn backups(&self, client: &str) -> Result<Vec<Backup>, SourceError> {
         let minio = self.client()?;
         let mut pages = minio
             .list_objects(self.bucket.as_str())
             .map_err(|e| self.unavailable(e))?
-            .prefix(Some(client.to_string()))
+            .prefix(Some(self.ownership.prefix(client)))
             .recursive(true)
             .build()
             .to_stream()
@@ -153,7 +154,7 @@ impl BackupSource {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.unavailable(e))?;
             for entry in page.contents {
-                if entry.is_prefix || !belongs_to(&entry.name, client) {
+                if entry.is_prefix || !self.ownership.belongs_to(&entry.name, client) {
                     continue;
                 }
                 found.push(Backup {

@@ -51,8 +51,9 @@ pub const UNINSTALLED_MODULE: &str = "website";
 pub const UNINSTALLED_SCRIPT_MARKER: &str = "numikube_fixture.uninstalled_script_ran";
 
 /// Installed modules of the default [`Spec`]s, in installation order.
-/// `base`, `mail` and `payment_x` have a `data/neutralize.sql` in
-/// [`fixture_addons_dir`]; `web` is there without a script; `contacts` and
+/// `mail` and `payment_x` have a `data/neutralize.sql` in
+/// [`fixture_addons_dir`], `base` in [`fixture_odoo_dir`]'s `odoo/addons`;
+/// `web` is there without a script; `contacts` and
 /// `account` are missing from it (a neutralizer reports them "not found on
 /// addons_path").
 pub const DEFAULT_MODULES: &[&str] = &["base", "web", "mail", "contacts", "account", "payment_x"];
@@ -62,7 +63,7 @@ pub const DEFAULT_MODULES: &[&str] = &["base", "web", "mail", "contacts", "accou
 pub const MODULES_MISSING_FROM_ADDONS: &[&str] = &["contacts", "account"];
 
 /// Installed modules of [`DEFAULT_MODULES`] whose `data/neutralize.sql` is in
-/// [`fixture_addons_dir`], in module order.
+/// [`fixture_addons_dir`] or Odoo's own addons of [`fixture_odoo_dir`], in module order.
 pub const MODULES_WITH_NEUTRALIZE_SCRIPT: &[&str] = &["base", "mail", "payment_x"];
 
 /// The tables of the fixture database, small ones first.
@@ -191,6 +192,13 @@ pub fn default_modules() -> Vec<String> {
 /// [`MODULES_MISSING_FROM_ADDONS`] and [`UNINSTALLED_MODULE`].
 pub fn fixture_addons_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixture_addons")
+}
+
+/// A stand-in for Odoo's own source folder: `odoo/release.py` (Odoo 18.0)
+/// and `odoo/addons`, which holds `base` (not on [`fixture_addons_dir`]: Odoo
+/// always adds its own addons, and so must the neutralization).
+pub fn fixture_odoo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixture_odoo")
 }
 
 /// Module versions written in `ir_module_module.latest_version` (and thus in

@@ -331,6 +331,14 @@ impl Postgres {
         self.psql("postgres", &sql).map(drop)
     }
 
+    /// What a superuser runs once for a sidecar whose `db_user` is `db_user`
+    /// (DESIGN.md, *Hidden*): the NOLOGIN role `<db_user>_staging` that owns
+    /// databases while they are hidden, with `db_user` a member.
+    pub fn create_work_role(&self, db_user: &str) -> anyhow::Result<()> {
+        let work = ident(&format!("{db_user}_staging"));
+        self.psql("postgres", &format!("CREATE ROLE {work} NOLOGIN; GRANT {work} TO {};", ident(db_user))).map(drop)
+    }
+
     /// Stops the server (`pg_ctl stop -m fast`: sessions are terminated, the
     /// cluster is kept) so that a test can see what happens while PostgreSQL is
     /// down; [`start_again`](Self::start_again) brings it back on the same port.

@@ -90,6 +90,10 @@ impl SidecarConf {
         line("pg_path", &self.pg_bin.display());
         line("data_dir", &self.data_dir.display());
         line("addons_path", &fixture::fixture_addons_dir().display());
+        // Odoo's own tree (release.py, odoo/addons with base), as Odoo adds it.
+        line("numikube_staging_odoo_path", &fixture::fixture_odoo_dir().display());
+        // Installed in the fixture, and on no path: allowed to be missing.
+        line("numikube_staging_neutralize_skip", &fixture::MODULES_MISSING_FROM_ADDONS.join(","));
         match &self.smtp {
             Some((port, from)) => {
                 line("smtp_server", &"127.0.0.1");

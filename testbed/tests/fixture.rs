@@ -263,20 +263,25 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
     );
 
     // The fixture addons neutralize a restored copy, as a neutralizer would:
-    // installed modules' scripts in module order, then new uuid and secret.
+    // installed modules' scripts in module order (from the addons, then from
+    // Odoo's own addons, as Odoo searches), then new uuid and secret.
     let addons = fixture::fixture_addons_dir();
+    let odoo_addons = fixture::fixture_odoo_dir().join("odoo/addons");
     let mut ran = Vec::new();
     let mut script = String::from("BEGIN;\n");
     for m in modules
         .split(',')
         .filter_map(|m| m.strip_suffix(":installed"))
     {
-        let f = addons.join(m).join("data/neutralize.sql");
-        if f.is_file() {
+        let f = [&addons, &odoo_addons]
+            .iter()
+            .map(|dir| dir.join(m).join("data/neutralize.sql"))
+            .find(|f| f.is_file());
+        if let Some(f) = f {
             script.push_str(&fs::read_to_string(f).unwrap());
             script.push('\n');
             ran.push(m);
-        } else if !addons.join(m).join("__manifest__.py").is_file() {
+        } else if ![&addons, &odoo_addons].iter().any(|dir| dir.join(m).join("__manifest__.py").is_file()) {
             assert!(fixture::MODULES_MISSING_FROM_ADDONS.contains(&m), "{m}");
         }
     }

@@ -56,6 +56,7 @@ impl Env {
         log.say("starting PostgreSQL, moto S3 and the callback receiver");
         let pg = Postgres::start().context("PostgreSQL (run scripts/install-deps)")?;
         pg.create_role(ROLE, ROLE_PW, true)?;
+        pg.create_work_role(ROLE)?;
         let s3 = S3::start().context("moto_server (run scripts/install-deps)")?;
         s3.create_bucket(BUCKET)?;
         let receiver = CallbackReceiver::start()?;

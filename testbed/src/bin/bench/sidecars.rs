@@ -40,6 +40,7 @@ impl Instance {
     fn start(env: &Env, name: &'static str, limit: usize, extra: &str) -> Result<Instance> {
         let role = format!("{ROLE}_{name}");
         env.pg.create_role(&role, ROLE_PW, true)?;
+        env.pg.create_work_role(&role)?;
         let dir = env.work.join(format!("sidecar-{name}"));
         fs::create_dir_all(dir.join("data"))?;
         let mut conf = SidecarConf::new(
