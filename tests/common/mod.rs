@@ -257,6 +257,53 @@ impl Stage {
     }
 }
 
+/// Helpers of the trust and atomicity tests: tweaked productions, other roles.
+impl Stage {
+    /// Builds production database `db` of `spec`, runs `tweak` (SQL, may be
+    /// empty) in it as the superuser, and puts its custom dump under `key`.
+    pub fn put_custom_dump(&self, db: &str, key: &str, spec: &fixture::Spec, tweak: &str) {
+        let server = self.pg.url("postgres");
+        fixture::create_production_db(&self.pg.bin_dir, &server, db, spec)
+            .expect("production database");
+        if !tweak.is_empty() {
+            self.pg.psql(db, tweak).expect("production tweaked");
+        }
+        let dump = self.dir.path().join(format!("{db}.dump"));
+        fixture::dump_custom(&self.pg.bin_dir, &server, db, &dump).expect("custom dump");
+        self.s3.put_file(BUCKET, key, &dump).unwrap();
+    }
+
+    /// A session in `db` as login role `user` (trust authentication), its
+    /// connection driven in the background until the client is dropped.
+    pub async fn connect_as(
+        &self,
+        user: &str,
+        db: &str,
+    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, connection) = tokio_postgres::Config::new()
+            .host(self.pg.host())
+            .port(self.pg.port)
+            .user(user)
+            .dbname(db)
+            .application_name("another role's session")
+            .connect(tokio_postgres::NoTls)
+            .await?;
+        tokio::spawn(connection);
+        Ok(client)
+    }
+
+    /// `pg_database.oid` of `db`, empty when there is none.
+    pub fn oid(&self, db: &str) -> String {
+        self.query(
+            "postgres",
+            &format!(
+                "SELECT oid FROM pg_database WHERE datname = {}",
+                literal(db)
+            ),
+        )
+    }
+}
+
 /// Helpers of the fault tests: slow and large backups, SIGTERM, phases.
 impl Stage {
     /// Puts a plain SQL backup of `client` that makes its restore last at
