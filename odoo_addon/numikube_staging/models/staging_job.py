@@ -325,11 +325,16 @@ class StagingJob(models.Model):
     def _lock(self):
         """Lock the jobs' rows until the end of the transaction, and read them
         again: the run's answer, the callback, Cancel and the status are
-        applied one after the other."""
+        applied one after the other.
+
+        When another transaction changed the rows meanwhile, PostgreSQL
+        refuses (serialization failure) and Odoo runs the request again, with
+        the other's changes: not an error worth a log line."""
         if self.ids:
             self.env.cr.execute(
                 "SELECT id FROM staging_job WHERE id IN %s FOR UPDATE",
                 [tuple(self.ids)],
+                log_exceptions=False,
             )
             self.invalidate_recordset()
 
@@ -522,7 +527,9 @@ class StagingJob(models.Model):
         progress = result.get("progress")
         if isinstance(progress, (int, float)) and not isinstance(progress, bool):
             # 0..1 on the wire; it never goes back.
-            values["progress"] = max(self.progress, min(100.0, max(0.0, progress * 100)))
+            values["progress"] = max(
+                self.progress, min(100.0, max(0.0, round(progress * 100, 1)))
+            )
         if result.get("backup") and not self.backup_used:
             values["backup_used"] = result["backup"]
         if result.get("state") in ("done", "error"):
