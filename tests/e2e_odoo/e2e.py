@@ -70,7 +70,7 @@ EXPIRE_AFTER, EXPIRE_WARNING = 60, 30  # seconds, for the expiry step
 NO_TEMPLATES = "numikube_staging_template_cache = False\n"
 # The fields of staging.job that the seed had; newer ones are read if present.
 JOB_FIELDS = ["state", "database_name", "error", "traceback", "dropdb_report"]
-NEW_JOB_FIELDS = ["phase", "progress", "backup_key", "job_id"]
+NEW_JOB_FIELDS = ["phase", "progress", "backup_key", "staging_job_id"]
 DATABASE_FIELDS = ["name", "size_bytes", "created_at", "expires_at", "backup", "requested_by"]
 
 
@@ -329,6 +329,8 @@ class Checks:
             say(f"FAIL {what} {detail}")
             if self.current:
                 self.current[2] = "FAIL"
+                if not self.current[3]:
+                    self.current[3] = f"first failed check: {what}"
         return condition
 
     def step(self, name, title, body, ctx, always=False):
@@ -344,15 +346,15 @@ class Checks:
             body(ctx)
         except Blocked as err:
             self.failed += 1
-            entry[2], entry[3] = "FAIL", f"blocked: {err}"
+            entry[2], entry[3] = "FAIL", f"{entry[3]}; blocked: {err}".strip("; ")
             say(f"FAIL {name}: blocked: {err}")
         except RpcError as err:
             self.failed += 1
-            entry[2], entry[3] = "FAIL", f"{err.name}: {err.message}"[:300]
+            entry[2], entry[3] = "FAIL", f"{entry[3]}; Odoo: {err.name}: {err.message}".strip("; ")[:300]
             say(f"FAIL {name}: Odoo answered {err.name}: {err.message}")
         except Exception as err:  # the report must say what broke, then go on
             self.failed += 1
-            entry[2], entry[3] = "FAIL", f"{type(err).__name__}: {err}"[:300]
+            entry[2], entry[3] = "FAIL", f"{entry[3]}; {type(err).__name__}: {err}".strip("; ")[:300]
             traceback.print_exc()
         finally:
             self.current = None
@@ -545,6 +547,15 @@ def copies(ctx):
         "database_ids"]
     return {r["name"]: r for r in odoo.call("staging.database", "read", ids,
                                             DATABASE_FIELDS)} if ids else {}
+
+
+def offers_backups(ctx):
+    """The environment offers a choice of backup (its staging answers
+    /web/staging/backups)."""
+    if "offers_backups" not in ctx.odoo.fields("staging.environment"):
+        return False
+    return ctx.odoo.call("staging.environment", "read", [ctx.env_id],
+                         ["offers_backups"])[0]["offers_backups"]
 
 
 def mails_about(world, db_name, sender=None):
@@ -800,8 +811,8 @@ def step_expiry(ctx, checks):
     world = WORLD
     restart_sidecar(ctx, NO_TEMPLATES + f"numikube_staging_expire_after = {EXPIRE_AFTER}s\n"
                          f"numikube_staging_expire_warning = {EXPIRE_WARNING}s\n")
-    # The small older backup when the job can choose one; else the newest.
-    values = {"backup_key": OLDER_KEY} if "backup_key" in ctx.job_fields else {}
+    # The small older backup when the staging offers the choice; else the newest.
+    values = {"backup_key": OLDER_KEY} if offers_backups(ctx) else {}
     _job, db_name = make_copy(ctx, checks, "expiry", **values)
     done_at = time.monotonic()
     deadline = EXPIRE_AFTER + 90  # the sweep runs every 10 s
