@@ -20,6 +20,8 @@
 //! - [`storage`]: the bucket: which backups are a client's, streamed.
 //! - [`config`]: reads the staging `odoo.conf` the way Odoo does.
 //! - [`process`]: this process's identity, to tell whose work is whose.
+//! - [`metrics`]: the Prometheus series, `GET /metrics` and `GET /healthz` (own listener or JSON-RPC's).
+//! - [`systemd`]: `Type=notify` readiness and stopping (sd_notify).
 
 pub mod admission;
 pub mod api;
@@ -29,9 +31,11 @@ pub mod config;
 pub mod copy;
 pub mod drop;
 pub mod job;
+pub mod metrics;
 pub mod pg;
 pub mod process;
 pub mod report;
 pub mod services;
 pub mod storage;
+pub mod systemd;
 pub mod upkeep;
