@@ -31,7 +31,7 @@ pub fn check_url(url: &str) -> Result<String, String> {
 /// The callback body of the wire protocol (both `traceback` and `stacktrace` on error).
 pub fn body(entry: &JournalEntry, token: &str) -> Value {
     match entry.state {
-        JobState::Done => json!({"state": "done", "token": token, "db_name": entry.db_name}),
+        JobState::Done => json!({"state": "done", "token": token, "db_name": entry.db_name, "job_id": entry.job_id}),
         _ => {
             let detail = entry.detail.clone().unwrap_or_default();
             json!({
@@ -41,6 +41,7 @@ pub fn body(entry: &JournalEntry, token: &str) -> Value {
                 "stacktrace": detail,
                 "token": token,
                 "db_name": entry.db_name,
+                "job_id": entry.job_id,
             })
         }
     }
@@ -102,12 +103,8 @@ pub async fn deliver(job_id: &str, url: &str, body: &Value, window: Duration) ->
         .build()
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let mut pauses = ExponentialBuilder::default()
-        .with_min_delay(FIRST_PAUSE)
-        .with_max_delay(MAX_PAUSE)
-        .with_jitter()
-        .without_max_times()
-        .build();
+    let mut pauses =
+        ExponentialBuilder::default().with_min_delay(FIRST_PAUSE).with_max_delay(MAX_PAUSE).with_jitter().without_max_times().build();
     let mut number = 0u32;
     loop {
         number += 1;
@@ -199,6 +196,8 @@ mod tests {
         assert_eq!(b["stacktrace"], "detail");
         assert_eq!(b["state"], "error");
         assert_eq!(b["token"], "t");
+        assert_eq!(b["job_id"], "j");
+        assert_eq!(body(&JournalEntry::new("j", "d", None, None), "t")["job_id"], "j");
     }
 
     #[tokio::test]

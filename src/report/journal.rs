@@ -59,6 +59,9 @@ pub struct JournalEntry {
     /// The process working on it or reporting it.
     #[serde(default)]
     pub owner: Option<Owner>,
+    /// Production's id of the run (`request_id`), so that a repeat after a restart gets the first answer.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 impl JournalEntry {
@@ -76,6 +79,7 @@ impl JournalEntry {
             started_at: Some(Utc::now().to_rfc3339()),
             finished_at: None,
             owner: Some(Owner::me()),
+            request_id: None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The fallback e-mail, sent through the SMTP server of `odoo.conf` when
-//! production cannot be told by its callback.
+//! The e-mails, sent through the SMTP server of `odoo.conf`: the fallback
+//! when production cannot be told by its callback, and the notice that a
+//! copy expires soon.
 //!
 //! It goes to the requester when the run payload carried an `email`, else to
 //! `email_from` (the instance's admin address). Any failure (no address at
@@ -8,14 +9,15 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use numikube_staging_rpc::JobState;
 
-use crate::config::Config;
 use super::journal::JournalEntry;
+use crate::config::Config;
 
 /// How long to wait for the SMTP server before giving up.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,27 +52,67 @@ pub fn compose(entry: &JournalEntry, staging_url: Option<&str>) -> (String, Stri
     }
 }
 
+/// Subject and text of the notice that copy `db_name` is dropped at `expires_at`.
+pub fn compose_expiry_warning(db_name: &str, expires_at: DateTime<Utc>, staging_url: Option<&str>) -> (String, String) {
+    let open = match staging_url {
+        Some(url) => format!("{}/web/login?db={db_name}", url.trim_end_matches('/')),
+        None => "the database selector of the staging server".to_string(),
+    };
+    let when = expires_at.format("%Y-%m-%d %H:%M UTC");
+    (
+        format!("Staging database {db_name} will be dropped on {when}"),
+        format!(
+            "Your staging database {db_name} expires on {when}: it will then be dropped, with its filestore.\n\n\
+             To keep it longer, click \"Keep longer\" beside it on the staging environment's form in production.\n\
+             If you no longer need it, there is nothing to do.\n\nOpen it: {open}\n"
+        ),
+    )
+}
+
+/// Mails the requester of `db_name` (or `email_from` when none is known)
+/// that it expires at `expires_at`; returns the recipient.
+pub async fn send_expiry_warning(
+    config: &Config,
+    requested_by: Option<&str>,
+    db_name: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<String, String> {
+    let to = recipient(config, requested_by.map(String::from))?;
+    let (subject, text) = compose_expiry_warning(db_name, expires_at, config.staging_url.as_deref());
+    send(config, &to, subject, text).await?;
+    Ok(to)
+}
+
+/// The requester, else `email_from`.
+fn recipient(config: &Config, requested_by: Option<String>) -> Result<String, String> {
+    requested_by.or_else(|| config.smtp.email_from.clone()).ok_or_else(|| {
+        "nobody to write to: the request carried no e-mail address and odoo.conf has no email_from; set email_from".to_string()
+    })
+}
+
 /// Sends the result of a job to its requester, or to `email_from` when the
 /// payload had no address; returns the recipient.
 pub async fn send_result(config: &Config, entry: &JournalEntry) -> Result<String, String> {
+    let to = recipient(config, entry.email.clone())?;
+    let (subject, text) = compose(entry, config.staging_url.as_deref());
+    send(config, &to, subject, text).await?;
+    Ok(to)
+}
+
+/// Sends one mail to `to` through the SMTP server of `odoo.conf`.
+async fn send(config: &Config, to: &str, subject: String, text: String) -> Result<(), String> {
     let smtp = &config.smtp;
-    let to = entry.email.clone().or_else(|| smtp.email_from.clone()).ok_or(
-        "nobody to write to: the request carried no e-mail address and odoo.conf has no email_from; set email_from",
-    )?;
     // Without email_from, send as the service itself, as Odoo falls back to a default sender.
     let from = smtp.email_from.clone().unwrap_or_else(|| format!("numikube-staging@{}", host_name()));
-    let (subject, text) = compose(entry, config.staging_url.as_deref());
     let parse = |a: &str| a.parse::<Mailbox>().map_err(|e| format!("\"{a}\" is not an e-mail address: {e}"));
     let message = Message::builder()
         .from(parse(&from)?)
-        .to(parse(&to)?)
+        .to(parse(to)?)
         .subject(subject)
         .body(text)
         .map_err(|e| format!("cannot build the e-mail: {e}"))?;
 
-    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
-        .port(smtp.port)
-        .timeout(Some(SMTP_TIMEOUT));
+    let mut transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server).port(smtp.port).timeout(Some(SMTP_TIMEOUT));
     if smtp.starttls {
         // Odoo's smtp_ssl means STARTTLS.
         let tls = TlsParameters::new(smtp.server.clone()).map_err(|e| format!("TLS setup failed: {e}"))?;
@@ -85,7 +127,7 @@ pub async fn send_result(config: &Config, entry: &JournalEntry) -> Result<String
             smtp.server, smtp.port
         )
     })?;
-    Ok(to)
+    Ok(())
 }
 
 /// This host's name, for a sender address when `email_from` is not set.
@@ -111,5 +153,13 @@ mod tests {
         assert!(linked.contains("https://staging.example.com/web/database/selector"), "{linked}");
         let (subject, text) = compose(&JournalEntry { state: JobState::Done, ..entry }, None);
         assert!(subject.contains("ready") && text.contains("state: done") && text.contains("/web/database/selector"));
+    }
+
+    #[test]
+    fn the_expiry_notice_says_when_and_how_to_keep_the_copy() {
+        let at = DateTime::parse_from_rfc3339("2026-12-15T09:30:00Z").unwrap().with_timezone(&Utc);
+        let (subject, text) = compose_expiry_warning("cosmos-lab_x", at, Some("https://staging.example.com/"));
+        assert!(subject.contains("cosmos-lab_x") && subject.contains("2026-12-15 09:30 UTC"), "{subject}");
+        assert!(text.contains("Keep longer") && text.contains("https://staging.example.com/web/login?db=cosmos-lab_x"), "{text}");
     }
 }
