@@ -6,20 +6,24 @@
 //! done`, or to `error` from any step. The database with the final name
 //! appears only in `finishing`, once the copy is complete and neutralized.
 
+mod cancel;
+mod progress;
 pub mod run;
 mod turn;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use numikube_staging_rpc::{JobState, JobStatus, NeutralizeReport, Phase};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 
 use crate::copy::Tracker;
 use crate::pg::registry::Reservation;
 use crate::storage::Backup;
 
+pub use cancel::CancelError;
 pub use turn::{take_turn, Turn};
 
 /// A checked prod2x request.
@@ -35,6 +39,10 @@ pub struct JobRequest {
     pub email: Option<String>,
     /// The backup asked for (a key of the client's); `None`: the newest.
     pub backup: Option<String>,
+    /// Whether the name carries a timestamp: such a run never replaces a copy.
+    pub timestamped: bool,
+    /// Production's id of this run (`request_id`), so that a repeat gets the first answer.
+    pub request_id: Option<String>,
 }
 
 /// One accepted job.
@@ -42,8 +50,9 @@ pub struct Job {
     /// The request.
     pub request: JobRequest,
     status: Mutex<JobStatus>,
-    bytes_read: Arc<AtomicU64>,
-    size: AtomicU64,
+    progress: progress::Progress,
+    /// Cancelled by `staging_cancel`: a queued or restoring job stops.
+    cancel: CancellationToken,
     /// Its place in line for a restore slot, taken at admission.
     turn: Mutex<Option<Turn>>,
     /// Its place in the registry of jobs in flight, given back when it ends.
@@ -56,22 +65,28 @@ impl Job {
         Job {
             request,
             status: Mutex::new(status),
-            bytes_read: Arc::new(AtomicU64::new(0)),
-            size: AtomicU64::new(0),
+            progress: progress::Progress::default(),
+            cancel: CancellationToken::new(),
             turn: Mutex::new(turn),
             reservation: Mutex::new(None),
         }
     }
 
-    /// A snapshot of the job's status, with progress computed now.
+    /// A snapshot of the job's status, with progress over the whole job computed now.
     pub fn status(&self) -> JobStatus {
         let mut status = self.status.lock().unwrap().clone();
-        let size = self.size.load(Ordering::Relaxed);
-        if status.state == JobState::Running && size > 0 && status.phase != Phase::Queued {
-            let read = self.bytes_read.load(Ordering::Relaxed) as f64;
-            status.progress = Some((read / size as f64).min(1.0));
-        }
+        status.progress = self.progress.now(status.state, status.phase).or(status.progress);
         status
+    }
+
+    /// Asks the job to stop (`staging_cancel`); one in `finishing` completes.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Resolves once the job was asked to stop.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await
     }
 
     /// The step it is at.
@@ -117,12 +132,12 @@ impl Tracker for Job {
     }
 
     fn backup_chosen(&self, backup: &Backup) {
-        self.size.store(backup.size, Ordering::Relaxed);
+        self.progress.set_size(backup.size);
         self.update(|s| s.backup = Some(backup.key.clone()));
     }
 
     fn bytes_read(&self) -> Arc<AtomicU64> {
-        self.bytes_read.clone()
+        self.progress.bytes_read()
     }
 
     fn neutralized(&self, report: &NeutralizeReport) {
@@ -143,10 +158,7 @@ impl Jobs {
         if let Some(job) = jobs.get(job_or_db) {
             return Some(job.clone());
         }
-        jobs.values()
-            .filter(|j| j.request.db_name == job_or_db)
-            .max_by_key(|j| j.status.lock().unwrap().started_at.clone())
-            .cloned()
+        jobs.values().filter(|j| j.request.db_name == job_or_db).max_by_key(|j| j.status.lock().unwrap().started_at.clone()).cloned()
     }
 
     /// Registers a job under its id.

@@ -18,6 +18,9 @@ use crate::services::Services;
 /// The error of a job cut short by a stop or a crash of the sidecar.
 pub const INTERRUPTED: &str = "The copy was interrupted by a restart of the staging service; run the job again.";
 
+/// The error of a job stopped by `staging_cancel`.
+pub const CANCELLED: &str = "Cancelled by the staging service at the request of production.";
+
 /// Why a job failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -30,6 +33,9 @@ pub enum JobError {
     /// SIGTERM before the last step.
     #[error("{INTERRUPTED}")]
     Interrupted(Phase),
+    /// `staging_cancel` before the last step.
+    #[error("{CANCELLED}")]
+    Cancelled(Phase),
 }
 
 impl JobError {
@@ -39,6 +45,9 @@ impl JobError {
             JobError::Copy(e) => e.detail(),
             JobError::Panic => "panic in the job pipeline (see the staging service's log)".into(),
             JobError::Interrupted(phase) => format!("numikube-staging was stopped (SIGTERM) while the job was in phase {phase:?}"),
+            JobError::Cancelled(phase) => {
+                format!("staging_cancel was called while the job was in phase {phase:?}; its hidden database was dropped")
+            }
         }
     }
 }
@@ -64,13 +73,17 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
             client: &job.request.client,
             db_name: &job.request.db_name,
             backup: job.request.backup.as_deref(),
+            refresh: !job.request.timestamped,
+            requested_by: job.request.email.as_deref(),
+            life: services.config.expire_after,
         };
         copy::make(services, &request, &temp, job.as_ref()).await.map_err(JobError::from)
     };
     let outcome: Result<Finished, JobError> = tokio::select! {
         // A bug must not leave the job running for ever: a panic is a failure like any other.
         outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(steps)) => outcome.unwrap_or(Err(JobError::Panic)),
-        () = stopped_before_finishing(services, &job) => Err(JobError::Interrupted(job.phase())),
+        () = before_finishing(&job, services.stopped()) => Err(JobError::Interrupted(job.phase())),
+        () = before_finishing(&job, job.cancelled()) => Err(JobError::Cancelled(job.phase())),
     };
     let (state, message, detail) = match &outcome {
         Ok(_) => (JobState::Done, None, None),
@@ -102,6 +115,7 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         detail,
         client: Some(job.request.client.clone()),
         finished_at: Some(finished_at.clone()),
+        request_id: job.request.request_id.clone(),
         ..JournalEntry::new(&id, &job.request.db_name, job.request.callback.clone(), job.request.email.clone())
     };
     ctx.reporter.journal().write_or_log(&entry);
@@ -114,10 +128,10 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
     ctx.reporter.tell(&services.config, &entry).await;
 }
 
-/// Resolves once the sidecar is stopping, unless the job has reached its
-/// last step: `finishing` renames databases and must not be cut in half.
-async fn stopped_before_finishing(services: &Services, job: &Job) {
-    services.stopped().await;
+/// Resolves once `signal` has (a stop, a cancel), unless the job has reached
+/// its last step: `finishing` renames databases and must not be cut in half.
+async fn before_finishing(job: &Job, signal: impl std::future::Future<Output = ()>) {
+    signal.await;
     if job.phase() == Phase::Finishing {
         std::future::pending::<()>().await;
     }
@@ -133,10 +147,7 @@ async fn blame_the_database_server(services: &Services, error: &JobError) -> (St
     if health == "ok" {
         return as_is;
     }
-    (
-        format!("The copy failed because {health}; run the job again once the database server is back."),
-        format!("{}\n{}", as_is.0, as_is.1),
-    )
+    (format!("The copy failed because {health}; run the job again once the database server is back."), format!("{}\n{}", as_is.0, as_is.1))
 }
 
 /// Keeps the template (unless the cache is off) and makes the copy visible to Odoo.
