@@ -19,6 +19,10 @@ NAME_PATTERN = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
 # Seconds to wait for the staging server (connect, then each read), unless the
 # system parameter numikube_staging.timeout says otherwise.
 DEFAULT_TIMEOUT = 60
+# Seconds to wait at most for what a form asks by itself (the progress of a
+# running job every few seconds, the databases and backups when it opens): a
+# slow staging must not keep the user's requests waiting.
+QUICK_TIMEOUT = 10
 
 # Routes of DESIGN.md "More staging routes": an older staging answers 404.
 LIST_PATH = "/web/staging/list"
@@ -258,7 +262,9 @@ class StagingEnvironment(models.Model):
         for environment in self.sudo():
             try:
                 result = environment._call_staging(
-                    LIST_PATH, {"client": environment.client}
+                    LIST_PATH,
+                    {"client": environment.client},
+                    timeout=min(environment._get_timeout(), QUICK_TIMEOUT),
                 )
             except UserError as err:
                 _logger.info(
@@ -300,7 +306,9 @@ class StagingEnvironment(models.Model):
         for environment in self.sudo():
             try:
                 result = environment._call_staging(
-                    BACKUPS_PATH, {"client": environment.client}
+                    BACKUPS_PATH,
+                    {"client": environment.client},
+                    timeout=min(environment._get_timeout(), QUICK_TIMEOUT),
                 )
             except StagingRouteMissing:
                 environment.backup_ids.unlink()

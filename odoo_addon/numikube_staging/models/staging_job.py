@@ -14,6 +14,7 @@ from odoo.exceptions import AccessError, UserError, ValidationError
 from .staging_environment import (
     CANCEL_PATH,
     NAME_PATTERN,
+    QUICK_TIMEOUT,
     STATUS_PATH,
     StagingRouteMissing,
 )
@@ -22,9 +23,6 @@ _logger = logging.getLogger(__name__)
 
 # How much of an unexpected answer is kept in the job's traceback.
 MAX_DETAIL = 4000
-# Seconds to wait for /web/staging/status at most: the form asks every few
-# seconds, and a slow answer must not pile requests up.
-STATUS_TIMEOUT = 10
 # The sidecar's phases (rpc crate, Phase).
 PHASES = [
     ("queued", "Queued"),
@@ -507,7 +505,7 @@ class StagingJob(models.Model):
                 result = job.environment_id._call_staging(
                     STATUS_PATH,
                     {"job_id": job.staging_job_id},
-                    timeout=min(job._get_timeout(), STATUS_TIMEOUT),
+                    timeout=min(job._get_timeout(), QUICK_TIMEOUT),
                 )
             except StagingRouteMissing:
                 job.status_unsupported = True
