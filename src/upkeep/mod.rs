@@ -2,6 +2,7 @@
 //! what dead processes left ([`recovery`], [`spool`]), and templates built
 //! before anyone asks ([`prewarm`]).
 
+pub mod expiry;
 pub mod prewarm;
 pub mod recovery;
 mod spool;

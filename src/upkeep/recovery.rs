@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use numikube_staging_rpc::JobState;
 
-use super::{spool, Upkeep};
+use super::{expiry, spool, Upkeep};
 use crate::copy::filestore;
 use crate::job::run::INTERRUPTED;
 use crate::job::{Job, JobRequest};
@@ -43,7 +43,7 @@ pub async fn recover(upkeep: &Upkeep) {
             });
             if let Some(row) = made {
                 tracing::warn!(job = %entry.job_id, db = %entry.db_name, "the interrupted job had finished its copy");
-                if row.is_template {
+                if row.is_template || row.hidden {
                     if let Err(e) = services.db.publish(&row.name).await {
                         tracing::error!(db = %row.name, "could not make the copy visible: {e}");
                     }
@@ -68,6 +68,8 @@ pub async fn recover(upkeep: &Upkeep) {
                 callback: entry.callback.clone(),
                 email: entry.email.clone(),
                 backup: None,
+                timestamped: false,
+                request_id: entry.request_id.clone(),
             },
             entry.status(),
             None,
@@ -104,12 +106,21 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
     let prewarming = upkeep.prewarm.is_building();
     let names_now: HashSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
     let me = Owner::me();
+    // One database that cannot be handled does not stop the sweep: the others
+    // are handled, and the next sweep tries that one again.
+    let mut failed = 0;
+    let mut tried = |what: &str, name: &str, outcome: Result<(), DbError>| {
+        if let Err(e) = outcome {
+            failed += 1;
+            tracing::error!("could not {what} {name}: {e}; the next sweep tries again");
+        }
+    };
     for row in &rows {
         if let Some(m) = row.marker.as_ref().filter(|_| row.is_being_published()) {
             if !known(&m.job_id) {
                 // Finished, but its process stopped before making it visible.
                 tracing::warn!("making {} visible: its job finished but its process stopped first", row.name);
-                db.publish(&row.name).await?;
+                tried("make visible", &row.name, db.publish(&row.name).await);
             }
             continue;
         }
@@ -117,7 +128,7 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
         let prewarm_build = row.marker.as_ref().is_none_or(|m| m.job_id.starts_with("prewarm-"));
         // Another live process (a second sidecar on this server, a `restore` command) finishes its own work.
         let other_live_owner = row.marker.as_ref().and_then(|m| m.owner.as_ref()).is_some_and(|o| *o != me && o.is_alive());
-        if busy.contains(working.id()) || !row.owned || (prewarming && prewarm_build) || other_live_owner {
+        if busy.contains(working.id()) || !(row.owned || row.hidden) || (prewarming && prewarm_build) || other_live_owner {
             continue;
         }
         let previous = row.marker.as_ref().map(|m| m.db_name.as_str()).filter(|_| working.kind() == WorkKind::Old);
@@ -125,25 +136,37 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
             // Interrupted between the two renames of a refresh: the previous copy goes back.
             Some(final_name) if !names_now.contains(final_name) => {
                 tracing::warn!("putting {} back as {final_name}", row.name);
-                db.rename(&row.name, final_name).await?;
-                db.publish(final_name).await?;
-                let _ = filestore::rename(data_dir, &row.name, final_name);
+                let back = match db.rename(&row.name, final_name).await {
+                    Ok(()) => db.publish(final_name).await,
+                    Err(e) => Err(e),
+                };
+                if back.is_ok() {
+                    let _ = filestore::rename_off_core(data_dir, &row.name, final_name).await;
+                }
+                tried("put back", &row.name, back);
             }
             _ => {
                 tracing::warn!("dropping {}, left by a job that no longer runs", row.name);
-                db.drop_force(&row.name).await?;
-                let _ = filestore::remove(data_dir, &row.name);
+                let dropped = db.drop_force(&row.name).await;
+                if dropped.is_ok() {
+                    let _ = filestore::remove_off_core(data_dir, &row.name).await;
+                }
+                tried("drop", &row.name, dropped);
             }
         }
     }
-    spool::remove_orphan_spool_files(&upkeep.services.config.state_dir().join("spool"));
+    if failed > 0 {
+        upkeep.services.cleanup_failed();
+    }
+    let spool_dir = upkeep.services.config.state_dir().join("spool");
+    let _ = tokio::task::spawn_blocking(move || spool::remove_orphan_spool_files(&spool_dir)).await;
     // A filestore may outlive its database (extracted after the drop of a cut-short job).
     for dir in std::fs::read_dir(data_dir.join("filestore")).into_iter().flatten().flatten() {
         let name = dir.file_name().to_string_lossy().into_owned();
         match WorkingName::parse(&name) {
             Some(w) if w.kind() == WorkKind::Temp && !busy.contains(w.id()) && !prewarming && !names_now.contains(name.as_str()) => {
                 tracing::warn!("removing the filestore {}, left by a job that no longer runs", dir.path().display());
-                if let Err(e) = filestore::remove(data_dir, &name) {
+                if let Err(e) = filestore::remove_off_core(data_dir, &name).await {
                     tracing::error!("could not remove {}: {e}", dir.path().display());
                 }
             }
@@ -158,7 +181,10 @@ pub async fn sweep_periodically(upkeep: Arc<Upkeep>) {
     loop {
         tokio::select! {
             () = upkeep.services.stopped() => return,
-            () = tokio::time::sleep(SWEEP_EVERY) => recover(&upkeep).await,
+            () = tokio::time::sleep(SWEEP_EVERY) => {
+                recover(&upkeep).await;
+                expiry::sweep(&upkeep).await;
+            }
             () = upkeep.services.sweep_requested() => recover(&upkeep).await,
         }
     }
