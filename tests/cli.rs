@@ -67,7 +67,7 @@ async fn cli_and_api_give_the_same_answers() {
     // list
     let out = cli(&conf, &["list", "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let api = stage.client.list(TOKEN.into()).await.unwrap();
+    let api = stage.client.list(TOKEN.into(), None).await.unwrap();
     assert_eq!(without_sizes(json_of(&out)), without_sizes(api));
     let table = cli(&conf, &["list"]);
     assert_eq!(code(&table), 0);
@@ -168,7 +168,7 @@ async fn restore_runs_a_whole_prod2x_here_and_status_asks_the_server() {
     assert_eq!(status.backup.as_deref(), Some("sierra-2026-11-24.dump"));
     assert!(status.neutralized.is_some());
     // The command waited until Odoo can see the copy: the server lists it at once, as ours.
-    let list = stage.client.list(TOKEN.into()).await.unwrap();
+    let list = stage.client.list(TOKEN.into(), None).await.unwrap();
     let copy = list
         .iter()
         .find(|d| d.name == "sierra-lab_cli")
