@@ -41,10 +41,7 @@ impl ReceivedRequest {
 
     /// Value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -141,11 +138,7 @@ impl CallbackReceiver {
     pub fn start() -> anyhow::Result<CallbackReceiver> {
         let mut last_err = None;
         for _ in 0..5 {
-            let mut r = CallbackReceiver {
-                port: crate::free_port(),
-                shared: Arc::default(),
-                running: None,
-            };
+            let mut r = CallbackReceiver { port: crate::free_port(), shared: Arc::default(), running: None };
             match r.start_again() {
                 Ok(()) => return Ok(r),
                 Err(e) => last_err = Some(e),
@@ -162,11 +155,7 @@ impl CallbackReceiver {
     /// URL of `path_and_query` on this receiver, e.g.
     /// `url("/web/staging/callback/42?db=prod")` → `http://127.0.0.1:PORT/web/staging/callback/42?db=prod`.
     pub fn url(&self, path_and_query: &str) -> String {
-        let sep = if path_and_query.starts_with('/') {
-            ""
-        } else {
-            "/"
-        };
+        let sep = if path_and_query.starts_with('/') { "" } else { "/" };
         format!("http://127.0.0.1:{}{sep}{path_and_query}", self.port)
     }
 
@@ -184,10 +173,7 @@ impl CallbackReceiver {
         while got.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                bail!(
-                    "expected {n} request(s) within {timeout:?}, got {}",
-                    got.len()
-                );
+                bail!("expected {n} request(s) within {timeout:?}, got {}", got.len());
             }
             got = self.shared.arrived.wait_timeout(got, left).unwrap().0;
         }
@@ -230,19 +216,13 @@ impl CallbackReceiver {
             std::thread::sleep(Duration::from_millis(50));
             server = tiny_http::Server::http(addr);
         }
-        let server = Arc::new(
-            server.map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", self.port))?,
-        );
+        let server = Arc::new(server.map_err(|e| anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", self.port))?);
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (server, stop, shared) = (server.clone(), stop.clone(), self.shared.clone());
             std::thread::spawn(move || serve(&server, &stop, &shared))
         };
-        self.running = Some(Running {
-            server,
-            stop,
-            thread,
-        });
+        self.running = Some(Running { server, stop, thread });
         Ok(())
     }
 }
@@ -269,20 +249,11 @@ fn serve(server: &tiny_http::Server, stop: &AtomicBool, shared: &Shared) {
             method: request.method().as_str().to_owned(),
             path,
             query,
-            headers: request
-                .headers()
-                .iter()
-                .map(|h| (h.field.to_string(), h.value.to_string()))
-                .collect(),
+            headers: request.headers().iter().map(|h| (h.field.to_string(), h.value.to_string())).collect(),
             body,
             body_text,
         };
-        let answer = shared
-            .answers
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or(Answer::Ok);
+        let answer = shared.answers.lock().unwrap().pop_front().unwrap_or(Answer::Ok);
         shared.received.lock().unwrap().push(received);
         shared.arrived.notify_all();
         // Answer on its own thread so that a Delay does not hold up other requests.
@@ -302,22 +273,10 @@ fn answer_request(request: tiny_http::Request, answer: Answer) {
             let _ = w.flush();
             return;
         }
-        Answer::Ok => (
-            200,
-            "application/json",
-            json!({"jsonrpc": "2.0", "id": null, "result": true}).to_string(),
-        ),
+        Answer::Ok => (200, "application/json", json!({"jsonrpc": "2.0", "id": null, "result": true}).to_string()),
         Answer::Json(status, v) => (status, "application/json", v.to_string()),
-        Answer::Status(status) => (
-            status,
-            "text/plain; charset=utf-8",
-            format!("status {status} from the test receiver"),
-        ),
-        Answer::OdooError(message) => (
-            200,
-            "application/json",
-            Answer::odoo_error_body(&message).to_string(),
-        ),
+        Answer::Status(status) => (status, "text/plain; charset=utf-8", format!("status {status} from the test receiver")),
+        Answer::OdooError(message) => (200, "application/json", Answer::odoo_error_body(&message).to_string()),
     };
     // Written by hand: tiny_http drops a `Connection` header set on its responses,
     // and without `Connection: close` a kept-alive connection would outlive stop().

@@ -138,20 +138,12 @@ impl Spec {
     /// For integration tests: a few hundred rows, 20 filestore files; builds
     /// in a fraction of a second.
     pub fn tiny() -> Spec {
-        Spec {
-            rows_scale: 0,
-            filestore_files: 20,
-            modules: default_modules(),
-        }
+        Spec { rows_scale: 0, filestore_files: 20, modules: default_modules() }
     }
 
     /// For the README demo: about 20 MB on disk, 200 filestore files.
     pub fn demo() -> Spec {
-        Spec {
-            rows_scale: 20 << 20,
-            filestore_files: 200,
-            modules: default_modules(),
-        }
+        Spec { rows_scale: 20 << 20, filestore_files: 200, modules: default_modules() }
     }
 
     /// For the benchmark: about `bytes` on disk (e.g. `1 << 30`), and a
@@ -159,25 +151,14 @@ impl Spec {
     /// 20, about 6 KiB each on average).
     pub fn bench(bytes: u64) -> Spec {
         let files = (bytes / (100 << 10)).clamp(20, 1_000_000) as usize;
-        Spec {
-            rows_scale: bytes,
-            filestore_files: files,
-            modules: default_modules(),
-        }
+        Spec { rows_scale: bytes, filestore_files: files, modules: default_modules() }
     }
 
     /// The row counts this spec leads to.
     pub fn plan(&self) -> Plan {
         let units = (self.rows_scale.saturating_sub(BASE_BYTES) / BYTES_PER_UNIT).max(MIN_UNITS);
         let files = self.filestore_files as u64;
-        Plan {
-            partners: units,
-            messages: units * 5,
-            moves: units,
-            lines_per_move: 4,
-            attachments: (units / 2).max(files),
-            files,
-        }
+        Plan { partners: units, messages: units * 5, moves: units, lines_per_move: 4, attachments: (units / 2).max(files), files }
     }
 }
 
@@ -227,10 +208,7 @@ pub fn db_url(server_url: &str, db: &str) -> String {
     };
     let end_auth = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..end_auth];
-    let query = rest[end_auth..]
-        .find('?')
-        .map(|q| &rest[end_auth + q..])
-        .unwrap_or("");
+    let query = rest[end_auth..].find('?').map(|q| &rest[end_auth + q..]).unwrap_or("");
     let mut enc = String::new();
     for b in db.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -244,8 +222,7 @@ pub fn db_url(server_url: &str, db: &str) -> String {
 
 fn tool(bin_dir: &Path, name: &str) -> Command {
     let mut c = Command::new(bin_dir.join(name));
-    c.env("PGAPPNAME", "numikube-testbed-fixture")
-        .env_remove("PGDATABASE");
+    c.env("PGAPPNAME", "numikube-testbed-fixture").env_remove("PGDATABASE");
     c
 }
 
@@ -265,38 +242,21 @@ struct PsqlSession {
 }
 
 impl PsqlSession {
-    fn start(
-        bin_dir: &Path,
-        url: &str,
-        vars: &[(&str, String)],
-        what: &str,
-    ) -> Result<PsqlSession> {
+    fn start(bin_dir: &Path, url: &str, vars: &[(&str, String)], what: &str) -> Result<PsqlSession> {
         let mut cmd = psql_cmd(bin_dir, url);
         for (k, v) in vars {
             cmd.arg("-v").arg(format!("{k}={v}"));
         }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .with_context(|| format!("starting {}", bin_dir.join("psql").display()))?;
-        let stdin = child
-            .stdin
-            .take()
-            .map(|s| BufWriter::with_capacity(1 << 16, s));
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin_dir.join("psql").display()))?;
+        let stdin = child.stdin.take().map(|s| BufWriter::with_capacity(1 << 16, s));
         let mut err = child.stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
             let mut s = String::new();
             let _ = err.read_to_string(&mut s);
             s
         });
-        Ok(PsqlSession {
-            child,
-            stdin,
-            stderr: Some(stderr),
-            what: what.to_string(),
-        })
+        Ok(PsqlSession { child, stdin, stderr: Some(stderr), what: what.to_string() })
     }
 
     fn w(&mut self) -> &mut BufWriter<std::process::ChildStdin> {
@@ -315,13 +275,7 @@ impl PsqlSession {
     }
 }
 
-fn run_script(
-    bin_dir: &Path,
-    url: &str,
-    vars: &[(&str, String)],
-    what: &str,
-    script: &str,
-) -> Result<()> {
+fn run_script(bin_dir: &Path, url: &str, vars: &[(&str, String)], what: &str, script: &str) -> Result<()> {
     let mut s = PsqlSession::start(bin_dir, url, vars, what)?;
     let r = s.w().write_all(script.as_bytes());
     s.finish()?;
@@ -330,16 +284,9 @@ fn run_script(
 
 /// Runs one query with `psql` and returns its rows, columns split on tabs.
 fn query(bin_dir: &Path, url: &str, sql: &str) -> Result<Vec<Vec<String>>> {
-    let out = psql_cmd(bin_dir, url)
-        .args(["-A", "-t", "-F", "\t", "-c", sql])
-        .stdin(Stdio::null())
-        .output()
-        .context("starting psql")?;
+    let out = psql_cmd(bin_dir, url).args(["-A", "-t", "-F", "\t", "-c", sql]).stdin(Stdio::null()).output().context("starting psql")?;
     if !out.status.success() {
-        bail!(
-            "psql failed on {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("psql failed on {sql:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -350,11 +297,7 @@ fn query(bin_dir: &Path, url: &str, sql: &str) -> Result<Vec<Vec<String>>> {
 
 fn query_one(bin_dir: &Path, url: &str, sql: &str) -> Result<String> {
     let rows = query(bin_dir, url, sql)?;
-    Ok(rows
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next())
-        .unwrap_or_default())
+    Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).unwrap_or_default())
 }
 
 // ---------------------------------------------------------------------------
@@ -438,11 +381,7 @@ fn file_content(db: &str, i: usize) -> (Vec<u8>, &'static str, String) {
             v.extend_from_slice(header.as_bytes());
             while v.len() < size {
                 v.extend_from_slice(WORDS[(r.next() % WORDS.len() as u64) as usize].as_bytes());
-                v.push(if r.next().is_multiple_of(12) {
-                    b'\n'
-                } else {
-                    b' '
-                });
+                v.push(if r.next().is_multiple_of(12) { b'\n' } else { b' ' });
             }
             (v, "text/plain", format!("note_{i}.txt"))
         }
@@ -472,43 +411,19 @@ fn file_content(db: &str, i: usize) -> (Vec<u8>, &'static str, String) {
 }
 
 fn describe(content: &[u8], mimetype: &'static str, name: String) -> FilestoreFile {
-    let sha: String = Sha1::digest(content)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    FilestoreFile {
-        store_fname: format!("{}/{}", &sha[..2], sha),
-        checksum: sha,
-        size: content.len(),
-        mimetype,
-        name,
-    }
+    let sha: String = Sha1::digest(content).iter().map(|b| format!("{b:02x}")).collect();
+    FilestoreFile { store_fname: format!("{}/{}", &sha[..2], sha), checksum: sha, size: content.len(), mimetype, name }
 }
 
 /// How many files (anything but a directory) are below `dir`, at any depth;
 /// 0 where it cannot be read.
 pub fn count_files(dir: &Path) -> usize {
-    fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        count_files(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
+    fs::read_dir(dir).map(|d| d.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum()).unwrap_or(0)
 }
 
 /// The filestore files of `db` for `spec`, with their content, one at a
 /// time (file `n` is `ir_attachment` row `n`'s file).
-pub fn filestore_files<'a>(
-    spec: &Spec,
-    db: &'a str,
-) -> impl Iterator<Item = (FilestoreFile, Vec<u8>)> + 'a {
+pub fn filestore_files<'a>(spec: &Spec, db: &'a str) -> impl Iterator<Item = (FilestoreFile, Vec<u8>)> + 'a {
     (1..=spec.filestore_files).map(move |i| {
         let (content, mime, name) = file_content(db, i);
         (describe(&content, mime, name), content)
@@ -548,11 +463,7 @@ pub fn write_filestore(dir: &Path, spec: &Spec, db: &str) -> Result<FilestoreSum
 /// analyzed. Fails if `db` exists already.
 pub fn create_production_db(bin_dir: &Path, server_url: &str, db: &str, spec: &Spec) -> Result<()> {
     for m in &spec.modules {
-        if m.is_empty()
-            || !m
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
             bail!("invalid module name {m:?}");
         }
     }
@@ -563,10 +474,7 @@ pub fn create_production_db(bin_dir: &Path, server_url: &str, db: &str, spec: &S
         &admin,
         &[],
         "create database",
-        &format!(
-            "CREATE DATABASE {} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;\n",
-            ident(db)
-        ),
+        &format!("CREATE DATABASE {} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;\n", ident(db)),
     )?;
     let url = db_url(server_url, db);
 
@@ -577,20 +485,12 @@ pub fn create_production_db(bin_dir: &Path, server_url: &str, db: &str, spec: &S
         "INSERT INTO ir_module_module (id, name, state, latest_version, shortdesc, author, license, \
          application, demo, auto_install, sequence, create_date, write_date) VALUES\n",
     );
-    let mut modules: Vec<(&str, &str)> = spec
-        .modules
-        .iter()
-        .map(|m| (m.as_str(), "installed"))
-        .collect();
+    let mut modules: Vec<(&str, &str)> = spec.modules.iter().map(|m| (m.as_str(), "installed")).collect();
     if !spec.modules.iter().any(|m| m == UNINSTALLED_MODULE) {
         modules.push((UNINSTALLED_MODULE, "uninstalled"));
     }
     for (i, (name, state)) in modules.iter().enumerate() {
-        let version = if *state == "installed" {
-            literal(module_version(name))
-        } else {
-            "NULL".to_string()
-        };
+        let version = if *state == "installed" { literal(module_version(name)) } else { "NULL".to_string() };
         s.push_str(&format!(
             "{}({}, '{name}', '{state}', {version}, '{{\"en_US\": \"{name}\"}}', 'Odoo S.A.', 'LGPL-3', false, false, false, 100, now(), now())",
             if i == 0 { "  " } else { ",\n  " },
@@ -621,16 +521,7 @@ pub fn create_production_db(bin_dir: &Path, server_url: &str, db: &str, spec: &S
               COPY fixture_files FROM stdin;\n",
         )?;
         for (n, (f, _)) in filestore_files(spec, db).enumerate() {
-            writeln!(
-                w,
-                "{}\t{}\t{}\t{}\t{}\t{}",
-                n + 1,
-                f.store_fname,
-                f.checksum,
-                f.size,
-                f.mimetype,
-                f.name
-            )?;
+            writeln!(w, "{}\t{}\t{}\t{}\t{}\t{}", n + 1, f.store_fname, f.checksum, f.size, f.mimetype, f.name)?;
         }
         w.write_all(b"\\.\n")?;
         w.write_all(DATA_ACCOUNTING_SQL.as_bytes())
@@ -642,43 +533,21 @@ pub fn create_production_db(bin_dir: &Path, server_url: &str, db: &str, spec: &S
     r1?;
     r2?;
 
-    run_script(
-        bin_dir,
-        &url,
-        &[],
-        "indexes and foreign keys",
-        CONSTRAINTS_SQL,
-    )?;
-    run_script(
-        bin_dir,
-        &url,
-        &[],
-        "vacuum analyze",
-        "SET client_min_messages = warning;\nVACUUM ANALYZE;\n",
-    )?;
+    run_script(bin_dir, &url, &[], "indexes and foreign keys", CONSTRAINTS_SQL)?;
+    run_script(bin_dir, &url, &[], "vacuum analyze", "SET client_min_messages = warning;\nVACUUM ANALYZE;\n")?;
     Ok(())
 }
 
 /// `pg_database_size` of `db`, in bytes.
 pub fn database_size(bin_dir: &Path, server_url: &str, db: &str) -> Result<u64> {
-    let v = query_one(
-        bin_dir,
-        &db_url(server_url, db),
-        "SELECT pg_database_size(current_database())",
-    )?;
-    v.trim()
-        .parse()
-        .with_context(|| format!("pg_database_size gave {v:?}"))
+    let v = query_one(bin_dir, &db_url(server_url, db), "SELECT pg_database_size(current_database())")?;
+    v.trim().parse().with_context(|| format!("pg_database_size gave {v:?}"))
 }
 
 /// Exact row counts (`count(*)`) of the fixture's [`TABLES`] in `db`, to
 /// compare a restored copy with its production.
 pub fn table_counts(bin_dir: &Path, server_url: &str, db: &str) -> Result<BTreeMap<String, i64>> {
-    let sql = TABLES
-        .iter()
-        .map(|t| format!("SELECT '{t}', count(*) FROM {t}"))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+    let sql = TABLES.iter().map(|t| format!("SELECT '{t}', count(*) FROM {t}")).collect::<Vec<_>>().join(" UNION ALL ");
     let mut out = BTreeMap::new();
     for row in query(bin_dir, &db_url(server_url, db), &sql)? {
         if row.len() == 2 {
@@ -723,11 +592,7 @@ pub struct Neutralization {
 
 /// Reads the neutralization state of `db` (works on production too: there
 /// everything is active and `is_neutralized` is false).
-pub fn inspect_neutralization(
-    bin_dir: &Path,
-    server_url: &str,
-    db: &str,
-) -> Result<Neutralization> {
+pub fn inspect_neutralization(bin_dir: &Path, server_url: &str, db: &str) -> Result<Neutralization> {
     let sql = format!(
         "SELECT \
           (SELECT count(*) FROM ir_cron WHERE active AND id NOT IN (SELECT res_id FROM ir_model_data \
@@ -749,8 +614,7 @@ pub fn inspect_neutralization(
     if r.len() != 10 {
         bail!("unexpected answer {r:?}");
     }
-    let int =
-        |s: &str| -> Result<i64> { s.parse().with_context(|| format!("not a number: {s:?}")) };
+    let int = |s: &str| -> Result<i64> { s.parse().with_context(|| format!("not a number: {s:?}")) };
     let opt = |s: &str| s.strip_prefix('v').map(str::to_string);
     Ok(Neutralization {
         active_crons_except_autovacuum: int(&r[0])?,
@@ -775,10 +639,7 @@ impl Neutralization {
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.active_crons_except_autovacuum != 0 {
-            p.push(format!(
-                "{} active crons other than autovacuum",
-                self.active_crons_except_autovacuum
-            ));
+            p.push(format!("{} active crons other than autovacuum", self.active_crons_except_autovacuum));
         }
         if !self.autovacuum_active {
             p.push("the autovacuum cron is not active".into());
@@ -787,10 +648,7 @@ impl Neutralization {
             p.push(format!("{} active mail servers", self.active_mail_servers));
         }
         if self.active_fetchmail_servers != 0 {
-            p.push(format!(
-                "{} active fetchmail servers",
-                self.active_fetchmail_servers
-            ));
+            p.push(format!("{} active fetchmail servers", self.active_fetchmail_servers));
         }
         if !self.is_neutralized {
             p.push("database.is_neutralized is not set".into());
@@ -805,9 +663,7 @@ impl Neutralization {
             p.push("database.enterprise_code is still present".into());
         }
         if self.uninstalled_module_script_ran {
-            p.push(format!(
-                "the neutralize script of the uninstalled module {UNINSTALLED_MODULE} ran"
-            ));
+            p.push(format!("the neutralize script of the uninstalled module {UNINSTALLED_MODULE} ran"));
         }
         p
     }
@@ -844,12 +700,7 @@ pub fn assert_neutralized(bin_dir: &Path, server_url: &str, db: &str) -> Result<
 /// Runs `cmd` without input or output and returns what it wrote to stderr;
 /// an error naming `what`, with that stderr, if it fails.
 pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .with_context(|| format!("starting {what}"))?;
+    let out = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).output().with_context(|| format!("starting {what}"))?;
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     if !out.status.success() {
         bail!("{what} failed: {}: {}", out.status, err.trim());
@@ -861,40 +712,27 @@ pub fn run_quiet(cmd: &mut Command, what: &str) -> Result<String> {
 /// `PGDMP`), as Odoo's "pg_dump custom format" backup.
 pub fn dump_custom(bin_dir: &Path, server_url: &str, db: &str, out: &Path) -> Result<()> {
     let mut c = tool(bin_dir, "pg_dump");
-    c.arg("--no-owner")
-        .arg("--format=c")
-        .arg("--file")
-        .arg(out)
-        .arg("--dbname")
-        .arg(db_url(server_url, db));
+    c.arg("--no-owner").arg("--format=c").arg("--file").arg(out).arg("--dbname").arg(db_url(server_url, db));
     run_quiet(&mut c, "pg_dump --format=c").map(drop)
 }
 
 /// Plain SQL `pg_dump --no-owner` of `db` into `out`, as in Odoo's zip.
 pub fn dump_plain(bin_dir: &Path, server_url: &str, db: &str, out: &Path) -> Result<()> {
     let mut c = tool(bin_dir, "pg_dump");
-    c.arg("--no-owner")
-        .arg("--file")
-        .arg(out)
-        .arg("--dbname")
-        .arg(db_url(server_url, db));
+    c.arg("--no-owner").arg("--file").arg(out).arg("--dbname").arg(db_url(server_url, db));
     run_quiet(&mut c, "pg_dump").map(drop)
 }
 
 /// The `manifest.json` Odoo 18 writes in its backup zip for `db`.
 pub fn odoo_manifest(bin_dir: &Path, server_url: &str, db: &str) -> Result<serde_json::Value> {
     let url = db_url(server_url, db);
-    let num: u64 = query_one(bin_dir, &url, "SHOW server_version_num")?
-        .trim()
-        .parse()?;
+    let num: u64 = query_one(bin_dir, &url, "SHOW server_version_num")?.trim().parse()?;
     // Odoo: "%d.%d" % divmod(server_version / 100, 100)
     let pg_version = format!("{}.{}", num / 10_000, (num / 100) % 100);
     let mut modules = serde_json::Map::new();
-    for row in query(
-        bin_dir,
-        &url,
-        "SELECT name, coalesce(latest_version, '') FROM ir_module_module WHERE state = 'installed' ORDER BY id",
-    )? {
+    for row in
+        query(bin_dir, &url, "SELECT name, coalesce(latest_version, '') FROM ir_module_module WHERE state = 'installed' ORDER BY id")?
+    {
         if row.len() == 2 {
             modules.insert(row[0].clone(), serde_json::Value::String(row[1].clone()));
         }
@@ -929,21 +767,8 @@ pub enum Compressor {
 /// all deflated (zlib's default level), no directory entries, zip64 where
 /// needed. The dump goes through a temporary file next to `out`, as in Odoo.
 /// Same as [`make_odoo_zip_with`] with [`Compressor::Auto`].
-pub fn make_odoo_zip(
-    bin_dir: &Path,
-    server_url: &str,
-    db: &str,
-    filestore_dir: &Path,
-    out: &Path,
-) -> Result<()> {
-    make_odoo_zip_with(
-        bin_dir,
-        server_url,
-        db,
-        filestore_dir,
-        out,
-        Compressor::Auto,
-    )
+pub fn make_odoo_zip(bin_dir: &Path, server_url: &str, db: &str, filestore_dir: &Path, out: &Path) -> Result<()> {
+    make_odoo_zip_with(bin_dir, server_url, db, filestore_dir, out, Compressor::Auto)
 }
 
 /// Python script behind [`Compressor::Auto`] for zips: Python's `zipfile`,
@@ -965,28 +790,14 @@ with zipfile.ZipFile(out, 'w', compression=zipfile.ZIP_DEFLATED, allowZip64=True
 "#;
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file())).unwrap_or(false)
 }
 
 /// [`make_odoo_zip`], choosing the compressor.
-pub fn make_odoo_zip_with(
-    bin_dir: &Path,
-    server_url: &str,
-    db: &str,
-    filestore_dir: &Path,
-    out: &Path,
-    how: Compressor,
-) -> Result<()> {
+pub fn make_odoo_zip_with(bin_dir: &Path, server_url: &str, db: &str, filestore_dir: &Path, out: &Path, how: Compressor) -> Result<()> {
     use zip::write::SimpleFileOptions;
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".odoo-zip-")
-        .tempdir_in(parent)?;
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new().prefix(".odoo-zip-").tempdir_in(parent)?;
     let dump = tmp.path().join("dump.sql");
     dump_plain(bin_dir, server_url, db, &dump)?;
     let manifest = odoo_manifest(bin_dir, server_url, db)?;
@@ -1001,31 +812,16 @@ pub fn make_odoo_zip_with(
             w.flush()?;
         }
         let mut c = Command::new("python3");
-        c.arg("-c")
-            .arg(PY_ZIP)
-            .arg(out)
-            .arg(&dump)
-            .arg(&mpath)
-            .arg(filestore_dir);
+        c.arg("-c").arg(PY_ZIP).arg(out).arg(&dump).arg(&mpath).arg(filestore_dir);
         return run_quiet(&mut c, "python3 zipfile").map(drop);
     }
 
     let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(1 << 16, File::create(out)?));
-    let opts = SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .unix_permissions(0o644);
-    fn add<W: Write + Seek>(
-        zip: &mut zip::ZipWriter<W>,
-        opts: SimpleFileOptions,
-        name: &str,
-        path: &Path,
-    ) -> Result<()> {
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(0o644);
+    fn add<W: Write + Seek>(zip: &mut zip::ZipWriter<W>, opts: SimpleFileOptions, name: &str, path: &Path) -> Result<()> {
         let size = fs::metadata(path)?.len();
         zip.start_file(name, opts.large_file(size >= 0xFFFF_FFFF))?;
-        io::copy(
-            &mut BufReader::with_capacity(1 << 16, File::open(path)?),
-            zip,
-        )?;
+        io::copy(&mut BufReader::with_capacity(1 << 16, File::open(path)?), zip)?;
         Ok(())
     }
     add(&mut zip, opts, "dump.sql", &dump)?;
@@ -1042,13 +838,7 @@ pub fn make_odoo_zip_with(
         files.sort();
         for f in files {
             let rel = f.strip_prefix(filestore_dir)?;
-            let name = format!(
-                "filestore/{}",
-                rel.components()
-                    .map(|c| c.as_os_str().to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join("/")
-            );
+            let name = format!("filestore/{}", rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"));
             add(&mut zip, opts, &name, &f)?;
         }
     }
@@ -1082,29 +872,14 @@ pub fn gzip_file_with(inp: &Path, out: &Path, how: Compressor) -> Result<()> {
         c.arg("-c").arg("-6").arg("-n");
         let input = File::open(inp).with_context(|| format!("opening {}", inp.display()))?;
         let output = File::create(out).with_context(|| format!("creating {}", out.display()))?;
-        let res = c
-            .stdin(input)
-            .stdout(output)
-            .stderr(Stdio::piped())
-            .output()
-            .context("starting gzip")?;
+        let res = c.stdin(input).stdout(output).stderr(Stdio::piped()).output().context("starting gzip")?;
         if !res.status.success() {
-            bail!(
-                "gzip failed: {}: {}",
-                res.status,
-                String::from_utf8_lossy(&res.stderr).trim()
-            );
+            bail!("gzip failed: {}: {}", res.status, String::from_utf8_lossy(&res.stderr).trim());
         }
         return Ok(());
     }
-    let mut r = BufReader::with_capacity(
-        1 << 16,
-        File::open(inp).with_context(|| format!("opening {}", inp.display()))?,
-    );
-    let w = BufWriter::with_capacity(
-        1 << 16,
-        File::create(out).with_context(|| format!("creating {}", out.display()))?,
-    );
+    let mut r = BufReader::with_capacity(1 << 16, File::open(inp).with_context(|| format!("opening {}", inp.display()))?);
+    let w = BufWriter::with_capacity(1 << 16, File::create(out).with_context(|| format!("creating {}", out.display()))?);
     let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
     io::copy(&mut r, &mut gz)?;
     gz.finish()?.flush()?;
@@ -1170,60 +945,27 @@ pub struct Built {
 /// Builds `db` and its filestore under `work_dir/filestore/<db>`, then every
 /// backup kind under `work_dir` (`<db>.dump`, `<db>.sql`, `<db>.zip`,
 /// `<db>.sql.gz`), timing each step. For the benchmark and the demo.
-pub fn build_all(
-    bin_dir: &Path,
-    server_url: &str,
-    db: &str,
-    spec: &Spec,
-    work_dir: &Path,
-) -> Result<Built> {
+pub fn build_all(bin_dir: &Path, server_url: &str, db: &str, spec: &Spec, work_dir: &Path) -> Result<Built> {
     let mut steps = Vec::new();
     let t = Instant::now();
     create_production_db(bin_dir, server_url, db, spec)?;
     let db_bytes = database_size(bin_dir, server_url, db)?;
-    steps.push((
-        "create_db".to_string(),
-        None,
-        db_bytes,
-        t.elapsed().as_secs_f64(),
-    ));
+    steps.push(("create_db".to_string(), None, db_bytes, t.elapsed().as_secs_f64()));
     let fs_dir = work_dir.join("filestore").join(db);
     let t = Instant::now();
     let filestore = write_filestore(&fs_dir, spec, db)?;
-    steps.push((
-        "filestore".to_string(),
-        None,
-        filestore.bytes,
-        t.elapsed().as_secs_f64(),
-    ));
+    steps.push(("filestore".to_string(), None, filestore.bytes, t.elapsed().as_secs_f64()));
     let mut timed = |kind: &str, path: PathBuf, f: &dyn Fn(&Path) -> Result<()>| -> Result<()> {
         let t = Instant::now();
         f(&path)?;
         let size = fs::metadata(&path)?.len();
-        steps.push((
-            kind.to_string(),
-            Some(path),
-            size,
-            t.elapsed().as_secs_f64(),
-        ));
+        steps.push((kind.to_string(), Some(path), size, t.elapsed().as_secs_f64()));
         Ok(())
     };
-    timed("custom", work_dir.join(format!("{db}.dump")), &|p| {
-        dump_custom(bin_dir, server_url, db, p)
-    })?;
-    timed("plain", work_dir.join(format!("{db}.sql")), &|p| {
-        dump_plain(bin_dir, server_url, db, p)
-    })?;
-    timed("zip", work_dir.join(format!("{db}.zip")), &|p| {
-        make_odoo_zip(bin_dir, server_url, db, &fs_dir, p)
-    })?;
+    timed("custom", work_dir.join(format!("{db}.dump")), &|p| dump_custom(bin_dir, server_url, db, p))?;
+    timed("plain", work_dir.join(format!("{db}.sql")), &|p| dump_plain(bin_dir, server_url, db, p))?;
+    timed("zip", work_dir.join(format!("{db}.zip")), &|p| make_odoo_zip(bin_dir, server_url, db, &fs_dir, p))?;
     let plain = work_dir.join(format!("{db}.sql"));
-    timed("plain.gz", work_dir.join(format!("{db}.sql.gz")), &|p| {
-        gzip_file(&plain, p)
-    })?;
-    Ok(Built {
-        db_bytes,
-        filestore,
-        steps,
-    })
+    timed("plain.gz", work_dir.join(format!("{db}.sql.gz")), &|p| gzip_file(&plain, p))?;
+    Ok(Built { db_bytes, filestore, steps })
 }

@@ -16,8 +16,7 @@ pub fn free_port() -> u16 {
     let mut guard = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let seen = guard.get_or_insert_with(HashSet::new);
     loop {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .expect("cannot bind a TCP socket on 127.0.0.1");
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("cannot bind a TCP socket on 127.0.0.1");
         let port = listener.local_addr().expect("local_addr").port();
         if seen.insert(port) {
             return port;

@@ -94,9 +94,7 @@ pub fn literal(s: &str) -> String {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -108,11 +106,7 @@ impl Postgres {
     pub fn start() -> anyhow::Result<Postgres> {
         let bin_dir = find_bin_dir()?;
         // SAFETY: geteuid has no preconditions.
-        let run_as = if unsafe { libc::geteuid() } == 0 {
-            Some(nobody()?)
-        } else {
-            None
-        };
+        let run_as = if unsafe { libc::geteuid() } == 0 { Some(nobody()?) } else { None };
 
         // The unprivileged server must be able to reach its directory.
         let mut base = std::env::temp_dir();
@@ -126,9 +120,7 @@ impl Postgres {
         let dir = tempfile::Builder::new()
             .prefix("numikube-pg-")
             .tempdir_in(&base)
-            .with_context(|| {
-                format!("cannot create a temporary directory in {}", base.display())
-            })?;
+            .with_context(|| format!("cannot create a temporary directory in {}", base.display()))?;
         let socket_dir = dir.path().join("sock");
         std::fs::create_dir(&socket_dir)?;
         if let Some((uid, gid)) = run_as {
@@ -164,11 +156,7 @@ impl Postgres {
             ],
         )?;
         if !out.status.success() {
-            bail!(
-                "initdb failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("initdb failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         }
         let conf = format!(
             "\n# numikube-testbed\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = {}\n\
@@ -176,10 +164,7 @@ impl Postgres {
              max_connections = 200\nlog_min_messages = warning\n",
             literal(&pg.socket_dir.to_string_lossy())
         );
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(pg.data_dir.join("postgresql.conf"))?
-            .write_all(conf.as_bytes())?;
+        std::fs::OpenOptions::new().append(true).open(pg.data_dir.join("postgresql.conf"))?.write_all(conf.as_bytes())?;
 
         // Another process may take the free port first: retry with a new one.
         let mut last_err = None;
@@ -200,30 +185,18 @@ impl Postgres {
     }
 
     /// Runs one of the PostgreSQL programs, as `nobody` when we are root.
-    fn run<I: IntoIterator<Item = OsString>>(
-        &self,
-        program: &str,
-        args: I,
-    ) -> anyhow::Result<Output> {
+    fn run<I: IntoIterator<Item = OsString>>(&self, program: &str, args: I) -> anyhow::Result<Output> {
         let program = self.bin_dir.join(program);
         let mut cmd = match self.run_as {
             Some((uid, gid)) => {
                 let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={uid}"))
-                    .arg(format!("--regid={gid}"))
-                    .arg("--clear-groups")
-                    .arg("--")
-                    .arg(&program);
+                c.arg(format!("--reuid={uid}")).arg(format!("--regid={gid}")).arg("--clear-groups").arg("--").arg(&program);
                 c
             }
             None => Command::new(&program),
         };
-        cmd.args(args)
-            .current_dir(self.dir.path())
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null());
-        cmd.output()
-            .with_context(|| format!("cannot run {}", program.display()))
+        cmd.args(args).current_dir(self.dir.path()).env("LC_ALL", "C").stdin(Stdio::null());
+        cmd.output().with_context(|| format!("cannot run {}", program.display()))
     }
 
     /// Host to connect to over TCP: always `"127.0.0.1"`.
@@ -245,10 +218,7 @@ impl Postgres {
     /// (what `tokio_postgres::connect` and `deadpool-postgres` accept).
     pub fn conninfo(&self, db: &str) -> String {
         let db = db.replace('\\', "\\\\").replace('\'', "\\'");
-        format!(
-            "host=127.0.0.1 port={} user=postgres dbname='{db}'",
-            self.port
-        )
+        format!("host=127.0.0.1 port={} user=postgres dbname='{db}'", self.port)
     }
 
     /// The cluster's data directory.
@@ -277,18 +247,7 @@ impl Postgres {
             .or_else(|| util::find_in_path("psql"))
             .context("psql not found: run scripts/install-deps")?;
         let mut child = Command::new(psql)
-            .args([
-                "-X",
-                "-q",
-                "-A",
-                "-t",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-            ])
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
             .arg("-p")
             .arg(self.port.to_string())
             .arg("-d")
@@ -307,10 +266,7 @@ impl Postgres {
         let out = child.wait_with_output()?;
         let _ = writer.join();
         if !out.status.success() {
-            bail!(
-                "psql in database {db:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("psql in database {db:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
         if text.ends_with('\n') {
@@ -322,12 +278,7 @@ impl Postgres {
     /// Creates a login role `name` with `password`, allowed to create databases
     /// when `createdb` is true (e.g. the `db_user` of an Odoo configuration).
     pub fn create_role(&self, name: &str, password: &str, createdb: bool) -> anyhow::Result<()> {
-        let sql = format!(
-            "CREATE ROLE {} LOGIN PASSWORD {}{};",
-            ident(name),
-            literal(password),
-            if createdb { " CREATEDB" } else { "" }
-        );
+        let sql = format!("CREATE ROLE {} LOGIN PASSWORD {}{};", ident(name), literal(password), if createdb { " CREATEDB" } else { "" });
         self.psql("postgres", &sql).map(drop)
     }
 
@@ -352,21 +303,10 @@ impl Postgres {
         }
         let out = self.run(
             "pg_ctl",
-            [
-                "stop".into(),
-                "-D".into(),
-                self.data_dir.clone().into_os_string(),
-                "-m".into(),
-                mode.into(),
-                "-w".into(),
-                "-s".into(),
-            ],
+            ["stop".into(), "-D".into(), self.data_dir.clone().into_os_string(), "-m".into(), mode.into(), "-w".into(), "-s".into()],
         )?;
         if !out.status.success() {
-            bail!(
-                "pg_ctl stop failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
+            bail!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr).trim());
         }
         self.running = false;
         Ok(())
@@ -398,14 +338,7 @@ impl Postgres {
             // pg_ctl may have left a postmaster behind that is still starting.
             let _ = self.run(
                 "pg_ctl",
-                [
-                    "stop".into(),
-                    "-D".into(),
-                    self.data_dir.clone().into_os_string(),
-                    "-m".into(),
-                    "immediate".into(),
-                    "-s".into(),
-                ],
+                ["stop".into(), "-D".into(), self.data_dir.clone().into_os_string(), "-m".into(), "immediate".into(), "-s".into()],
             );
             bail!(
                 "PostgreSQL did not start on port {}: {}\n{}",
@@ -424,11 +357,7 @@ impl Drop for Postgres {
         if self.running && self.pg_ctl_stop("immediate").is_err() {
             // Last resort: kill the postmaster named in postmaster.pid.
             if let Ok(pid) = std::fs::read_to_string(self.data_dir.join("postmaster.pid")) {
-                if let Some(pid) = pid
-                    .lines()
-                    .next()
-                    .and_then(|l| l.trim().parse::<libc::pid_t>().ok())
-                {
+                if let Some(pid) = pid.lines().next().and_then(|l| l.trim().parse::<libc::pid_t>().ok()) {
                     // SAFETY: kill(2) on the postmaster of our own cluster.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
                 }

@@ -15,10 +15,5 @@ pub fn meminfo_kib(key: &str) -> Option<u64> {
 /// The number after `key` on its line of the `key  value kB` file at `path`.
 fn kib_field(path: &str, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find(|l| l.starts_with(key))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
+    text.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
 }

@@ -65,9 +65,7 @@ impl S3 {
             s3.port = crate::free_port();
             match s3.spawn() {
                 Ok(()) => return Ok(s3),
-                Err(e) if util::tail(&s3.log_file(), 4000).contains("already in use") => {
-                    last_err = Some(e)
-                }
+                Err(e) if util::tail(&s3.log_file(), 4000).contains("already in use") => last_err = Some(e),
                 Err(e) => return Err(e),
             }
         }
@@ -79,10 +77,7 @@ impl S3 {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.log_file())?;
+        let log = File::options().create(true).append(true).open(self.log_file())?;
         let mut child = Command::new(&self.program)
             .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
             .stdin(Stdio::null())
@@ -94,16 +89,11 @@ impl S3 {
         let mut exited = false;
         let up = util::wait_until(Duration::from_secs(60), || {
             exited = matches!(child.try_wait(), Ok(Some(_)));
-            exited
-                || util::probe(port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-                    .is_some_and(|a| a.starts_with("HTTP/"))
+            exited || util::probe(port, b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_some_and(|a| a.starts_with("HTTP/"))
         });
         if !up || exited {
             util::terminate(&mut child);
-            bail!(
-                "moto_server did not start on port {port}:\n{}",
-                util::tail(&self.log_file(), 2000)
-            );
+            bail!("moto_server did not start on port {port}:\n{}", util::tail(&self.log_file(), 2000));
         }
         self.child = Some(child);
         Ok(())
@@ -118,11 +108,7 @@ impl S3 {
     pub fn client(&self) -> anyhow::Result<MinioClient> {
         let base_url: BaseUrl = self.endpoint().parse().context("base url")?;
         Ok(MinioClientBuilder::new(base_url)
-            .provider(Some(StaticProvider::new(
-                &self.access_key,
-                &self.secret_key,
-                None,
-            )))
+            .provider(Some(StaticProvider::new(&self.access_key, &self.secret_key, None)))
             .skip_region_lookup(true)
             .build()?)
     }
@@ -153,15 +139,9 @@ impl S3 {
     }
 
     /// Uploads `bytes` as `bucket`/`key`.
-    pub fn put_bytes(
-        &self,
-        bucket: &str,
-        key: &str,
-        bytes: impl Into<Vec<u8>>,
-    ) -> anyhow::Result<()> {
+    pub fn put_bytes(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) -> anyhow::Result<()> {
         let bytes = bytes.into();
-        self.do_put(bucket, key, ObjectContent::from(bytes.clone()))
-            .with_context(|| format!("cannot upload {bucket}/{key}"))?;
+        self.do_put(bucket, key, ObjectContent::from(bytes.clone())).with_context(|| format!("cannot upload {bucket}/{key}"))?;
         self.record(Op::Bytes(bucket.into(), key.into(), bytes));
         Ok(())
     }
@@ -169,11 +149,7 @@ impl S3 {
     fn do_put(&self, bucket: &str, key: &str, content: ObjectContent) -> anyhow::Result<()> {
         let client = self.client()?;
         util::block_on(async move {
-            client
-                .put_object_content(bucket, key, content)?
-                .build()
-                .send()
-                .await?;
+            client.put_object_content(bucket, key, content)?.build().send().await?;
             anyhow::Ok(())
         })
     }
@@ -181,9 +157,7 @@ impl S3 {
     fn record(&self, op: Op) {
         let mut ops = self.ops.lock().unwrap();
         if let Op::File(b, k, _) | Op::Bytes(b, k, _) = &op {
-            ops.retain(
-                |o| !matches!(o, Op::File(b2, k2, _) | Op::Bytes(b2, k2, _) if b2 == b && k2 == k),
-            );
+            ops.retain(|o| !matches!(o, Op::File(b2, k2, _) | Op::Bytes(b2, k2, _) if b2 == b && k2 == k));
         }
         ops.push(op);
     }
@@ -196,9 +170,7 @@ impl S3 {
             anyhow::Ok(())
         })
         .with_context(|| format!("cannot delete {bucket}/{key}"))?;
-        self.ops.lock().unwrap().retain(
-            |o| !matches!(o, Op::File(b, k, _) | Op::Bytes(b, k, _) if b == bucket && k == key),
-        );
+        self.ops.lock().unwrap().retain(|o| !matches!(o, Op::File(b, k, _) | Op::Bytes(b, k, _) if b == bucket && k == key));
         Ok(())
     }
 
@@ -207,13 +179,7 @@ impl S3 {
         let client = self.client()?;
         util::block_on(async move {
             let mut out = Vec::new();
-            let mut pages = client
-                .list_objects(bucket)?
-                .recursive(true)
-                .use_api_v1(false)
-                .build()
-                .to_stream()
-                .await;
+            let mut pages = client.list_objects(bucket)?.recursive(true).use_api_v1(false).build().to_stream().await;
             while let Some(page) = pages.next().await {
                 for entry in page?.contents {
                     out.push((entry.name, entry.size.unwrap_or(0)));
@@ -251,10 +217,7 @@ impl S3 {
         loop {
             match self.spawn() {
                 Ok(()) => break,
-                Err(e)
-                    if tries < 20
-                        && util::tail(&self.log_file(), 4000).contains("already in use") =>
-                {
+                Err(e) if tries < 20 && util::tail(&self.log_file(), 4000).contains("already in use") => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(100));
                     let _ = e;

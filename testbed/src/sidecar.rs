@@ -44,14 +44,7 @@ pub struct SidecarConf {
 impl SidecarConf {
     /// Settings for the testbed's `pg` (as role `db_user`) and `s3`, with `addons_path`
     /// the fixture's addons, a limit of 10 databases and a callback window of 3 seconds.
-    pub fn new(
-        token: &str,
-        pg: &Postgres,
-        db_user: (&str, &str),
-        s3: &S3,
-        bucket: &str,
-        data_dir: &Path,
-    ) -> SidecarConf {
+    pub fn new(token: &str, pg: &Postgres, db_user: (&str, &str), s3: &S3, bucket: &str, data_dir: &Path) -> SidecarConf {
         SidecarConf {
             token: token.into(),
             port: crate::free_port(),
@@ -73,10 +66,7 @@ impl SidecarConf {
         let mut conf = String::from("[options]\n");
         let mut line = |k: &str, v: &dyn std::fmt::Display| writeln!(conf, "{k} = {v}").unwrap();
         line("numikube_staging_token", &self.token);
-        line(
-            "numikube_staging_sidecar",
-            &format!("127.0.0.1:{}", self.port),
-        );
+        line("numikube_staging_sidecar", &format!("127.0.0.1:{}", self.port));
         line("numikube_staging_database_limit", &self.limit);
         line("numikube_staging_callback_timeout", &self.callback_timeout);
         line("backups_minio_bucket", &self.bucket);
@@ -112,8 +102,7 @@ impl SidecarConf {
 
     /// Writes the `odoo.conf` to `path`.
     pub fn write(&self, path: &Path) -> Result<()> {
-        std::fs::write(path, self.render())
-            .with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(path, self.render()).with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
@@ -141,11 +130,7 @@ pub struct Launch {
 
 impl Default for Launch {
     fn default() -> Self {
-        Launch {
-            listen_timeout: Duration::from_secs(20),
-            fresh_log: false,
-            clear_minio_env: false,
-        }
+        Launch { listen_timeout: Duration::from_secs(20), fresh_log: false, clear_minio_env: false }
     }
 }
 
@@ -156,13 +141,7 @@ impl Sidecar {
     }
 
     /// [`Sidecar::start`], the way `launch` says.
-    pub fn start_with(
-        binary: &Path,
-        conf: &Path,
-        port: u16,
-        log: &Path,
-        launch: &Launch,
-    ) -> Result<Sidecar> {
+    pub fn start_with(binary: &Path, conf: &Path, port: u16, log: &Path, launch: &Launch) -> Result<Sidecar> {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -171,15 +150,9 @@ impl Sidecar {
             .open(log)
             .with_context(|| format!("cannot open {}", log.display()))?;
         let mut command = Command::new(binary);
-        command
-            .args(["serve", "-c"])
-            .arg(conf)
-            .env("NUMIKUBE_LOG", "info");
+        command.args(["serve", "-c"]).arg(conf).env("NUMIKUBE_LOG", "info");
         if launch.clear_minio_env {
-            command
-                .env_remove("MINIO_ENDPOINT")
-                .env_remove("MINIO_ACCESS_KEY")
-                .env_remove("MINIO_SECRET_KEY");
+            command.env_remove("MINIO_ENDPOINT").env_remove("MINIO_ACCESS_KEY").env_remove("MINIO_SECRET_KEY");
         }
         let child = command
             .stdin(Stdio::null())
@@ -187,25 +160,15 @@ impl Sidecar {
             .stderr(out)
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let mut sidecar = Sidecar {
-            child: Some(child),
-            port,
-            log: log.into(),
-        };
+        let mut sidecar = Sidecar { child: Some(child), port, log: log.into() };
         let timeout = launch.listen_timeout;
         let deadline = Instant::now() + timeout;
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = sidecar.child.as_mut().unwrap().try_wait()? {
-                bail!(
-                    "the sidecar exited with {status}; its log:\n{}",
-                    sidecar.log_text()
-                );
+                bail!("the sidecar exited with {status}; its log:\n{}", sidecar.log_text());
             }
             if Instant::now() > deadline {
-                bail!(
-                    "the sidecar did not listen on {port} within {timeout:?}; its log:\n{}",
-                    sidecar.log_text()
-                );
+                bail!("the sidecar did not listen on {port} within {timeout:?}; its log:\n{}", sidecar.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -275,13 +238,7 @@ impl Drop for Sidecar {
 
 /// A prod2x request as production sends it: level `lab`, a copy named
 /// `<client>-lab_<suffix>`, the result posted to `callback`.
-pub fn prod2x(
-    token: &str,
-    client: &str,
-    suffix: &str,
-    timestamp: bool,
-    callback: String,
-) -> RunPayload {
+pub fn prod2x(token: &str, client: &str, suffix: &str, timestamp: bool, callback: String) -> RunPayload {
     RunPayload {
         token: Some(token.into()),
         client: Some(client.into()),

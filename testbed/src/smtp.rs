@@ -27,15 +27,8 @@ impl Smtp {
     /// returns once it sends its `220` greeting.
     pub fn start() -> anyhow::Result<Smtp> {
         let python = util::python3()?;
-        let dir = tempfile::Builder::new()
-            .prefix("numikube-smtp-")
-            .tempdir()?;
-        let mut smtp = Smtp {
-            port: 0,
-            child: None,
-            maildir: dir.path().join("Maildir"),
-            dir,
-        };
+        let dir = tempfile::Builder::new().prefix("numikube-smtp-").tempdir()?;
+        let mut smtp = Smtp { port: 0, child: None, maildir: dir.path().join("Maildir"), dir };
         let log_path = smtp.dir.path().join("aiosmtpd.log");
         for _ in 0..5 {
             smtp.port = crate::free_port();
@@ -66,10 +59,7 @@ impl Smtp {
                 bail!("aiosmtpd did not start on port {port} (is it installed? run scripts/install-deps):\n{log}");
             }
         }
-        bail!(
-            "aiosmtpd found no free port:\n{}",
-            util::tail(&log_path, 2000)
-        )
+        bail!("aiosmtpd found no free port:\n{}", util::tail(&log_path, 2000))
     }
 
     /// Host to connect to: always `"127.0.0.1"`.
@@ -82,20 +72,11 @@ impl Smtp {
     pub fn messages(&self) -> Vec<String> {
         let mut files: Vec<(SystemTime, PathBuf)> = ["new", "cur"]
             .iter()
-            .flat_map(|sub| {
-                std::fs::read_dir(self.maildir.join(sub))
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-            })
+            .flat_map(|sub| std::fs::read_dir(self.maildir.join(sub)).into_iter().flatten().flatten())
             .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
             .collect();
         files.sort();
-        files
-            .into_iter()
-            .filter_map(|(_, p)| std::fs::read(p).ok())
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .collect()
+        files.into_iter().filter_map(|(_, p)| std::fs::read(p).ok()).map(|b| String::from_utf8_lossy(&b).into_owned()).collect()
     }
 
     /// Waits until at least `n` messages were received and returns them all;

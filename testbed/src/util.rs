@@ -17,16 +17,12 @@ pub(crate) fn default_venv() -> Option<PathBuf> {
 /// First `name` on `PATH`.
 pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// A program of the test venv: `PATH` first (scripts/test puts the venv's bin
@@ -35,10 +31,7 @@ pub(crate) fn venv_tool(name: &str) -> anyhow::Result<PathBuf> {
     if let Some(p) = find_in_path(name) {
         return Ok(p);
     }
-    if let Some(p) = default_venv()
-        .map(|v| v.join("bin").join(name))
-        .filter(|p| is_executable(p))
-    {
+    if let Some(p) = default_venv().map(|v| v.join("bin").join(name)).filter(|p| is_executable(p)) {
         return Ok(p);
     }
     anyhow::bail!(
@@ -53,17 +46,11 @@ pub(crate) fn venv_tool(name: &str) -> anyhow::Result<PathBuf> {
 pub(crate) fn python3() -> anyhow::Result<PathBuf> {
     let on_path = find_in_path("python3");
     if let Some(p) = &on_path {
-        if p.parent()
-            .and_then(Path::parent)
-            .is_some_and(|v| v.join("pyvenv.cfg").is_file())
-        {
+        if p.parent().and_then(Path::parent).is_some_and(|v| v.join("pyvenv.cfg").is_file()) {
             return Ok(p.clone());
         }
     }
-    if let Some(p) = default_venv()
-        .map(|v| v.join("bin/python3"))
-        .filter(|p| is_executable(p))
-    {
+    if let Some(p) = default_venv().map(|v| v.join("bin/python3")).filter(|p| is_executable(p)) {
         return Ok(p);
     }
     on_path.ok_or_else(|| anyhow::anyhow!("no python3 on PATH: run scripts/install-deps"))
@@ -109,9 +96,7 @@ pub(crate) fn terminate(child: &mut Child) {
     }
     // SAFETY: plain kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    if !wait_until(Duration::from_secs(5), || {
-        matches!(child.try_wait(), Ok(Some(_)))
-    }) {
+    if !wait_until(Duration::from_secs(5), || matches!(child.try_wait(), Ok(Some(_)))) {
         let _ = child.kill();
     }
     let _ = child.wait();
@@ -133,14 +118,8 @@ where
     F::Output: Send,
 {
     std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime")
-                .block_on(fut)
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        s.spawn(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(fut))
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }

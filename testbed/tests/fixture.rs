@@ -14,8 +14,7 @@ use numikube_testbed::Postgres;
 use sha1::{Digest, Sha1};
 
 fn createdb(pg: &Postgres, db: &str) {
-    pg.psql("postgres", &format!("CREATE DATABASE \"{db}\""))
-        .unwrap();
+    pg.psql("postgres", &format!("CREATE DATABASE \"{db}\"")).unwrap();
 }
 
 fn pg_restore(pg: &Postgres, db: &str, file: &Path) -> Result<(), String> {
@@ -49,32 +48,18 @@ fn psql_stream(pg: &Postgres, db: &str, mut input: impl Read) -> Result<(), Stri
     let out = child.wait_with_output().unwrap();
     match (out.status.success(), copied) {
         (true, Ok(_)) => Ok(()),
-        (_, Err(e)) => Err(format!(
-            "reading the backup: {e}; psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )),
+        (_, Err(e)) => Err(format!("reading the backup: {e}; psql: {}", String::from_utf8_lossy(&out.stderr))),
         (false, _) => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
     }
 }
 
 fn sha1_hex(data: &[u8]) -> String {
-    Sha1::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha1::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn check_odoo_zip(
-    pg: &Postgres,
-    zip_path: &Path,
-    fs_dir: &Path,
-    spec: &Spec,
-    db: &str,
-) -> zip::ZipArchive<File> {
+fn check_odoo_zip(pg: &Postgres, zip_path: &Path, fs_dir: &Path, spec: &Spec, db: &str) -> zip::ZipArchive<File> {
     let mut zip = zip::ZipArchive::new(File::open(zip_path).unwrap()).unwrap();
-    let names: Vec<String> = (0..zip.len())
-        .map(|i| zip.by_index(i).unwrap().name().to_string())
-        .collect();
+    let names: Vec<String> = (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().to_string()).collect();
     assert_eq!(names[0], "dump.sql");
     assert_eq!(names[1], "manifest.json");
     assert_eq!(names.len(), 2 + spec.filestore_files);
@@ -83,27 +68,16 @@ fn check_odoo_zip(
         let mut content = Vec::new();
         zip.by_name(n).unwrap().read_to_end(&mut content).unwrap();
         assert_eq!(content, fs::read(fs_dir.join(rel)).unwrap());
-        assert_eq!(
-            zip.by_name(n).unwrap().compression(),
-            zip::CompressionMethod::Deflated
-        );
+        assert_eq!(zip.by_name(n).unwrap().compression(), zip::CompressionMethod::Deflated);
     }
-    let manifest: serde_json::Value =
-        serde_json::from_reader(zip.by_name("manifest.json").unwrap()).unwrap();
+    let manifest: serde_json::Value = serde_json::from_reader(zip.by_name("manifest.json").unwrap()).unwrap();
     assert_eq!(manifest["odoo_dump"], "1");
     assert_eq!(manifest["db_name"], db);
     assert_eq!(manifest["version"], "18.0");
     assert_eq!(manifest["major_version"], "18.0");
-    assert!(manifest["pg_version"]
-        .as_str()
-        .unwrap()
-        .starts_with(&pg.psql("postgres", "SHOW server_version_num").unwrap()[..2]));
+    assert!(manifest["pg_version"].as_str().unwrap().starts_with(&pg.psql("postgres", "SHOW server_version_num").unwrap()[..2]));
     assert_eq!(manifest["modules"]["base"], "18.0.1.3");
-    assert_eq!(
-        manifest["modules"].as_object().unwrap().len(),
-        spec.modules.len(),
-        "installed modules only"
-    );
+    assert_eq!(manifest["modules"].as_object().unwrap().len(), spec.modules.len(), "installed modules only");
     zip
 }
 
@@ -119,24 +93,15 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
     let t = Instant::now();
     fixture::create_production_db(&bin, &server, db, &spec).unwrap();
     let took = t.elapsed();
-    eprintln!(
-        "tiny DB built in {took:?}, {} bytes",
-        fixture::database_size(&bin, &server, db).unwrap()
-    );
+    eprintln!("tiny DB built in {took:?}, {} bytes", fixture::database_size(&bin, &server, db).unwrap());
     // ~0.3 s on an idle 2-core machine; generous bound for a loaded one.
-    assert!(
-        took.as_secs_f64() < 5.0,
-        "Spec::tiny must build in well under 2 s, took {took:?}"
-    );
+    assert!(took.as_secs_f64() < 5.0, "Spec::tiny must build in well under 2 s, took {took:?}");
 
     // Shape of production.
     let counts = fixture::table_counts(&bin, &server, db).unwrap();
     let plan = spec.plan();
     assert_eq!(counts["mail_message"] as u64, plan.messages);
-    assert_eq!(
-        counts["account_move_line"] as u64,
-        plan.moves * plan.lines_per_move
-    );
+    assert_eq!(counts["account_move_line"] as u64, plan.moves * plan.lines_per_move);
     assert_eq!(counts["res_partner"] as u64, plan.partners + 3);
     assert_eq!(counts["ir_attachment"] as u64, plan.attachments);
     let total: i64 = counts.values().sum();
@@ -147,19 +112,9 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
     assert_eq!(prod.active_mail_servers, 2);
     assert_eq!(prod.active_fetchmail_servers, 2);
     assert_eq!(prod.enabled_payment_providers, 2);
-    assert!(
-        !prod.is_neutralized
-            && prod.uuid.is_some()
-            && prod.secret.is_some()
-            && prod.enterprise_code.is_some()
-    );
+    assert!(!prod.is_neutralized && prod.uuid.is_some() && prod.secret.is_some() && prod.enterprise_code.is_some());
     assert!(fixture::assert_neutralized(&bin, &server, db).is_err());
-    let modules = pg
-        .psql(
-            db,
-            "SELECT string_agg(name || ':' || state, ',' ORDER BY id) FROM ir_module_module",
-        )
-        .unwrap();
+    let modules = pg.psql(db, "SELECT string_agg(name || ':' || state, ',' ORDER BY id) FROM ir_module_module").unwrap();
     assert_eq!(
         modules,
         "base:installed,web:installed,mail:installed,contacts:installed,account:installed,\
@@ -168,17 +123,8 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
     let params = pg
         .psql(db, "SELECT string_agg(key, ',' ORDER BY key) FROM ir_config_parameter WHERE key LIKE 'database.%' OR key = 'web.base.url'")
         .unwrap();
-    for k in [
-        "database.uuid",
-        "database.secret",
-        "database.create_date",
-        "database.enterprise_code",
-        "web.base.url",
-    ] {
-        assert!(
-            params.split(',').any(|p| p == k),
-            "{k} missing from {params}"
-        );
+    for k in ["database.uuid", "database.secret", "database.create_date", "database.enterprise_code", "web.base.url"] {
+        assert!(params.split(',').any(|p| p == k), "{k} missing from {params}");
     }
 
     // Filestore: Odoo layout, matches ir_attachment.
@@ -207,27 +153,17 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
     assert_eq!(&magic, b"PGDMP");
     createdb(&pg, "from-custom");
     pg_restore(&pg, "from-custom", &custom).unwrap();
-    assert_eq!(
-        fixture::table_counts(&bin, &server, "from-custom").unwrap(),
-        counts
-    );
+    assert_eq!(fixture::table_counts(&bin, &server, "from-custom").unwrap(), counts);
 
     // Plain SQL.
     let plain = work.path().join("prod.sql");
     fixture::dump_plain(&bin, &server, db, &plain).unwrap();
     let head = fs::read_to_string(&plain).unwrap();
-    assert!(
-        head.starts_with("--\n-- PostgreSQL database dump"),
-        "{}",
-        &head[..60]
-    );
+    assert!(head.starts_with("--\n-- PostgreSQL database dump"), "{}", &head[..60]);
     assert!(!head.contains("OWNER TO"), "--no-owner");
     createdb(&pg, "from-plain");
     psql_stream(&pg, "from-plain", File::open(&plain).unwrap()).unwrap();
-    assert_eq!(
-        fixture::table_counts(&bin, &server, "from-plain").unwrap(),
-        counts
-    );
+    assert_eq!(fixture::table_counts(&bin, &server, "from-plain").unwrap(), counts);
 
     // gzip of the plain dump, by each compressor.
     for (i, how) in [Compressor::Auto, Compressor::Rust].into_iter().enumerate() {
@@ -235,17 +171,8 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
         fixture::gzip_file_with(&plain, &gz, how).unwrap();
         let target = format!("from-gzip{i}");
         createdb(&pg, &target);
-        psql_stream(
-            &pg,
-            &target,
-            flate2::read::GzDecoder::new(File::open(&gz).unwrap()),
-        )
-        .unwrap();
-        assert_eq!(
-            fixture::table_counts(&bin, &server, &target).unwrap(),
-            counts,
-            "{how:?}"
-        );
+        psql_stream(&pg, &target, flate2::read::GzDecoder::new(File::open(&gz).unwrap())).unwrap();
+        assert_eq!(fixture::table_counts(&bin, &server, &target).unwrap(), counts, "{how:?}");
     }
 
     // Odoo zip: dump.sql first, manifest.json, filestore/; by each compressor.
@@ -257,10 +184,7 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
     let mut zip = check_odoo_zip(&pg, &zip_path, &fs_dir, &spec, db);
     createdb(&pg, "from-zip");
     psql_stream(&pg, "from-zip", zip.by_name("dump.sql").unwrap()).unwrap();
-    assert_eq!(
-        fixture::table_counts(&bin, &server, "from-zip").unwrap(),
-        counts
-    );
+    assert_eq!(fixture::table_counts(&bin, &server, "from-zip").unwrap(), counts);
 
     // The fixture addons neutralize a restored copy, as a neutralizer would:
     // installed modules' scripts in module order (from the addons, then from
@@ -269,14 +193,8 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
     let odoo_addons = fixture::fixture_odoo_dir().join("odoo/addons");
     let mut ran = Vec::new();
     let mut script = String::from("BEGIN;\n");
-    for m in modules
-        .split(',')
-        .filter_map(|m| m.strip_suffix(":installed"))
-    {
-        let f = [&addons, &odoo_addons]
-            .iter()
-            .map(|dir| dir.join(m).join("data/neutralize.sql"))
-            .find(|f| f.is_file());
+    for m in modules.split(',').filter_map(|m| m.strip_suffix(":installed")) {
+        let f = [&addons, &odoo_addons].iter().map(|dir| dir.join(m).join("data/neutralize.sql")).find(|f| f.is_file());
         if let Some(f) = f {
             script.push_str(&fs::read_to_string(f).unwrap());
             script.push('\n');
@@ -286,21 +204,14 @@ fn tiny_db_filestore_and_every_backup_kind_restore_with_the_same_counts() {
         }
     }
     assert_eq!(ran, fixture::MODULES_WITH_NEUTRALIZE_SCRIPT);
-    assert!(addons
-        .join(fixture::UNINSTALLED_MODULE)
-        .join("data/neutralize.sql")
-        .is_file());
+    assert!(addons.join(fixture::UNINSTALLED_MODULE).join("data/neutralize.sql").is_file());
     script.push_str(
         "UPDATE ir_config_parameter SET value = gen_random_uuid()::text WHERE key IN ('database.uuid', 'database.secret');\n\
          DELETE FROM ir_config_parameter WHERE key = 'database.enterprise_code';\nCOMMIT;\n",
     );
     psql_stream(&pg, "from-zip", script.as_bytes()).unwrap();
     let n = fixture::assert_neutralized(&bin, &server, "from-zip").unwrap();
-    assert!(
-        n.problems_against(&prod).is_empty(),
-        "{:?}",
-        n.problems_against(&prod)
-    );
+    assert!(n.problems_against(&prod).is_empty(), "{:?}", n.problems_against(&prod));
     assert_eq!(n.enabled_payment_providers, 0);
     assert!(!n.uninstalled_module_script_ran);
     // ...and the uninstalled module's script would be noticed.
@@ -339,28 +250,16 @@ fn corrupted_backups_fail_to_restore() {
         // custom
         fixture::corrupt_file(&p("c.dump"), &p("bad.dump"), how).unwrap();
         let mut head = [0u8; 5];
-        File::open(p("bad.dump"))
-            .unwrap()
-            .read_exact(&mut head)
-            .unwrap();
+        File::open(p("bad.dump")).unwrap().read_exact(&mut head).unwrap();
         assert_eq!(&head, b"PGDMP", "magic kept");
-        assert!(
-            pg_restore(&pg, &target(), &p("bad.dump")).is_err(),
-            "{how:?} custom dump restored"
-        );
+        assert!(pg_restore(&pg, &target(), &p("bad.dump")).is_err(), "{how:?} custom dump restored");
         // plain
         fixture::corrupt_file(&p("p.sql"), &p("bad.sql"), how).unwrap();
-        assert!(
-            psql_stream(&pg, &target(), File::open(p("bad.sql")).unwrap()).is_err(),
-            "{how:?} plain SQL restored"
-        );
+        assert!(psql_stream(&pg, &target(), File::open(p("bad.sql")).unwrap()).is_err(), "{how:?} plain SQL restored");
         // gzip
         fixture::corrupt_file(&p("p.sql.gz"), &p("bad.sql.gz"), how).unwrap();
         let gz = flate2::read::GzDecoder::new(File::open(p("bad.sql.gz")).unwrap());
-        assert!(
-            psql_stream(&pg, &target(), gz).is_err(),
-            "{how:?} gzip restored"
-        );
+        assert!(psql_stream(&pg, &target(), gz).is_err(), "{how:?} gzip restored");
         // zip: either the archive or its dump.sql entry is unreadable
         fixture::corrupt_file(&p("o.zip"), &p("bad.zip"), how).unwrap();
         let ok = match zip::ZipArchive::new(File::open(p("bad.zip")).unwrap()) {
@@ -383,10 +282,7 @@ fn demo_spec_is_about_20_mb() {
     let size = fixture::database_size(&pg.bin_dir, &server, "demo").unwrap();
     eprintln!("demo DB: {size} bytes in {:?}", t.elapsed());
     let target = Spec::demo().rows_scale as f64;
-    assert!(
-        (0.7..1.3).contains(&(size as f64 / target)),
-        "demo DB is {size} bytes, wanted ~{target}"
-    );
+    assert!((0.7..1.3).contains(&(size as f64 / target)), "demo DB is {size} bytes, wanted ~{target}");
 }
 
 /// The benchmark's data at its default size (or `NUMIKUBE_FIXTURE_BYTES`),
@@ -395,34 +291,17 @@ fn demo_spec_is_about_20_mb() {
 #[test]
 #[ignore]
 fn bench_sized_db_and_backups() {
-    let bytes: u64 = std::env::var("NUMIKUBE_FIXTURE_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1 << 30);
+    let bytes: u64 = std::env::var("NUMIKUBE_FIXTURE_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(1 << 30);
     let pg = Postgres::start().expect("start PostgreSQL");
     let server = pg.url("postgres");
-    let work = tempfile::tempdir_in(
-        std::env::var("NUMIKUBE_FIXTURE_DIR").unwrap_or_else(|_| "/tmp".into()),
-    )
-    .unwrap();
+    let work = tempfile::tempdir_in(std::env::var("NUMIKUBE_FIXTURE_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
     let spec = Spec::bench(bytes);
     eprintln!("spec {spec:?}\nplan {:?}", spec.plan());
     let built = fixture::build_all(&pg.bin_dir, &server, "bench", &spec, work.path()).unwrap();
     let mut out = io::stderr().lock();
-    writeln!(
-        out,
-        "database: {} bytes (target {bytes}), filestore: {:?}",
-        built.db_bytes, built.filestore
-    )
-    .unwrap();
+    writeln!(out, "database: {} bytes (target {bytes}), filestore: {:?}", built.db_bytes, built.filestore).unwrap();
     for (kind, _, size, secs) in &built.steps {
-        writeln!(
-            out,
-            "{kind:10} {:>12} bytes {:>8.1} MB {secs:>7.1} s",
-            size,
-            *size as f64 / 1e6
-        )
-        .unwrap();
+        writeln!(out, "{kind:10} {:>12} bytes {:>8.1} MB {secs:>7.1} s", size, *size as f64 / 1e6).unwrap();
     }
     let target = bytes as f64;
     assert!((0.7..1.3).contains(&(built.db_bytes as f64 / target)));

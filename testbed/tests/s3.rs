@@ -24,11 +24,7 @@ fn pattern(len: usize) -> Vec<u8> {
         .collect()
 }
 
-async fn list(
-    client: &minio::s3::MinioClient,
-    bucket: &str,
-    prefix: Option<&str>,
-) -> Vec<(String, u64, String)> {
+async fn list(client: &minio::s3::MinioClient, bucket: &str, prefix: Option<&str>) -> Vec<(String, u64, String)> {
     let mut stream = client
         .list_objects(bucket)
         .unwrap()
@@ -49,13 +45,7 @@ async fn list(
 }
 
 async fn get(client: &minio::s3::MinioClient, bucket: &str, key: &str) -> Vec<u8> {
-    let resp = client
-        .get_object(bucket, key)
-        .unwrap()
-        .build()
-        .send()
-        .await
-        .expect("get_object");
+    let resp = client.get_object(bucket, key).unwrap().build().send().await.expect("get_object");
     let (mut stream, _size) = resp.content().unwrap().to_stream().await.unwrap();
     let mut out = Vec::new();
     while let Some(chunk) = stream.next().await {
@@ -74,58 +64,30 @@ async fn minio_crate_uploads_multipart_lists_and_streams_back() {
     // 12 MiB in 5 MiB parts: a real multipart upload (ETag "<md5>-3").
     let big = pattern(12 * MIB);
     client
-        .put_object_content(
-            "dev-backups",
-            "cosmos/2026-11-24.dump",
-            ObjectContent::from(big.clone()),
-        )
+        .put_object_content("dev-backups", "cosmos/2026-11-24.dump", ObjectContent::from(big.clone()))
         .unwrap()
         .part_size(Some(5 * MIB as u64))
         .build()
         .send()
         .await
         .expect("multipart upload");
-    s3.put_bytes("dev-backups", "cosmos_small.zip", b"PK small".to_vec())
-        .unwrap();
-    s3.put_bytes("dev-backups", "other-client.dump", b"PGDMP other".to_vec())
-        .unwrap();
+    s3.put_bytes("dev-backups", "cosmos_small.zip", b"PK small".to_vec()).unwrap();
+    s3.put_bytes("dev-backups", "other-client.dump", b"PGDMP other".to_vec()).unwrap();
 
     let all = list(&client, "dev-backups", None).await;
     let names: Vec<&str> = all.iter().map(|(n, _, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "cosmos/2026-11-24.dump",
-            "cosmos_small.zip",
-            "other-client.dump"
-        ]
-    );
+    assert_eq!(names, ["cosmos/2026-11-24.dump", "cosmos_small.zip", "other-client.dump"]);
     assert_eq!(all[0].1, (12 * MIB) as u64);
-    assert!(
-        all[0].2.trim_matches('"').ends_with("-3"),
-        "multipart ETag, got {}",
-        all[0].2
-    );
+    assert!(all[0].2.trim_matches('"').ends_with("-3"), "multipart ETag, got {}", all[0].2);
     let cosmos = list(&client, "dev-backups", Some("cosmos")).await;
     assert_eq!(cosmos.len(), 2);
 
-    assert!(
-        get(&client, "dev-backups", "cosmos/2026-11-24.dump").await == big,
-        "round trip of 12 MiB"
-    );
-    assert_eq!(
-        get(&client, "dev-backups", "cosmos_small.zip").await,
-        b"PK small"
-    );
+    assert!(get(&client, "dev-backups", "cosmos/2026-11-24.dump").await == big, "round trip of 12 MiB");
+    assert_eq!(get(&client, "dev-backups", "cosmos_small.zip").await, b"PK small");
 
     // The helper's own listing and delete.
     s3.delete("dev-backups", "other-client.dump").unwrap();
-    let keys: Vec<String> = s3
-        .list("dev-backups")
-        .unwrap()
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
+    let keys: Vec<String> = s3.list("dev-backups").unwrap().into_iter().map(|(k, _)| k).collect();
     assert_eq!(keys, ["cosmos/2026-11-24.dump", "cosmos_small.zip"]);
 }
 
@@ -140,10 +102,7 @@ fn put_file_streams_a_file_and_storage_comes_back_after_stop() {
     s3.put_file("bkt", "cosmos-prod.dump", file.path()).unwrap();
     s3.put_bytes("bkt", "gone", b"x".to_vec()).unwrap();
     s3.delete("bkt", "gone").unwrap();
-    assert_eq!(
-        s3.list("bkt").unwrap(),
-        [("cosmos-prod.dump".to_owned(), (7 * MIB) as u64)]
-    );
+    assert_eq!(s3.list("bkt").unwrap(), [("cosmos-prod.dump".to_owned(), (7 * MIB) as u64)]);
 
     // Storage down: clients get an error, not a hang.
     s3.stop().unwrap();
@@ -153,19 +112,9 @@ fn put_file_streams_a_file_and_storage_comes_back_after_stop() {
 
     // Back on the same port, with what the helper had put.
     s3.start_again().unwrap();
-    assert_eq!(
-        s3.list("bkt").unwrap(),
-        [("cosmos-prod.dump".to_owned(), (7 * MIB) as u64)]
-    );
+    assert_eq!(s3.list("bkt").unwrap(), [("cosmos-prod.dump".to_owned(), (7 * MIB) as u64)]);
     let client = s3.client().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let back = rt.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(60),
-            get(&client, "bkt", "cosmos-prod.dump"),
-        )
-        .await
-        .unwrap()
-    });
+    let back = rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), get(&client, "bkt", "cosmos-prod.dump")).await.unwrap() });
     assert!(back == content);
 }

@@ -25,11 +25,7 @@ fn step(text: &str) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let sidecar_bin = std::env::current_exe()?.with_file_name("numikube-staging");
-    anyhow::ensure!(
-        sidecar_bin.is_file(),
-        "{} is missing: build it with scripts/demo",
-        sidecar_bin.display()
-    );
+    anyhow::ensure!(sidecar_bin.is_file(), "{} is missing: build it with scripts/demo", sidecar_bin.display());
     let work = tempfile::tempdir()?;
 
     step("starting a throw-away PostgreSQL cluster, moto's S3 server and production's callback receiver");
@@ -42,13 +38,7 @@ async fn main() -> Result<()> {
 
     step("building an Odoo-shaped production database `cosmos_prod` and its Odoo backup zip");
     let t = Instant::now();
-    let built = fixture::build_all(
-        &pg.bin_dir,
-        &pg.url("postgres"),
-        "cosmos_prod",
-        &fixture::Spec::demo(),
-        work.path(),
-    )?;
+    let built = fixture::build_all(&pg.bin_dir, &pg.url("postgres"), "cosmos_prod", &fixture::Spec::demo(), work.path())?;
     let zip = work.path().join("cosmos_prod.zip");
     let key = "cosmos/cosmos_2026-11-24_03-00.zip";
     s3.put_file(BUCKET, key, &zip)?;
@@ -66,19 +56,11 @@ async fn main() -> Result<()> {
     let conf = SidecarConf::new(TOKEN, &pg, ("odoo", "odoo-pw"), &s3, BUCKET, &data_dir);
     let conf_path = work.path().join("odoo.conf");
     conf.write(&conf_path)?;
-    let sidecar = Sidecar::start(
-        &sidecar_bin,
-        &conf_path,
-        conf.port,
-        &work.path().join("sidecar.log"),
-    )?;
+    let sidecar = Sidecar::start(&sidecar_bin, &conf_path, conf.port, &work.path().join("sidecar.log"))?;
     let client = HttpClientBuilder::default().build(sidecar.url())?;
 
     let callback = receiver.url("/web/staging/callback/42?db=cosmos_prod");
-    let payload = RunPayload {
-        email: Some("david@example.com".into()),
-        ..sidecar::prod2x(TOKEN, "cosmos", "demo", true, callback)
-    };
+    let payload = RunPayload { email: Some("david@example.com".into()), ..sidecar::prod2x(TOKEN, "cosmos", "demo", true, callback) };
     step("sending the request production sends (forwarded as JSON-RPC staging_run):");
     eprintln!("    {}", serde_json::to_string(&payload)?);
     let t = Instant::now();
@@ -86,17 +68,11 @@ async fn main() -> Result<()> {
         RunResult::Started(s) => s,
         other => anyhow::bail!("unexpected answer {other:?}"),
     };
-    eprintln!(
-        "    answered in {:.0} ms: {} (job {})",
-        t.elapsed().as_secs_f64() * 1e3,
-        started.db_name,
-        started.job_id
-    );
+    eprintln!("    answered in {:.0} ms: {} (job {})", t.elapsed().as_secs_f64() * 1e3, started.db_name, started.job_id);
 
     step("waiting for the callback to production");
-    let calls = receiver
-        .wait_for(1, Duration::from_secs(300))
-        .with_context(|| format!("no callback; sidecar log:\n{}", sidecar.log_text()))?;
+    let calls =
+        receiver.wait_for(1, Duration::from_secs(300)).with_context(|| format!("no callback; sidecar log:\n{}", sidecar.log_text()))?;
     let elapsed = t.elapsed();
     let callback = &calls[0];
     // The callback goes out as soon as the copy has its name; the job is done
@@ -116,20 +92,9 @@ async fn main() -> Result<()> {
     println!();
     println!("staging database  {}", started.db_name);
     println!("made from         s3://{BUCKET}/{key}");
-    println!(
-        "request → callback {:.1} s; callback body: {}",
-        elapsed.as_secs_f64(),
-        callback.body
-    );
-    println!(
-        "open to Odoo after {:.1} s (a template of the backup is kept first)",
-        visible.as_secs_f64()
-    );
-    println!(
-        "state             {:?} ({})",
-        status.state,
-        status.error.as_deref().unwrap_or("no error")
-    );
+    println!("request → callback {:.1} s; callback body: {}", elapsed.as_secs_f64(), callback.body);
+    println!("open to Odoo after {:.1} s (a template of the backup is kept first)", visible.as_secs_f64());
+    println!("state             {:?} ({})", status.state, status.error.as_deref().unwrap_or("no error"));
     println!("neutralize.sql    ran for {}", report.scripts.join(", "));
     println!("not on addons_path {}", report.modules_not_found.join(", "));
     println!(
@@ -140,18 +105,10 @@ async fn main() -> Result<()> {
         n.is_neutralized,
         if n.enterprise_code.is_some() { "kept (!)" } else { "removed" }
     );
-    println!(
-        "filestore         {} ({} entries)",
-        filestore.display(),
-        fixture::count_files(&filestore)
-    );
+    println!("filestore         {} ({} entries)", filestore.display(), fixture::count_files(&filestore));
     let ok = status.state == numikube_staging_rpc::JobState::Done && n.problems().is_empty();
     println!("{}", if ok { "demo: OK" } else { "demo: FAILED" });
     drop(sidecar);
-    anyhow::ensure!(
-        ok,
-        "the staging job did not end as expected: {:?}",
-        n.problems()
-    );
+    anyhow::ensure!(ok, "the staging job did not end as expected: {:?}", n.problems());
     Ok(())
 }

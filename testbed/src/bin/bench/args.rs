@@ -66,10 +66,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         }
         None => (t, 1),
     };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a size: {s:?}"))?;
+    let n: f64 = num.trim().parse().map_err(|_| format!("not a size: {s:?}"))?;
     if n.is_nan() || n <= 0.0 {
         return Err(format!("size must be positive: {s:?}"));
     }
@@ -98,16 +95,11 @@ impl Plan {
         if args.reps == 0 {
             bail!("--reps must be at least 1");
         }
-        let mut contenders: Vec<Contender> =
-            ALL.iter().copied().filter(|c| wanted(c.id())).collect();
+        let mut contenders: Vec<Contender> = ALL.iter().copied().filter(|c| wanted(c.id())).collect();
         if args.only.iter().any(|o| o == "rss") && !contenders.contains(&Contender::SidecarDump) {
             contenders.insert(0, Contender::SidecarDump);
         }
-        Ok(Plan {
-            contenders,
-            latency: wanted("latency"),
-            io: wanted("io"),
-        })
+        Ok(Plan { contenders, latency: wanted("latency"), io: wanted("io") })
     }
 }
 
@@ -115,10 +107,7 @@ impl Plan {
 pub fn sidecar_bin(args: &Args) -> Result<PathBuf> {
     let p = match &args.sidecar {
         Some(p) => p.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no parent dir")?
-            .join("numikube-staging"),
+        None => std::env::current_exe()?.parent().context("no parent dir")?.join("numikube-staging"),
     };
     if !p.is_file() {
         bail!("sidecar binary {} not found: build it with `cargo build --release -p numikube-staging` (scripts/bench does)", p.display());

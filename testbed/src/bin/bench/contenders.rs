@@ -47,19 +47,10 @@ pub const ALL: [Contender; 7] = [
 ];
 
 /// The sidecar's contenders, in the order of the ratios.
-pub const SIDECARS: [Contender; 3] = [
-    Contender::SidecarDump,
-    Contender::SidecarZip,
-    Contender::SidecarRepeat,
-];
+pub const SIDECARS: [Contender; 3] = [Contender::SidecarDump, Contender::SidecarZip, Contender::SidecarRepeat];
 
 /// The baselines, in the order of the ratios.
-pub const BASELINES: [Contender; 4] = [
-    Contender::Odoo,
-    Contender::PgRestore,
-    Contender::PgRestoreJ,
-    Contender::FileCopy,
-];
+pub const BASELINES: [Contender; 4] = [Contender::Odoo, Contender::PgRestore, Contender::PgRestoreJ, Contender::FileCopy];
 
 impl Contender {
     /// Its name in `--only`, the JSON report and the progress lines.
@@ -97,10 +88,7 @@ fn template_filestore(env: &Env) -> PathBuf {
 /// `pg_restore` of the custom dump into `db`, with `jobs` jobs, as the instance's role.
 fn pg_restore(env: &Env, jobs: usize, db: &str, data: &Data) -> Command {
     let mut c = env.role_cmd("pg_restore");
-    c.args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"])
-        .arg(jobs.to_string())
-        .args(["-d", db])
-        .arg(&data.dump);
+    c.args(["--no-owner", "--no-privileges", "--exit-on-error", "-j"]).arg(jobs.to_string()).args(["-d", db]).arg(&data.dump);
     c
 }
 
@@ -108,34 +96,16 @@ fn pg_restore(env: &Env, jobs: usize, db: &str, data: &Data) -> Command {
 pub fn make_template(env: &Env, data: &Data) -> Result<()> {
     let t = Instant::now();
     run_quiet(env.role_cmd("createdb").arg(TEMPLATE_DB), "createdb")?;
-    run_quiet(
-        &mut pg_restore(env, env.cores, TEMPLATE_DB, data),
-        "pg_restore (template)",
-    )?;
-    run_quiet(
-        Command::new("cp")
-            .arg("-a")
-            .arg(&data.unpacked_fs)
-            .arg(template_filestore(env)),
-        "cp -a filestore",
-    )?;
+    run_quiet(&mut pg_restore(env, env.cores, TEMPLATE_DB, data), "pg_restore (template)")?;
+    run_quiet(Command::new("cp").arg("-a").arg(&data.unpacked_fs).arg(template_filestore(env)), "cp -a filestore")?;
     env.settle()?;
-    env.log.say(format!(
-        "FILE_COPY template {TEMPLATE_DB} restored in {:.0}s",
-        t.elapsed().as_secs_f64()
-    ));
+    env.log.say(format!("FILE_COPY template {TEMPLATE_DB} restored in {:.0}s", t.elapsed().as_secs_f64()));
     Ok(())
 }
 
 /// One timed run of a baseline (`tag` names this round's database), cleaned up after;
 /// what went wrong but did not fail the run goes to `warnings`.
-pub fn run_baseline(
-    env: &Env,
-    data: &Data,
-    c: Contender,
-    tag: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Sample> {
+pub fn run_baseline(env: &Env, data: &Data, c: Contender, tag: &str, warnings: &mut Vec<String>) -> Result<Sample> {
     let machine = &env.machine;
     match c {
         Contender::Odoo => {
@@ -143,42 +113,19 @@ pub fn run_baseline(
             let dest = env.work.join("odoo-data/filestore").join(&db);
             fs::create_dir_all(dest.parent().unwrap())?;
             let a = machine.probe();
-            run_quiet(
-                env.role_cmd("createdb")
-                    .args(["-T", "template0", "-E", "UTF8"])
-                    .arg(&db),
-                "createdb",
-            )?;
-            let err = run_quiet(
-                env.role_cmd("psql")
-                    .args(["-q", "-d", &db, "-f"])
-                    .arg(&data.dump_sql),
-                "psql -f dump.sql",
-            )?;
-            run_quiet(
-                Command::new("cp")
-                    .arg("-r")
-                    .arg(&data.unpacked_fs)
-                    .arg(&dest),
-                "cp -r filestore",
-            )?;
+            run_quiet(env.role_cmd("createdb").args(["-T", "template0", "-E", "UTF8"]).arg(&db), "createdb")?;
+            let err = run_quiet(env.role_cmd("psql").args(["-q", "-d", &db, "-f"]).arg(&data.dump_sql), "psql -f dump.sql")?;
+            run_quiet(Command::new("cp").arg("-r").arg(&data.unpacked_fs).arg(&dest), "cp -r filestore")?;
             let b = machine.probe();
             if err.contains("ERROR") {
-                warnings.push(format!(
-                    "odoo path: psql said: {}",
-                    err.lines().find(|l| l.contains("ERROR")).unwrap_or("")
-                ));
+                warnings.push(format!("odoo path: psql said: {}", err.lines().find(|l| l.contains("ERROR")).unwrap_or("")));
             }
             env.drop_db(&db)?;
             fs::remove_dir_all(&dest)?;
             Ok(machine.measure(&a, &b))
         }
         Contender::PgRestore | Contender::PgRestoreJ => {
-            let jobs = if c == Contender::PgRestore {
-                1
-            } else {
-                env.cores
-            };
+            let jobs = if c == Contender::PgRestore { 1 } else { env.cores };
             let db = format!("bench_pgr{jobs}_{tag}");
             let a = machine.probe();
             run_quiet(env.role_cmd("createdb").arg(&db), "createdb")?;
@@ -193,22 +140,14 @@ pub fn run_baseline(
             fs::create_dir_all(dest.parent().unwrap())?;
             let a = machine.probe();
             run_quiet(
-                env.role_cmd("psql")
-                    .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"])
-                    .arg(format!(
-                        "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY",
-                        ident(&db),
-                        ident(TEMPLATE_DB)
-                    )),
+                env.role_cmd("psql").args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c"]).arg(format!(
+                    "CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY",
+                    ident(&db),
+                    ident(TEMPLATE_DB)
+                )),
                 "CREATE DATABASE … FILE_COPY",
             )?;
-            run_quiet(
-                Command::new("cp")
-                    .arg("-al")
-                    .arg(template_filestore(env))
-                    .arg(&dest),
-                "cp -al",
-            )?;
+            run_quiet(Command::new("cp").arg("-al").arg(template_filestore(env)).arg(&dest), "cp -al")?;
             let b = machine.probe();
             env.drop_db(&db)?;
             fs::remove_dir_all(&dest)?;

@@ -54,11 +54,7 @@ impl Data {
 pub fn prepare(env: &Env, size: u64) -> Result<Data> {
     let (pg, work, log) = (&env.pg, &env.work, &env.log);
     let spec = fixture::Spec::bench(size);
-    log.say(format!(
-        "building the production database ({} target, {} filestore files) and its backups",
-        mb(size),
-        spec.filestore_files
-    ));
+    log.say(format!("building the production database ({} target, {} filestore files) and its backups", mb(size), spec.filestore_files));
     let t = Instant::now();
     let server_url = pg.url("postgres");
     fixture::create_production_db(&pg.bin_dir, &server_url, PROD_DB, &spec)?;
@@ -92,10 +88,7 @@ pub fn prepare(env: &Env, size: u64) -> Result<Data> {
     let unpacked = work.join("odoo-unpacked");
     let t = Instant::now();
     zip::ZipArchive::new(fs::File::open(&zip)?)?.extract(&unpacked)?;
-    log.say(format!(
-        "zip unpacked for the baselines in {:.0}s",
-        t.elapsed().as_secs_f64()
-    ));
+    log.say(format!("zip unpacked for the baselines in {:.0}s", t.elapsed().as_secs_f64()));
 
     let stamp = chrono_like_stamp();
     let key_dump = format!("benchdump-{stamp}.dump");
@@ -106,9 +99,7 @@ pub fn prepare(env: &Env, size: u64) -> Result<Data> {
     let t = Instant::now();
     env.s3.put_file(BUCKET, &key_zip, &zip)?;
     let up_zip = t.elapsed().as_secs_f64();
-    log.say(format!(
-        "uploaded {key_dump} in {up_dump:.1}s and {key_zip} in {up_zip:.1}s (multipart, streamed)"
-    ));
+    log.say(format!("uploaded {key_dump} in {up_dump:.1}s and {key_zip} in {up_zip:.1}s (multipart, streamed)"));
 
     Ok(Data {
         dump,

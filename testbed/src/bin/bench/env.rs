@@ -46,13 +46,8 @@ pub struct Env {
 impl Env {
     /// Starts the runtime, PostgreSQL, moto and the callback receivers, and makes the work directory.
     pub fn start(args: &Args, log: Log, bin: PathBuf) -> Result<Env> {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cores.max(2))
-            .enable_all()
-            .build()?;
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores.max(2)).enable_all().build()?;
         log.say("starting PostgreSQL, moto S3 and the callback receiver");
         let pg = Postgres::start().context("PostgreSQL (run scripts/install-deps)")?;
         pg.create_role(ROLE, ROLE_PW, true)?;
@@ -69,9 +64,7 @@ impl Env {
         let machine = Machine::new(&pg, cores)?;
         let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
         fs::create_dir_all(&parent)?;
-        let work_tmp = tempfile::Builder::new()
-            .prefix("numikube-bench-")
-            .tempdir_in(&parent)?;
+        let work_tmp = tempfile::Builder::new().prefix("numikube-bench-").tempdir_in(&parent)?;
         let work = work_tmp.path().to_path_buf();
         let _work_guard = if args.keep {
             log.say(format!("work dir kept: {}", work.display()));
@@ -80,20 +73,7 @@ impl Env {
         } else {
             Some(work_tmp)
         };
-        Ok(Env {
-            _work_guard,
-            work,
-            receiver,
-            receiver_lat,
-            s3,
-            pg,
-            pg_settings,
-            machine,
-            cores,
-            bin,
-            rt,
-            log,
-        })
+        Ok(Env { _work_guard, work, receiver, receiver_lat, s3, pg, pg_settings, machine, cores, bin, rt, log })
     }
 
     /// A PostgreSQL client program with the libpq environment of the instance's role (what the sidecar uses).
@@ -110,10 +90,7 @@ impl Env {
 
     /// Drops `db` as the superuser, connections and all.
     pub fn drop_db(&self, db: &str) -> Result<()> {
-        self.pg.psql(
-            "postgres",
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", ident(db)),
-        )?;
+        self.pg.psql("postgres", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE);", ident(db)))?;
         Ok(())
     }
 

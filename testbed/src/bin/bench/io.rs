@@ -23,10 +23,7 @@ pub fn measure(env: &Env, data: &Data) -> Result<Value> {
     let ddf = env.work.join("dd.bin");
     let t = Instant::now();
     run_quiet(
-        Command::new("dd")
-            .arg("if=/dev/zero")
-            .arg(format!("of={}", ddf.display()))
-            .args(["bs=1M", "count=1024", "conv=fdatasync"]),
+        Command::new("dd").arg("if=/dev/zero").arg(format!("of={}", ddf.display())).args(["bs=1M", "count=1024", "conv=fdatasync"]),
         "dd",
     )?;
     let dd_s = t.elapsed().as_secs_f64();

@@ -69,61 +69,25 @@ type MakePayload = Arc<dyn Fn(usize, usize) -> RunPayload + Send + Sync>;
 
 /// Runs both tests if the plan started their sidecars.
 pub fn run(env: &Env, args: &Args, sidecars: &Sidecars) -> Result<LatencyResults> {
-    let mut out = LatencyResults {
-        cleanup: json!(null),
-        ..LatencyResults::default()
-    };
+    let mut out = LatencyResults { cleanup: json!(null), ..LatencyResults::default() };
     let (Some(r), Some(a)) = (&sidecars.refuse, &sidecars.accept) else {
         return Ok(out);
     };
     let (log, receiver_lat) = (&env.log, &env.receiver_lat);
-    log.say(format!(
-        "latency: {} clients × {} requests, refused by the limit (limit 0)",
-        args.clients, args.requests
-    ));
-    let unused = |t, i| {
-        prod2x(
-            TOKEN,
-            "benchdump",
-            &format!("r{t}-{i}"),
-            false,
-            "http://127.0.0.1:1/unused".into(),
-        )
-    };
-    out.refused = Some(latency_run(
-        env,
-        r.process.port,
-        args.clients,
-        args.requests,
-        Arc::new(unused),
-    )?);
-    log.say(format!(
-        "latency: {} clients × {} requests, accepted (client without backup)",
-        args.clients, args.requests
-    ));
+    log.say(format!("latency: {} clients × {} requests, refused by the limit (limit 0)", args.clients, args.requests));
+    let unused = |t, i| prod2x(TOKEN, "benchdump", &format!("r{t}-{i}"), false, "http://127.0.0.1:1/unused".into());
+    out.refused = Some(latency_run(env, r.process.port, args.clients, args.requests, Arc::new(unused))?);
+    log.say(format!("latency: {} clients × {} requests, accepted (client without backup)", args.clients, args.requests));
     let cb = receiver_lat.url("/lat?db=prod");
     let accepted = move |t, i| prod2x(TOKEN, "benchnone", &format!("l{t}-{i}"), false, cb.clone());
-    let lat = latency_run(
-        env,
-        a.process.port,
-        args.clients,
-        args.requests,
-        Arc::new(accepted),
-    )?;
+    let lat = latency_run(env, a.process.port, args.clients, args.requests, Arc::new(accepted))?;
     // Every accepted job fails fast (no backup of that client) and calls back; then drop their names.
     let expected = lat.ok + args.clients;
     out.accepted = Some(lat);
     let t = Instant::now();
-    let got = receiver_lat
-        .wait_for(expected, Duration::from_secs(300))
-        .map(|v| v.len())
-        .unwrap_or_else(|_| receiver_lat.received().len());
-    let names: Vec<String> = (0..args.clients)
-        .flat_map(|t| (0..=args.requests).map(move |i| format!("benchnone-lab_l{t}-{i}")))
-        .collect();
-    let dropped = env
-        .rt
-        .block_on(a.client.drop_databases(TOKEN.into(), names.join(" ")))?;
+    let got = receiver_lat.wait_for(expected, Duration::from_secs(300)).map(|v| v.len()).unwrap_or_else(|_| receiver_lat.received().len());
+    let names: Vec<String> = (0..args.clients).flat_map(|t| (0..=args.requests).map(move |i| format!("benchnone-lab_l{t}-{i}"))).collect();
+    let dropped = env.rt.block_on(a.client.drop_databases(TOKEN.into(), names.join(" ")))?;
     out.cleanup = json!({
         "jobs_called_back": got, "jobs_expected": expected, "wait_s": t.elapsed().as_secs_f64(),
         "dropped": dropped.dropped.len(), "missing": dropped.missing.len(), "refused": dropped.refused.len(),
@@ -139,20 +103,12 @@ pub fn run(env: &Env, args: &Args, sidecars: &Sidecars) -> Result<LatencyResults
 
 /// `clients` tasks, each its own HTTP connection, each sending one untimed
 /// warm-up request then `per` timed ones, all starting together.
-fn latency_run(
-    env: &Env,
-    port: u16,
-    clients: usize,
-    per: usize,
-    make: MakePayload,
-) -> Result<Latency> {
+fn latency_run(env: &Env, port: u16, clients: usize, per: usize, make: MakePayload) -> Result<Latency> {
     env.rt.block_on(async move {
         let barrier = Arc::new(tokio::sync::Barrier::new(clients + 1));
         let mut tasks = Vec::new();
         for task in 0..clients {
-            let client = HttpClientBuilder::default()
-                .request_timeout(Duration::from_secs(60))
-                .build(format!("http://127.0.0.1:{port}"))?;
+            let client = HttpClientBuilder::default().request_timeout(Duration::from_secs(60)).build(format!("http://127.0.0.1:{port}"))?;
             let barrier = barrier.clone();
             let make = make.clone();
             tasks.push(tokio::spawn(async move {
@@ -175,9 +131,7 @@ fn latency_run(
                 lat.sorted_ms.push(ms);
                 match r {
                     Ok(_) => lat.ok += 1,
-                    Err(ClientError::Call(e)) if e.code() == codes::LIMIT_REACHED => {
-                        lat.refused_by_limit += 1
-                    }
+                    Err(ClientError::Call(e)) if e.code() == codes::LIMIT_REACHED => lat.refused_by_limit += 1,
                     Err(e) => {
                         lat.other_errors += 1;
                         lat.first_error.get_or_insert_with(|| e.to_string());

@@ -80,10 +80,7 @@ const TEMPLATE_DB: &str = "bench_tpl";
 fn main() {
     let args = Args::parse();
     if let Some(path) = &args.from_json {
-        match fs::read_to_string(path)
-            .map_err(anyhow::Error::from)
-            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
-        {
+        match fs::read_to_string(path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Value>(&t)?)) {
             Ok(report) => table::print(&report),
             Err(e) => {
                 eprintln!("bench: cannot read {}: {e:#}", path.display());
@@ -108,11 +105,7 @@ fn run(args: Args) -> Result<()> {
     let bin = args::sidecar_bin(&args)?;
     let env = Env::start(&args, log, bin)?;
     let data = data::prepare(&env, args.size)?;
-    let io = if plan.io {
-        io::measure(&env, &data)?
-    } else {
-        json!({})
-    };
+    let io = if plan.io { io::measure(&env, &data)? } else { json!({}) };
     if plan.contenders.contains(&Contender::FileCopy) {
         contenders::make_template(&env, &data)?;
     }
@@ -123,13 +116,7 @@ fn run(args: Args) -> Result<()> {
     };
     let rounds = rounds::run(&env, &data, &sidecars, &plan.contenders, args.reps)?;
     let latency = latency::run(&env, &args, &sidecars)?;
-    let outcome = Outcome {
-        data,
-        io,
-        warmup,
-        rounds,
-        latency,
-    };
+    let outcome = Outcome { data, io, warmup, rounds, latency };
     let report = report::build(&env, &args, &plan.contenders, &outcome);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

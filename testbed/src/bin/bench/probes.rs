@@ -25,21 +25,13 @@ struct CpuTimes {
 fn read_cpu() -> CpuTimes {
     let s = fs::read_to_string("/proc/stat").unwrap_or_default();
     let line = s.lines().next().unwrap_or("");
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     if v.len() < 5 {
         return CpuTimes::default();
     }
     // user nice system idle iowait irq softirq steal (guest is inside user)
     let total: u64 = v.iter().take(8).sum();
-    CpuTimes {
-        total,
-        idle: v[3],
-        iowait: v[4],
-    }
+    CpuTimes { total, idle: v[3], iowait: v[4] }
 }
 
 /// utime+stime+cutime+cstime (clock ticks) of a process from `/proc/<pid>/stat`, and its ppid.
@@ -49,9 +41,7 @@ fn proc_stat(pid: i32) -> Option<(i32, u64)> {
     let f: Vec<&str> = after.split_whitespace().collect();
     // after ") ": state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
     let ppid = f.get(1)?.parse().ok()?;
-    let t: u64 = (11..=14)
-        .filter_map(|i| f.get(i)?.parse::<u64>().ok())
-        .sum();
+    let t: u64 = (11..=14).filter_map(|i| f.get(i)?.parse::<u64>().ok()).sum();
     Some((ppid, t))
 }
 
@@ -91,12 +81,7 @@ fn disks() -> Vec<String> {
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| {
-            !n.starts_with("loop")
-                && !n.starts_with("ram")
-                && !n.starts_with("dm-")
-                && !n.starts_with("zram")
-        })
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("dm-") && !n.starts_with("zram"))
         .collect()
 }
 
@@ -106,8 +91,7 @@ fn disk_written(disks: &[String]) -> u64 {
     s.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 9 && disks.iter().any(|d| d == f[2]))
-                .then(|| f[9].parse::<u64>().unwrap_or(0) * 512)
+            (f.len() > 9 && disks.iter().any(|d| d == f[2])).then(|| f[9].parse::<u64>().unwrap_or(0) * 512)
         })
         .sum()
 }
@@ -146,12 +130,7 @@ impl Machine {
             .next()
             .and_then(|l| l.trim().parse().ok())
             .context("postmaster.pid")?;
-        Ok(Machine {
-            postmaster,
-            disks: disks(),
-            tck: clk_tck(),
-            cores,
-        })
+        Ok(Machine { postmaster, disks: disks(), tck: clk_tck(), cores })
     }
 
     /// Reads every counter now.
@@ -231,11 +210,7 @@ impl RssSampler {
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        RssSampler {
-            stop,
-            max_kib,
-            thread: Some(thread),
-        }
+        RssSampler { stop, max_kib, thread: Some(thread) }
     }
 
     /// Stops sampling; the largest VmRSS seen, in KiB.
@@ -252,10 +227,6 @@ impl RssSampler {
 pub fn cpu_model() -> String {
     fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_default()
 }

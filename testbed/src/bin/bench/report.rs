@@ -98,28 +98,10 @@ fn targets(o: &Outcome, clients: usize, cores: usize) -> Vec<Value> {
         };
         targets.push(json!({"target": name, "value": ratio, "limit": max, "unit": "×", "met": ratio.map(|r| r <= max)}));
     };
-    ratio_target(
-        format!("cold first copy (custom dump) ≤ 1.1× pg_restore -j{cores}"),
-        Contender::SidecarDump,
-        Contender::PgRestoreJ,
-        1.1,
-    );
-    ratio_target(
-        "cold first copy (custom dump) ≤ 0.7× Odoo path".into(),
-        Contender::SidecarDump,
-        Contender::Odoo,
-        0.7,
-    );
-    ratio_target(
-        "repeat copy ≤ 1.2× FILE_COPY + cp -al".into(),
-        Contender::SidecarRepeat,
-        Contender::FileCopy,
-        1.2,
-    );
-    for (what, l) in [
-        ("refused by the limit", &o.latency.refused),
-        ("accepted", &o.latency.accepted),
-    ] {
+    ratio_target(format!("cold first copy (custom dump) ≤ 1.1× pg_restore -j{cores}"), Contender::SidecarDump, Contender::PgRestoreJ, 1.1);
+    ratio_target("cold first copy (custom dump) ≤ 0.7× Odoo path".into(), Contender::SidecarDump, Contender::Odoo, 0.7);
+    ratio_target("repeat copy ≤ 1.2× FILE_COPY + cp -al".into(), Contender::SidecarRepeat, Contender::FileCopy, 1.2);
+    for (what, l) in [("refused by the limit", &o.latency.refused), ("accepted", &o.latency.accepted)] {
         let p99 = l.as_ref().map(|l| percentile(&l.sorted_ms, 99.0));
         targets.push(json!({"target": format!("staging_run p99 < 25 ms, {clients} concurrent clients, {what}"),
             "value": p99, "limit": 25.0, "unit": "ms", "met": p99.map(|v| v < 25.0)}));

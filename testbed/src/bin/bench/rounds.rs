@@ -32,13 +32,7 @@ pub struct Rounds {
 }
 
 /// Runs `reps` rounds of `contenders`.
-pub fn run(
-    env: &Env,
-    data: &Data,
-    sidecars: &Sidecars,
-    contenders: &[Contender],
-    reps: usize,
-) -> Result<Rounds> {
+pub fn run(env: &Env, data: &Data, sidecars: &Sidecars, contenders: &[Contender], reps: usize) -> Result<Rounds> {
     let mut out = Rounds::default();
     let cold_pid = sidecars.cold.as_ref().and_then(|c| c.process.pid());
     let rss = cold_pid.map(RssSampler::start);
@@ -73,12 +67,7 @@ pub fn run(
                     out.samples.entry(c).or_default().push(s);
                 }
                 Err(e) => {
-                    env.log.say(format!(
-                        "round {}/{} {} FAILED: {e:#}",
-                        rep + 1,
-                        reps,
-                        c.id()
-                    ));
+                    env.log.say(format!("round {}/{} {} FAILED: {e:#}", rep + 1, reps, c.id()));
                     out.failures.entry(c).or_default().push(format!("{e:#}"));
                 }
             }
@@ -91,13 +80,7 @@ pub fn run(
 }
 
 /// One timed copy through the contender's sidecar, then its drop (untimed).
-fn sidecar_round(
-    env: &Env,
-    sidecars: &Sidecars,
-    c: Contender,
-    tag: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Sample> {
+fn sidecar_round(env: &Env, sidecars: &Sidecars, c: Contender, tag: &str, warnings: &mut Vec<String>) -> Result<Sample> {
     let (sc, client) = match c {
         Contender::SidecarDump => (sidecars.cold.as_ref().unwrap(), "benchdump"),
         Contender::SidecarZip => (sidecars.cold.as_ref().unwrap(), "benchzip"),
@@ -131,10 +114,7 @@ fn sidecar_round(
                 ),
             )
             .unwrap_or_default();
-        warnings.push(format!(
-            "{}: {e:#} [pg_database: {row}]; dropped by the bench instead",
-            c.id()
-        ));
+        warnings.push(format!("{}: {e:#} [pg_database: {row}]; dropped by the bench instead", c.id()));
         env.drop_db(&db)?;
         let _ = fs::remove_dir_all(sc.dir.join("data/filestore").join(&db));
     }

@@ -43,41 +43,17 @@ impl Instance {
         env.pg.create_work_role(&role)?;
         let dir = env.work.join(format!("sidecar-{name}"));
         fs::create_dir_all(dir.join("data"))?;
-        let mut conf = SidecarConf::new(
-            TOKEN,
-            &env.pg,
-            (&role, ROLE_PW),
-            &env.s3,
-            BUCKET,
-            &dir.join("data"),
-        );
+        let mut conf = SidecarConf::new(TOKEN, &env.pg, (&role, ROLE_PW), &env.s3, BUCKET, &dir.join("data"));
         conf.limit = limit;
         conf.callback_timeout = 30;
         conf.extra = extra.into();
         let conf_path = dir.join("odoo.conf");
         conf.write(&conf_path)?;
-        let launch = Launch {
-            listen_timeout: Duration::from_secs(30),
-            fresh_log: true,
-            clear_minio_env: true,
-        };
-        let process = Sidecar::start_with(
-            &env.bin,
-            &conf_path,
-            conf.port,
-            &dir.join("sidecar.log"),
-            &launch,
-        )
-        .with_context(|| format!("sidecar {name}"))?;
-        let client = HttpClientBuilder::default()
-            .request_timeout(Duration::from_secs(600))
-            .build(process.url())?;
-        Ok(Instance {
-            name,
-            dir,
-            process,
-            client,
-        })
+        let launch = Launch { listen_timeout: Duration::from_secs(30), fresh_log: true, clear_minio_env: true };
+        let process = Sidecar::start_with(&env.bin, &conf_path, conf.port, &dir.join("sidecar.log"), &launch)
+            .with_context(|| format!("sidecar {name}"))?;
+        let client = HttpClientBuilder::default().request_timeout(Duration::from_secs(600)).build(process.url())?;
+        Ok(Instance { name, dir, process, client })
     }
 
     /// What it logged.
@@ -103,17 +79,9 @@ impl Sidecars {
     pub fn start(env: &Env, plan: &Plan) -> Result<Sidecars> {
         let has = |c| plan.contenders.contains(&c);
         let need_cold = has(Contender::SidecarDump) || has(Contender::SidecarZip);
-        let start = |need: bool, name, limit, extra| {
-            need.then(|| Instance::start(env, name, limit, extra))
-                .transpose()
-        };
+        let start = |need: bool, name, limit, extra| need.then(|| Instance::start(env, name, limit, extra)).transpose();
         let sidecars = Sidecars {
-            cold: start(
-                need_cold,
-                "cold",
-                100_000,
-                "numikube_staging_template_cache = False",
-            )?,
+            cold: start(need_cold, "cold", 100_000, "numikube_staging_template_cache = False")?,
             warm: start(has(Contender::SidecarRepeat), "warm", 100_000, "")?,
             refuse: start(plan.latency, "limit0", 0, "")?,
             accept: start(plan.latency, "accept", 1_000_000, "")?,
@@ -124,11 +92,7 @@ impl Sidecars {
 }
 
 /// Waits until `receiver` got a request on `path`; returns when it saw it.
-fn wait_callback(
-    receiver: &CallbackReceiver,
-    path: &str,
-    timeout: Duration,
-) -> Result<(Instant, Value)> {
+fn wait_callback(receiver: &CallbackReceiver, path: &str, timeout: Duration) -> Result<(Instant, Value)> {
     let deadline = Instant::now() + timeout;
     loop {
         let all = receiver.received();
@@ -146,49 +110,24 @@ fn wait_callback(
 /// One copy through a sidecar: request → callback; returns (sample, db name).
 pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<(Sample, String)> {
     let path = format!("/cb/{}-{suffix}-{}", sc.name, free_port());
-    let p = sidecar::prod2x(
-        TOKEN,
-        client,
-        suffix,
-        false,
-        env.receiver.url(&format!("{path}?db=prod")),
-    );
+    let p = sidecar::prod2x(TOKEN, client, suffix, false, env.receiver.url(&format!("{path}?db=prod")));
     let a = env.machine.probe();
-    let answer = env
-        .rt
-        .block_on(sc.client.run(p))
-        .map_err(|e| anyhow::anyhow!("staging_run refused: {e}"))?;
+    let answer = env.rt.block_on(sc.client.run(p)).map_err(|e| anyhow::anyhow!("staging_run refused: {e}"))?;
     let db = match answer {
         RunResult::Started(s) => s.db_name,
         other => bail!("unexpected answer {other:?}"),
     };
-    let (_, body) =
-        wait_callback(&env.receiver, &path, Duration::from_secs(1800)).with_context(|| {
-            format!(
-                "sidecar {} log tail:\n{}",
-                sc.name,
-                sc.process.log_tail(3000)
-            )
-        })?;
+    let (_, body) = wait_callback(&env.receiver, &path, Duration::from_secs(1800))
+        .with_context(|| format!("sidecar {} log tail:\n{}", sc.name, sc.process.log_tail(3000)))?;
     let b = env.machine.probe();
     if body.get("state").and_then(Value::as_str) != Some("done") {
         // The sidecar's own account of it: its last warnings and errors, colour codes removed.
-        let mut lines: Vec<String> = sc
-            .log()
-            .lines()
-            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            .map(strip_ansi)
-            .collect();
+        let mut lines: Vec<String> = sc.log().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).map(strip_ansi).collect();
         let lines = lines.split_off(lines.len().saturating_sub(3));
         bail!(
             "copy {db} failed: {} | detail: {} | sidecar log: {}",
-            body.get("error")
-                .and_then(Value::as_str)
-                .unwrap_or(&body.to_string()),
-            body.get("traceback")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .replace('\n', " "),
+            body.get("error").and_then(Value::as_str).unwrap_or(&body.to_string()),
+            body.get("traceback").and_then(Value::as_str).unwrap_or("").replace('\n', " "),
             lines.join(" / ")
         );
     }
@@ -197,9 +136,7 @@ pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<(Sam
 
 /// Drops a copy through the sidecar that made it (`staging_drop`).
 pub fn drop_copy(env: &Env, sc: &Instance, db: &str) -> Result<()> {
-    let r = env
-        .rt
-        .block_on(sc.client.drop_databases(TOKEN.into(), db.into()))?;
+    let r = env.rt.block_on(sc.client.drop_databases(TOKEN.into(), db.into()))?;
     if !r.dropped.iter().any(|d| d == db) {
         bail!("staging_drop did not drop {db}: {r:?}");
     }
@@ -208,22 +145,16 @@ pub fn drop_copy(env: &Env, sc: &Instance, db: &str) -> Result<()> {
 
 /// The repeat contender's untimed copy, which builds its template; the `repeat_warmup` part of the report.
 pub fn warm_up(env: &Env, w: &Instance) -> Result<Value> {
-    env.log
-        .say("repeat contender: one untimed copy to build the template");
+    env.log.say("repeat contender: one untimed copy to build the template");
     let (s, db) = copy(env, w, "benchdump", "warmup")?;
     let t = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut ready = false;
     while Instant::now() < deadline {
         let in_log = w.log().contains("template kept");
-        let in_db = env
-            .pg
-            .psql(
-                "postgres",
-                "SELECT count(*) FROM pg_database WHERE datname LIKE 'numikube\\_tpl\\_%' AND datistemplate",
-            )?
-            .trim()
-            != "0";
+        let in_db =
+            env.pg.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'numikube\\_tpl\\_%' AND datistemplate")?.trim()
+                != "0";
         if in_log || in_db {
             ready = true;
             break;
@@ -237,19 +168,11 @@ pub fn warm_up(env: &Env, w: &Instance) -> Result<Value> {
     drop_copy(env, w, &db)?;
     env.settle()?;
     log_warm_up(env, s.secs, ready, template_wait);
-    Ok(
-        json!({"warmup_copy_s": s.secs, "template_ready": ready, "template_ready_after_s": template_wait}),
-    )
+    Ok(json!({"warmup_copy_s": s.secs, "template_ready": ready, "template_ready_after_s": template_wait}))
 }
 
 /// The progress line of the warm-up.
 fn log_warm_up(env: &Env, secs: f64, ready: bool, template_wait: f64) {
-    let seen = if ready {
-        "ready"
-    } else {
-        "NOT seen (no template cache in this build?)"
-    };
-    env.log.say(format!(
-        "warm-up copy {secs:.1}s; template {seen} after {template_wait:.1}s more"
-    ));
+    let seen = if ready { "ready" } else { "NOT seen (no template cache in this build?)" };
+    env.log.say(format!("warm-up copy {secs:.1}s; template {seen} after {template_wait:.1}s more"));
 }

@@ -17,7 +17,10 @@ pub fn print(r: &Value) {
     let d = &r["data"];
     o.push_str(&format!(
         "numikube-staging benchmark — {} cores ({}), {} reps each, run took {:.0} s (rounds {:.0} s)\n",
-        r["machine"]["cores"], r["machine"]["cpu"].as_str().unwrap_or(""), r["reps"], r["total_s"].as_f64().unwrap_or(0.0),
+        r["machine"]["cores"],
+        r["machine"]["cpu"].as_str().unwrap_or(""),
+        r["reps"],
+        r["total_s"].as_f64().unwrap_or(0.0),
         r["rounds_s"].as_f64().unwrap_or(0.0)
     ));
     o.push_str(&format!(
@@ -53,16 +56,7 @@ pub fn print(r: &Value) {
     o.push('\n');
     o.push_str(&format!(
         "{:<42} {:>9} {:>15} {:>2} {:>5} {:>7} {:>5} {:>5} {:>5} {:>6}\n",
-        "contender",
-        "median s",
-        "min–max s",
-        "n",
-        "cpu%",
-        "iowait%",
-        "pg",
-        "tools",
-        "other",
-        "MB→disk"
+        "contender", "median s", "min–max s", "n", "cpu%", "iowait%", "pg", "tools", "other", "MB→disk"
     ));
     for row in r["results"].as_array().into_iter().flatten() {
         o.push_str(&format!(
@@ -80,10 +74,7 @@ pub fn print(r: &Value) {
         ));
         if let Some(fl) = row["failures"].as_array() {
             for e in fl {
-                o.push_str(&format!(
-                    "    failed: {}\n",
-                    e.as_str().unwrap_or("").lines().next().unwrap_or("")
-                ));
+                o.push_str(&format!("    failed: {}\n", e.as_str().unwrap_or("").lines().next().unwrap_or("")));
             }
         }
     }
@@ -93,10 +84,7 @@ pub fn print(r: &Value) {
          cp, moto and the sidecars / by anything else on the machine; MB→disk = written to the disks during the run)\n\n",
     );
     let l = &r["latency"];
-    for (k, what) in [
-        ("refused_by_limit", "refused by the limit"),
-        ("accepted", "accepted"),
-    ] {
+    for (k, what) in [("refused_by_limit", "refused by the limit"), ("accepted", "accepted")] {
         let x = &l[k];
         if !x.is_null() {
             o.push_str(&format!(

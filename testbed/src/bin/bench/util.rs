@@ -12,18 +12,12 @@ pub struct Log {
 impl Log {
     /// A log whose clock starts now.
     pub fn start() -> Log {
-        Log {
-            start: Instant::now(),
-        }
+        Log { start: Instant::now() }
     }
 
     /// Prints one progress line.
     pub fn say(&self, msg: impl AsRef<str>) {
-        eprintln!(
-            "[bench {:>7.1}s] {}",
-            self.start.elapsed().as_secs_f64(),
-            msg.as_ref()
-        );
+        eprintln!("[bench {:>7.1}s] {}", self.start.elapsed().as_secs_f64(), msg.as_ref());
     }
 }
 
@@ -58,10 +52,7 @@ pub fn mb(b: u64) -> String {
 
 /// `YYYYmmdd_HHMMSS` (UTC) without a date crate.
 pub fn chrono_like_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // civil from days (Howard Hinnant)
@@ -75,10 +66,5 @@ pub fn chrono_like_stamp() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}{m:02}{d:02}_{:02}{:02}{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{y:04}{m:02}{d:02}_{:02}{:02}{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
