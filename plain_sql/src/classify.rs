@@ -24,10 +24,7 @@ pub(crate) enum Kind {
     /// `ADD FOREIGN KEY`; `validate` is the `VALIDATE CONSTRAINT` statement and the two
     /// tables as SQL names, when it may be added `NOT VALID` first and validated side
     /// by side with others.
-    ForeignKey {
-        table: String,
-        validate: Option<(String, [String; 2])>,
-    },
+    ForeignKey { table: String, validate: Option<(String, [String; 2])> },
     /// `CREATE TRIGGER`, `CREATE RULE`: post-data, in order.
     PostData,
     /// Anything else: in order.
@@ -46,10 +43,7 @@ pub(crate) struct Class {
 /// Classifies one statement (without its `;`) that starts at line `line`. A statement
 /// the parser does not know is `Plain`: the server will judge it.
 pub(crate) fn classify(text: &str, line: u64) -> Result<Class, LoadError> {
-    let plain = Class {
-        kind: Kind::Plain,
-        tolerance: None,
-    };
+    let plain = Class { kind: Kind::Plain, tolerance: None };
     let Ok(parsed) = pg_query::parse(text, 0) else {
         return Ok(plain);
     };
@@ -63,35 +57,21 @@ pub(crate) fn classify(text: &str, line: u64) -> Result<Class, LoadError> {
     let kind = match node {
         NodeEnum::CopyStmt(c) => {
             if c.is_program || !c.filename.is_empty() {
-                return Err(LoadError::ServerSide {
-                    line,
-                    head: head(text),
-                });
+                return Err(LoadError::ServerSide { line, head: head(text) });
             }
             if !c.is_from {
-                return Err(LoadError::Format {
-                    line,
-                    why: format!("`{}` sends data out, not in", head(text)),
-                });
+                return Err(LoadError::Format { line, why: format!("`{}` sends data out, not in", head(text)) });
             }
-            Kind::Copy {
-                lines: c.options.is_empty(),
-            }
+            Kind::Copy { lines: c.options.is_empty() }
         }
         NodeEnum::VariableSetStmt(v) if !v.is_local => {
-            if v.name == "standard_conforming_strings"
-                && v.kind() == VariableSetKind::VarSetValue
-                && !first_is_on(&v.args)
-            {
+            if v.name == "standard_conforming_strings" && v.kind() == VariableSetKind::VarSetValue && !first_is_on(&v.args) {
                 return Err(LoadError::NonStandardStrings { line });
             }
             Kind::Session
         }
         NodeEnum::SelectStmt(_) if is_set_config(node) => Kind::Session,
-        NodeEnum::IndexStmt(i) => Kind::Index {
-            table: name(i.relation.as_ref()),
-            exclusive: false,
-        },
+        NodeEnum::IndexStmt(i) => Kind::Index { table: name(i.relation.as_ref()), exclusive: false },
         NodeEnum::AlterTableStmt(a) => alter_table(a),
         NodeEnum::CreateTrigStmt(_) | NodeEnum::RuleStmt(_) => Kind::PostData,
         _ => Kind::Plain,
@@ -106,31 +86,18 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
         .cmds
         .iter()
         .map(|c| match &c.node {
-            Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAddConstraint => {
-                match c.def.as_deref() {
-                    Some(pg_query::Node {
-                        node: Some(NodeEnum::Constraint(k)),
-                    }) => Some(k.as_ref()),
-                    _ => None,
-                }
-            }
-            Some(NodeEnum::AlterTableCmd(c))
-                if c.subtype() == AlterTableType::AtAttachPartition =>
-            {
-                None
-            }
+            Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAddConstraint => match c.def.as_deref() {
+                Some(pg_query::Node { node: Some(NodeEnum::Constraint(k)) }) => Some(k.as_ref()),
+                _ => None,
+            },
+            Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAttachPartition => None,
             _ => None,
         })
         .collect();
-    if a.cmds.len() == 1
-        && matches!(&a.cmds[0].node, Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAttachPartition)
+    if a.cmds.len() == 1 && matches!(&a.cmds[0].node, Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAttachPartition)
     {
         // ALTER INDEX … ATTACH PARTITION is an AlterTableStmt of an index.
-        return if a.objtype() == pg_query::protobuf::ObjectType::ObjectIndex {
-            Kind::AfterIndex
-        } else {
-            Kind::Plain
-        };
+        return if a.objtype() == pg_query::protobuf::ObjectType::ObjectIndex { Kind::AfterIndex } else { Kind::Plain };
     }
     let Some(constraints) = constraints.into_iter().collect::<Option<Vec<_>>>() else {
         return Kind::Plain;
@@ -142,16 +109,10 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
         return Kind::AfterIndex;
     }
     let index_like = |k: &&pg_query::protobuf::Constraint| {
-        matches!(
-            k.contype(),
-            ConstrType::ConstrPrimary | ConstrType::ConstrUnique | ConstrType::ConstrExclusion
-        )
+        matches!(k.contype(), ConstrType::ConstrPrimary | ConstrType::ConstrUnique | ConstrType::ConstrExclusion)
     };
     if constraints.iter().all(index_like) {
-        return Kind::Index {
-            table,
-            exclusive: true,
-        };
+        return Kind::Index { table, exclusive: true };
     }
     match constraints.as_slice() {
         [k] if k.contype() == ConstrType::ConstrForeign => {
@@ -163,10 +124,7 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
                     quoted(a.relation.as_ref()),
                     ident(&k.conname)
                 );
-                (
-                    sql,
-                    [quoted(a.relation.as_ref()), quoted(k.pktable.as_ref())],
-                )
+                (sql, [quoted(a.relation.as_ref()), quoted(k.pktable.as_ref())])
             });
             Kind::ForeignKey { table, validate }
         }
@@ -176,8 +134,7 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
 
 /// `schema.name` of a relation, for telling tables apart.
 fn name(r: Option<&RangeVar>) -> String {
-    r.map(|r| format!("{}.{}", r.schemaname, r.relname))
-        .unwrap_or_default()
+    r.map(|r| format!("{}.{}", r.schemaname, r.relname)).unwrap_or_default()
 }
 
 /// The relation as a quoted SQL name.
@@ -200,10 +157,7 @@ fn ident(s: &str) -> String {
 fn first_is_on(args: &[pg_query::Node]) -> bool {
     match args.first().and_then(|a| a.node.as_ref()) {
         Some(NodeEnum::AConst(c)) => match &c.val {
-            Some(a_const::Val::Sval(s)) => matches!(
-                s.sval.to_ascii_lowercase().as_str(),
-                "on" | "true" | "yes" | "1"
-            ),
+            Some(a_const::Val::Sval(s)) => matches!(s.sval.to_ascii_lowercase().as_str(), "on" | "true" | "yes" | "1"),
             Some(a_const::Val::Boolval(b)) => b.boolval,
             Some(a_const::Val::Ival(i)) => i.ival != 0,
             _ => false,
@@ -231,9 +185,7 @@ fn is_set_config(node: &NodeEnum) -> bool {
         _ => None,
     });
     let is_local = match f.args.get(2).and_then(|a| a.node.as_ref()) {
-        Some(NodeEnum::AConst(c)) => {
-            !matches!(&c.val, Some(a_const::Val::Boolval(b)) if !b.boolval)
-        }
+        Some(NodeEnum::AConst(c)) => !matches!(&c.val, Some(a_const::Val::Boolval(b)) if !b.boolval),
         _ => true,
     };
     last == Some("set_config") && f.args.len() == 3 && !is_local && s.from_clause.is_empty()

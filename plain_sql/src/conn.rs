@@ -41,10 +41,7 @@ impl Conn {
             // Ends when the client is dropped; an error shows in the client's next call.
             let _ = connection.await;
         });
-        client
-            .batch_execute(BULK)
-            .await
-            .map_err(LoadError::Connect)?;
+        client.batch_execute(BULK).await.map_err(LoadError::Connect)?;
         Ok(Conn { client, applied: 0 })
     }
 
@@ -55,13 +52,7 @@ impl Conn {
 
     /// Runs one statement in autocommit; a failure its tolerance accepts is recorded
     /// in `tally` instead of failing.
-    pub(crate) async fn exec(
-        &self,
-        line: u64,
-        text: &str,
-        tolerance: Option<Tolerance>,
-        tally: &Tally,
-    ) -> Result<(), LoadError> {
+    pub(crate) async fn exec(&self, line: u64, text: &str, tolerance: Option<Tolerance>, tally: &Tally) -> Result<(), LoadError> {
         tally.sent(text.len());
         match self.client.batch_execute(text).await {
             Ok(()) => Ok(()),
@@ -70,18 +61,10 @@ impl Conn {
                 let code = e.code().map(|c| c.code().to_owned());
                 match (tolerance, code) {
                     (Some(t), Some(code)) if t.accepts(&code) => {
-                        tally.tolerate(Tolerated {
-                            line,
-                            head: head(text),
-                            message,
-                        });
+                        tally.tolerate(Tolerated { line, head: head(text), message });
                         Ok(())
                     }
-                    _ => Err(LoadError::Statement {
-                        line,
-                        head: head(text),
-                        message,
-                    }),
+                    _ => Err(LoadError::Statement { line, head: head(text), message }),
                 }
             }
         }
@@ -94,28 +77,17 @@ impl Conn {
                    EXISTS (SELECT FROM pg_inherits WHERE inhrelid = c.oid)) \
                    FROM pg_class c WHERE c.oid IN (to_regclass($1), to_regclass($2))";
         let row = self.client.query_one(sql, &[&tables[0], &tables[1]]).await;
-        row.ok()
-            .and_then(|r| r.get::<_, Option<bool>>(0))
-            .unwrap_or(false)
+        row.ok().and_then(|r| r.get::<_, Option<bool>>(0)).unwrap_or(false)
     }
 
     /// Brings the session to the state after the first `upto` session statements of
     /// `log`: applies the missing ones, or starts over when it is ahead.
-    pub(crate) async fn sync(
-        &mut self,
-        log: &[SessionStmt],
-        upto: usize,
-        tally: &Tally,
-    ) -> Result<(), LoadError> {
+    pub(crate) async fn sync(&mut self, log: &[SessionStmt], upto: usize, tally: &Tally) -> Result<(), LoadError> {
         if self.applied == upto {
             return Ok(());
         }
         if self.applied > upto {
-            let fail = |e| LoadError::Statement {
-                line: 0,
-                head: RESET.into(),
-                message: pg_message(&e),
-            };
+            let fail = |e| LoadError::Statement { line: 0, head: RESET.into(), message: pg_message(&e) };
             self.client.batch_execute(RESET).await.map_err(fail)?;
             self.client.batch_execute(BULK).await.map_err(fail)?;
             self.applied = 0;

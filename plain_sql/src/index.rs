@@ -61,10 +61,7 @@ pub(crate) struct Indexed {
 }
 
 /// Reads `reader` once into a spool file in `dir`, indexing it.
-pub(crate) async fn index<R: AsyncRead + Unpin>(
-    reader: R,
-    dir: &Path,
-) -> Result<Indexed, LoadError> {
+pub(crate) async fn index<R: AsyncRead + Unpin>(reader: R, dir: &Path) -> Result<Indexed, LoadError> {
     let mut writer = Writer::create(dir)?;
     let mut pieces = Pieces::new(reader);
     let mut scanner = Scanner::new();
@@ -78,40 +75,18 @@ pub(crate) async fn index<R: AsyncRead + Unpin>(
         for event in events.drain(..) {
             match event {
                 Event::Stmt(s) if s.class.kind == Kind::Session => {
-                    log.push(SessionStmt {
-                        line: s.line,
-                        text: s.text,
-                        tolerance: s.class.tolerance,
-                    });
+                    log.push(SessionStmt { line: s.line, text: s.text, tolerance: s.class.tolerance });
                 }
                 Event::Stmt(s) => {
                     let len = s.text.len();
-                    items.push(Item::Stmt(Stmt {
-                        line: s.line,
-                        offset: s.offset,
-                        len,
-                        class: s.class,
-                        session: log.len(),
-                    }));
+                    items.push(Item::Stmt(Stmt { line: s.line, offset: s.offset, len, class: s.class, session: log.len() }));
                 }
                 Event::CopyStart(s, data) => {
                     let len = s.text.len();
-                    let stmt = Stmt {
-                        line: s.line,
-                        offset: s.offset,
-                        len,
-                        class: s.class,
-                        session: log.len(),
-                    };
-                    block = Some(Block {
-                        stmt,
-                        data: data..data,
-                        cuts: Vec::new(),
-                    });
+                    let stmt = Stmt { line: s.line, offset: s.offset, len, class: s.class, session: log.len() };
+                    block = Some(Block { stmt, data: data..data, cuts: Vec::new() });
                 }
-                Event::CopyData {
-                    offset, line_start, ..
-                } => {
+                Event::CopyData { offset, line_start, .. } => {
                     let b = block.as_mut().expect("COPY data comes after its COPY");
                     let last = b.cuts.last().copied().unwrap_or(b.data.start);
                     if line_start && offset - last >= PIECE as u64 {
@@ -127,9 +102,5 @@ pub(crate) async fn index<R: AsyncRead + Unpin>(
         }
     }
     scanner.finish()?;
-    Ok(Indexed {
-        spool: writer.finish().await?,
-        items,
-        log,
-    })
+    Ok(Indexed { spool: writer.finish().await?, items, log })
 }

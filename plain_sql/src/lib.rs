@@ -35,6 +35,8 @@
 //!   `plan`: the steps of a parallel load; `run`: runs them; `conn`: one connection.
 //! - `error`: [`LoadError`]; `report`: [`LoadReport`].
 
+#![warn(missing_docs)]
+
 mod classify;
 mod conn;
 mod error;
@@ -73,42 +75,30 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Streaming load into `target` (no spool, one connection), with a fresh progress counter.
     pub fn new(target: tokio_postgres::Config) -> Self {
-        LoadOptions {
-            target,
-            jobs: 1,
-            spool_dir: None,
-            progress: Arc::default(),
-        }
+        LoadOptions { target, jobs: 1, spool_dir: None, progress: Arc::default() }
     }
 }
 
 /// Loads the plain SQL read from `reader` into `opts.target`.
-pub async fn load<R: tokio::io::AsyncRead + Unpin + Send>(
-    reader: R,
-    opts: &LoadOptions,
-) -> Result<LoadReport, LoadError> {
+pub async fn load<R: tokio::io::AsyncRead + Unpin + Send>(reader: R, opts: &LoadOptions) -> Result<LoadReport, LoadError> {
     let Some(dir) = &opts.spool_dir else {
         return stream::load(reader, opts).await;
     };
     let jobs = opts.jobs.max(1);
     let start = opts.progress.load(Relaxed);
+    let began = std::time::Instant::now();
     let indexed = index::index(reader, dir).await?;
     let (steps, counts) = plan::plan(&indexed.items, jobs);
     let tally = report::Tally::new(opts.progress.clone());
-    tally
-        .statements
-        .store(counts.statements + indexed.log.len() as u64, Relaxed);
+    tally.phase("spool and index", began.elapsed());
+    tally.statements.store(counts.statements + indexed.log.len() as u64, Relaxed);
     tally.copy_blocks.store(counts.copy_blocks, Relaxed);
     tally.copy_chunks.store(counts.copy_chunks, Relaxed);
     let mut conns = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         conns.push(conn::Conn::open(&opts.target).await?);
     }
-    let ctx = run::Ctx {
-        spool: &indexed.spool,
-        log: &indexed.log,
-        tally: &tally,
-    };
+    let ctx = run::Ctx { spool: &indexed.spool, log: &indexed.log, tally: &tally };
     run::run(steps, &mut conns, &ctx).await?;
     Ok(tally.report(Mode::Parallel { jobs }, start))
 }

@@ -18,17 +18,9 @@ pub(crate) struct Restrict {
 /// character.
 pub(crate) fn command(line: &str) -> String {
     let rest = line.trim_start().strip_prefix('\\').unwrap_or(line);
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '+')
-        .take(24)
-        .collect();
+    let word: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '+').take(24).collect();
     let name = if word.is_empty() {
-        rest.chars()
-            .next()
-            .filter(|c| !c.is_whitespace() && !c.is_control())
-            .map(String::from)
-            .unwrap_or_default()
+        rest.chars().next().filter(|c| !c.is_whitespace() && !c.is_control()).map(String::from).unwrap_or_default()
     } else {
         word
     };
@@ -49,24 +41,13 @@ impl Restrict {
     /// Judges a line that starts with a backslash at a statement boundary (outside
     /// COPY data, quotes and comments): `Ok` only for pg_dump's own pair.
     /// `statements_seen` tells whether any statement came before.
-    pub(crate) fn meta_line(
-        &mut self,
-        line_no: u64,
-        line: &str,
-        statements_seen: bool,
-    ) -> Result<(), LoadError> {
+    pub(crate) fn meta_line(&mut self, line_no: u64, line: &str, statements_seen: bool) -> Result<(), LoadError> {
         let command = command(line);
         let mut words = line.split_whitespace();
         let _ = words.next();
         let key = words.next().unwrap_or("");
         let extra = words.next().is_some();
-        let refuse = |why| {
-            Err(LoadError::Restrict {
-                line: line_no,
-                command: command.clone(),
-                why,
-            })
-        };
+        let refuse = |why| Err(LoadError::Restrict { line: line_no, command: command.clone(), why });
         match command.as_str() {
             "\\restrict" => {
                 if self.opened.is_some() {
@@ -83,18 +64,13 @@ impl Restrict {
             }
             "\\unrestrict" => match &self.opened {
                 None => refuse("without a leading `\\restrict`"),
-                Some((k, _)) if k != key || extra => {
-                    refuse("with a key other than the leading `\\restrict`'s")
-                }
+                Some((k, _)) if k != key || extra => refuse("with a key other than the leading `\\restrict`'s"),
                 Some(_) => {
                     self.closed = Some(line_no);
                     Ok(())
                 }
             },
-            _ => Err(LoadError::MetaCommand {
-                line: line_no,
-                command,
-            }),
+            _ => Err(LoadError::MetaCommand { line: line_no, command }),
         }
     }
 
@@ -124,24 +100,15 @@ mod tests {
     fn pair() {
         let mut r = Restrict::default();
         assert!(r.meta_line(2, "\\restrict abc12", false).is_ok());
-        assert!(matches!(
-            r.meta_line(3, "\\restrict abc12", false),
-            Err(LoadError::Restrict { line: 3, .. })
-        ));
+        assert!(matches!(r.meta_line(3, "\\restrict abc12", false), Err(LoadError::Restrict { line: 3, .. })));
         assert!(r.finish().is_err());
-        assert!(matches!(
-            r.meta_line(9, "\\unrestrict other", true),
-            Err(LoadError::Restrict { line: 9, .. })
-        ));
+        assert!(matches!(r.meta_line(9, "\\unrestrict other", true), Err(LoadError::Restrict { line: 9, .. })));
         assert!(r.meta_line(9, "\\unrestrict abc12", true).is_ok());
         assert_eq!(r.closed(), Some(9));
         assert!(r.finish().is_ok());
         let mut late = Restrict::default();
         assert!(late.meta_line(5, "\\restrict abc", true).is_err());
         assert!(late.meta_line(5, "\\unrestrict abc", true).is_err());
-        assert!(matches!(
-            late.meta_line(7, "\\o /tmp/x", true),
-            Err(LoadError::MetaCommand { line: 7, .. })
-        ));
+        assert!(matches!(late.meta_line(7, "\\o /tmp/x", true), Err(LoadError::MetaCommand { line: 7, .. })));
     }
 }

@@ -41,11 +41,20 @@ pub(crate) struct Job {
 
 /// A group of jobs.
 #[derive(Debug, PartialEq)]
-pub(crate) enum Step {
-    /// One after the other on one connection.
-    InOrder(Vec<Job>),
-    /// Side by side over all connections, as their locks allow.
-    Parallel(Vec<Job>),
+pub(crate) struct Step {
+    /// What it does, for the report's timings.
+    pub name: &'static str,
+    /// Side by side over all connections as their locks allow, else one after the
+    /// other on one connection.
+    pub parallel: bool,
+    /// Its jobs.
+    pub jobs: Vec<Job>,
+}
+
+impl Step {
+    fn new(name: &'static str, parallel: bool, jobs: Vec<Job>) -> Self {
+        Step { name, parallel, jobs }
+    }
 }
 
 /// What the plan holds, for the report.
@@ -57,13 +66,7 @@ pub(crate) struct Counts {
 }
 
 fn job(s: &Stmt, source: Source, locks: Vec<(String, bool)>) -> Job {
-    Job {
-        line: s.line,
-        source,
-        tolerance: s.class.tolerance,
-        session: s.session,
-        locks,
-    }
+    Job { line: s.line, source, tolerance: s.class.tolerance, session: s.session, locks }
 }
 
 fn range(s: &Stmt) -> Range<u64> {
@@ -101,73 +104,48 @@ fn chunks(b: &Block, size: u64, cut: bool) -> Vec<Range<u64>> {
 /// The steps of a load over `jobs` connections.
 pub(crate) fn plan(items: &[Item], jobs: usize) -> (Vec<Step>, Counts) {
     let mut counts = Counts::default();
-    let copy_bytes: u64 = items
-        .iter()
-        .map(|i| {
-            if let Item::Copy(b) = i {
-                b.data.end - b.data.start
-            } else {
-                0
-            }
-        })
-        .sum();
+    let copy_bytes: u64 = items.iter().map(|i| if let Item::Copy(b) = i { b.data.end - b.data.start } else { 0 }).sum();
     let size = chunk_size(copy_bytes, jobs);
-    let last_copy = items
-        .iter()
-        .rposition(|i| matches!(i, Item::Copy(_)))
-        .map_or(0, |i| i + 1);
-    let post = items[last_copy..]
-        .iter()
-        .position(is_post)
-        .map_or(items.len(), |p| last_copy + p);
+    let last_copy = items.iter().rposition(|i| matches!(i, Item::Copy(_))).map_or(0, |i| i + 1);
+    let post = items[last_copy..].iter().position(is_post).map_or(items.len(), |p| last_copy + p);
     let mut steps = Vec::new();
     for item in &items[..post] {
         counts.statements += 1;
         match item {
             Item::Stmt(s) => match steps.last_mut() {
-                Some(Step::InOrder(v)) => v.push(job(s, Source::Dump(range(s)), vec![])),
-                _ => steps.push(Step::InOrder(vec![job(s, Source::Dump(range(s)), vec![])])),
+                Some(Step { parallel: false, jobs, .. }) => jobs.push(job(s, Source::Dump(range(s)), vec![])),
+                _ => steps.push(Step::new("statements", false, vec![job(s, Source::Dump(range(s)), vec![])])),
             },
             Item::Copy(b) => {
                 counts.copy_blocks += 1;
-                let new: Vec<Job> = chunks(b, size, jobs > 1)
-                    .into_iter()
-                    .map(|r| job(&b.stmt, Source::Copy(range(&b.stmt), r), vec![]))
-                    .collect();
+                let new: Vec<Job> =
+                    chunks(b, size, jobs > 1).into_iter().map(|r| job(&b.stmt, Source::Copy(range(&b.stmt), r), vec![])).collect();
                 counts.copy_chunks += new.len() as u64;
                 match steps.last_mut() {
-                    Some(Step::Parallel(v)) => v.extend(new),
-                    _ => steps.push(Step::Parallel(new)),
+                    Some(Step { parallel: true, jobs, .. }) => jobs.extend(new),
+                    _ => steps.push(Step::new("COPY data", true, new)),
                 }
             }
         }
     }
     for step in &mut steps {
-        if let Step::Parallel(v) = step {
+        if step.parallel {
             // Largest first, so that the last one to finish is a small one.
-            v.sort_by_key(|j| match &j.source {
+            step.jobs.sort_by_key(|j| match &j.source {
                 Source::Copy(_, r) => std::cmp::Reverse(r.end - r.start),
                 _ => std::cmp::Reverse(0),
             });
         }
     }
-    let (mut indexes, mut after, mut fk_add, mut fk_check, mut rest) =
-        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut indexes, mut after, mut fk_add, mut fk_check, mut rest) = (vec![], vec![], vec![], vec![], vec![]);
     for item in &items[post..] {
         counts.statements += 1;
-        let Item::Stmt(s) = item else {
-            unreachable!("no COPY after the last one")
-        };
+        let Item::Stmt(s) = item else { unreachable!("no COPY after the last one") };
         let dump = Source::Dump(range(s));
         match &s.class.kind {
-            Kind::Index { table, exclusive } => {
-                indexes.push(job(s, dump, vec![(table.clone(), *exclusive)]))
-            }
+            Kind::Index { table, exclusive } => indexes.push(job(s, dump, vec![(table.clone(), *exclusive)])),
             Kind::AfterIndex => after.push(job(s, dump, vec![])),
-            Kind::ForeignKey {
-                table,
-                validate: Some((v, tables)),
-            } => {
+            Kind::ForeignKey { table, validate: Some((v, tables)) } => {
                 fk_add.push(job(s, Source::NotValid(range(s), tables.clone()), vec![]));
                 fk_check.push(job(s, Source::Text(v.clone()), vec![(table.clone(), true)]));
             }
@@ -176,16 +154,12 @@ pub(crate) fn plan(items: &[Item], jobs: usize) -> (Vec<Step>, Counts) {
         }
     }
     let post_steps = [
-        Step::Parallel(indexes),
-        Step::InOrder(after),
-        Step::InOrder(fk_add),
-        Step::Parallel(fk_check),
-        Step::InOrder(rest),
+        Step::new("indexes and keys", true, indexes),
+        Step::new("index attachments", false, after),
+        Step::new("foreign keys", false, fk_add),
+        Step::new("foreign key checks", true, fk_check),
+        Step::new("post-data", false, rest),
     ];
-    steps.extend(
-        post_steps
-            .into_iter()
-            .filter(|s| !matches!(s, Step::InOrder(v) | Step::Parallel(v) if v.is_empty())),
-    );
+    steps.extend(post_steps.into_iter().filter(|s| !s.jobs.is_empty()));
     (steps, counts)
 }

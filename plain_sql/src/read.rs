@@ -20,13 +20,7 @@ pub(crate) struct Pieces<R> {
 impl<R: AsyncRead + Unpin> Pieces<R> {
     /// Wraps `reader`.
     pub(crate) fn new(reader: R) -> Self {
-        Pieces {
-            inner: reader,
-            buf: Vec::with_capacity(2 * PIECE),
-            start: 0,
-            scanned: 0,
-            eof: false,
-        }
+        Pieces { inner: reader, buf: Vec::with_capacity(2 * PIECE), start: 0, scanned: 0, eof: false }
     }
 
     /// The next piece and whether it ends its line (a last line without `\n` counts as
@@ -82,9 +76,6 @@ mod tests {
         while let Some((piece, ends)) = p.next().await.unwrap() {
             got.push((piece.len(), ends));
         }
-        assert_eq!(
-            got,
-            vec![(2, true), (3, true), (PIECE, false), (11, true), (4, true)]
-        );
+        assert_eq!(got, vec![(2, true), (3, true), (PIECE, false), (11, true), (4, true)]);
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A statement whose failure was tolerated (see the crate's list).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,16 +46,16 @@ pub struct LoadReport {
     pub bytes: u64,
     /// Statements whose failure was tolerated, in line order.
     pub tolerated: Vec<Tolerated>,
+    /// Wall time of each phase of a parallel load, in order (steps of the same
+    /// name added up); empty when streamed.
+    pub phases: Vec<(&'static str, Duration)>,
 }
 
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let how = match self.mode {
             Mode::Streamed => "streamed over one connection".to_owned(),
-            Mode::Parallel { jobs } => format!(
-                "in parallel over {jobs} connection{}",
-                if jobs == 1 { "" } else { "s" }
-            ),
+            Mode::Parallel { jobs } => format!("in parallel over {jobs} connection{}", if jobs == 1 { "" } else { "s" }),
         };
         write!(
             f,
@@ -65,6 +66,10 @@ impl fmt::Display for LoadReport {
             self.copy_chunks,
             self.bytes as f64 / (1024.0 * 1024.0)
         )?;
+        if !self.phases.is_empty() {
+            let phases: Vec<String> = self.phases.iter().map(|(n, d)| format!("{n} {:.1} s", d.as_secs_f64())).collect();
+            write!(f, " ({})", phases.join(", "))?;
+        }
         if !self.tolerated.is_empty() {
             write!(f, "; {} failed harmlessly:", self.tolerated.len())?;
             for t in &self.tolerated {
@@ -87,15 +92,13 @@ pub(crate) struct Tally {
     /// Tolerated failures by line (a session setting replayed on several connections
     /// is reported once).
     tolerated: Mutex<BTreeMap<u64, Tolerated>>,
+    phases: Mutex<Vec<(&'static str, Duration)>>,
 }
 
 impl Tally {
     /// Counters that add the bytes sent to `progress`.
     pub(crate) fn new(progress: Arc<AtomicU64>) -> Self {
-        Tally {
-            bytes: progress,
-            ..Default::default()
-        }
+        Tally { bytes: progress, ..Default::default() }
     }
 
     /// Counts `n` bytes sent.
@@ -108,6 +111,15 @@ impl Tally {
         self.tolerated.lock().unwrap().entry(t.line).or_insert(t);
     }
 
+    /// Adds `took` to the time of phase `name`.
+    pub(crate) fn phase(&self, name: &'static str, took: Duration) {
+        let mut phases = self.phases.lock().unwrap();
+        match phases.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, d)) => *d += took,
+            None => phases.push((name, took)),
+        }
+    }
+
     /// The report; `start` is the progress counter's value when the load began.
     pub(crate) fn report(&self, mode: Mode, start: u64) -> LoadReport {
         LoadReport {
@@ -118,6 +130,7 @@ impl Tally {
             rows: self.rows.load(Relaxed),
             bytes: self.bytes.load(Relaxed) - start,
             tolerated: self.tolerated.lock().unwrap().values().cloned().collect(),
+            phases: self.phases.lock().unwrap().clone(),
         }
     }
 }

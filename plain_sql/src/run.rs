@@ -24,20 +24,17 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// Runs `steps` over `conns` (at least one).
-pub(crate) async fn run(
-    steps: Vec<Step>,
-    conns: &mut [Conn],
-    ctx: &Ctx<'_>,
-) -> Result<(), LoadError> {
+pub(crate) async fn run(steps: Vec<Step>, conns: &mut [Conn], ctx: &Ctx<'_>) -> Result<(), LoadError> {
     for step in steps {
-        match step {
-            Step::InOrder(jobs) => {
-                for job in &jobs {
-                    run_job(&mut conns[0], job, ctx).await?;
-                }
+        let start = std::time::Instant::now();
+        if step.parallel {
+            parallel(step.jobs, conns, ctx).await?;
+        } else {
+            for job in &step.jobs {
+                run_job(&mut conns[0], job, ctx).await?;
             }
-            Step::Parallel(jobs) => parallel(jobs, conns, ctx).await?,
         }
+        ctx.tally.phase(step.name, start.elapsed());
     }
     Ok(())
 }
@@ -52,13 +49,7 @@ struct Board {
 impl Board {
     /// Takes the first pending job whose locks fit beside the running ones.
     fn take(&mut self) -> Option<Job> {
-        let fits = |job: &Job| {
-            job.locks.iter().all(|(t, excl)| {
-                self.running
-                    .iter()
-                    .all(|(u, other)| t != u || (!excl && !other))
-            })
-        };
+        let fits = |job: &Job| job.locks.iter().all(|(t, excl)| self.running.iter().all(|(u, other)| t != u || (!excl && !other)));
         let i = self.pending.iter().position(fits)?;
         let job = self.pending.remove(i);
         self.running.extend(job.locks.iter().cloned());
@@ -76,11 +67,7 @@ impl Board {
 
 /// Runs `jobs` side by side over `conns`.
 async fn parallel(jobs: Vec<Job>, conns: &mut [Conn], ctx: &Ctx<'_>) -> Result<(), LoadError> {
-    let board = Mutex::new(Board {
-        pending: jobs,
-        running: Vec::new(),
-        failed: false,
-    });
+    let board = Mutex::new(Board { pending: jobs, running: Vec::new(), failed: false });
     let notify = Notify::new();
     let workers = conns.iter_mut().map(|conn| {
         let (board, notify) = (&board, &notify);
@@ -128,35 +115,16 @@ async fn run_job(conn: &mut Conn, job: &Job, ctx: &Ctx<'_>) -> Result<(), LoadEr
             // PostgreSQL does not validate the per-partition copies of a foreign key
             // added NOT VALID when the parent's is validated: such keys are added as
             // the dump says.
-            let fast = if conn.plain_tables(tables).await {
-                format!("{text}\nNOT VALID")
-            } else {
-                text.clone()
-            };
+            let fast = if conn.plain_tables(tables).await { format!("{text}\nNOT VALID") } else { text.clone() };
             conn.exec(job.line, &fast, job.tolerance, ctx.tally).await
         }
         Source::Text(text) => conn.exec(job.line, text, job.tolerance, ctx.tally).await,
         Source::Copy(stmt, data) => {
-            let text = ctx
-                .spool
-                .text(stmt.start, (stmt.end - stmt.start) as usize)
-                .await?;
+            let text = ctx.spool.text(stmt.start, (stmt.end - stmt.start) as usize).await?;
             ctx.tally.sent(text.len());
-            let fail_stmt = |e| LoadError::Statement {
-                line: job.line,
-                head: head(&text),
-                message: pg_message(&e),
-            };
-            let sink = conn
-                .client()
-                .copy_in(text.as_str())
-                .await
-                .map_err(fail_stmt)?;
-            let fail = |e| LoadError::Copy {
-                line: job.line,
-                head: head(&text),
-                message: pg_message(&e),
-            };
+            let fail_stmt = |e| LoadError::Statement { line: job.line, head: head(&text), message: pg_message(&e) };
+            let sink = conn.client().copy_in(text.as_str()).await.map_err(fail_stmt)?;
+            let fail = |e| LoadError::Copy { line: job.line, head: head(&text), message: pg_message(&e) };
             futures::pin_mut!(sink);
             let mut at = data.start;
             while at < data.end {

@@ -33,11 +33,7 @@ pub(crate) enum Event {
     CopyStart(Stmt, u64),
     /// COPY data: this range of the piece just fed, at byte `offset` of the stream;
     /// `line_start` when it starts a line.
-    CopyData {
-        range: Range<usize>,
-        offset: u64,
-        line_start: bool,
-    },
+    CopyData { range: Range<usize>, offset: u64, line_start: bool },
     /// The `\.` line that ends the COPY data, at byte `offset` of the stream.
     CopyEnd { offset: u64 },
 }
@@ -81,12 +77,7 @@ impl Scanner {
     }
 
     /// Feeds the next piece (see [`crate::read::Pieces`]); `ends_line` when it ends its line.
-    pub(crate) fn feed(
-        &mut self,
-        piece: &[u8],
-        ends_line: bool,
-        events: &mut Vec<Event>,
-    ) -> Result<(), LoadError> {
+    pub(crate) fn feed(&mut self, piece: &[u8], ends_line: bool, events: &mut Vec<Event>) -> Result<(), LoadError> {
         let start = self.offset;
         let line_start = self.at_line_start;
         self.offset += piece.len() as u64;
@@ -96,11 +87,7 @@ impl Scanner {
                 self.copy = None;
                 events.push(Event::CopyEnd { offset: start });
             } else {
-                events.push(Event::CopyData {
-                    range: 0..piece.len(),
-                    offset: start,
-                    line_start,
-                });
+                events.push(Event::CopyData { range: 0..piece.len(), offset: start, line_start });
             }
             if ends_line {
                 self.line_no += 1;
@@ -111,10 +98,7 @@ impl Scanner {
             self.line_offset = start;
         }
         if self.line.len() + piece.len() > MAX_STATEMENT {
-            return Err(LoadError::Format {
-                line: self.line_no,
-                why: "a line longer than 1 GiB".into(),
-            });
+            return Err(LoadError::Format { line: self.line_no, why: "a line longer than 1 GiB".into() });
         }
         self.line.extend_from_slice(piece);
         if !ends_line {
@@ -132,24 +116,14 @@ impl Scanner {
     fn sql_line(&mut self, raw: &[u8], events: &mut Vec<Event>) -> Result<(), LoadError> {
         let line_no = self.line_no;
         let Ok(line) = std::str::from_utf8(raw) else {
-            return Err(LoadError::Format {
-                line: line_no,
-                why: "it is not UTF-8 (Odoo's databases are)".into(),
-            });
+            return Err(LoadError::Format { line: line_no, why: "it is not UTF-8 (Odoo's databases are)".into() });
         };
         if line.contains('\0') {
-            return Err(LoadError::Format {
-                line: line_no,
-                why: "a NUL byte".into(),
-            });
+            return Err(LoadError::Format { line: line_no, why: "a NUL byte".into() });
         }
         let trimmed = line.trim();
-        if let Some(closed) = self.restrict.closed() {
-            if trimmed.is_empty() {
-                return Ok(());
-            }
-            let _ = closed;
-            return Err(LoadError::AfterUnrestrict { line: line_no });
+        if self.restrict.closed().is_some() {
+            return if trimmed.is_empty() { Ok(()) } else { Err(LoadError::AfterUnrestrict { line: line_no }) };
         }
         if self.buf.is_empty() {
             if trimmed.is_empty() || trimmed.starts_with("--") {
@@ -161,16 +135,10 @@ impl Scanner {
             self.buf_line = line_no;
             self.buf_offset = self.line_offset;
         } else if trimmed.starts_with('\\') && ends_outside_quotes(&self.buf) {
-            return Err(LoadError::MetaCommand {
-                line: line_no,
-                command: crate::meta::command(line),
-            });
+            return Err(LoadError::MetaCommand { line: line_no, command: crate::meta::command(line) });
         }
         if self.buf.len() + line.len() > MAX_STATEMENT {
-            return Err(LoadError::Format {
-                line: self.buf_line,
-                why: "a statement longer than 1 GiB".into(),
-            });
+            return Err(LoadError::Format { line: self.buf_line, why: "a statement longer than 1 GiB".into() });
         }
         self.buf.push_str(line);
         if !trimmed.ends_with(';') {
@@ -181,10 +149,7 @@ impl Scanner {
             Split::Backslash(at) => {
                 let line = self.line_of(at);
                 let from = &self.buf[at..];
-                Err(LoadError::MetaCommand {
-                    line,
-                    command: crate::meta::command(from.lines().next().unwrap_or("")),
-                })
+                Err(LoadError::MetaCommand { line, command: crate::meta::command(from.lines().next().unwrap_or("")) })
             }
             Split::Complete(ranges) => {
                 let buf = std::mem::take(&mut self.buf);
@@ -193,19 +158,11 @@ impl Scanner {
                     let text = buf[r.clone()].to_owned();
                     let line = self.line_of_in(&buf, r.start);
                     let class = classify(&text, line)?;
-                    let stmt = Stmt {
-                        line,
-                        offset: self.buf_offset + r.start as u64,
-                        text,
-                        class,
-                    };
+                    let stmt = Stmt { line, offset: self.buf_offset + r.start as u64, text, class };
                     self.statements_seen = true;
                     if matches!(stmt.class.kind, Kind::Copy { .. }) {
                         if i + 1 != count {
-                            return Err(LoadError::Format {
-                                line,
-                                why: "a statement after `COPY … FROM stdin` on its line".into(),
-                            });
+                            return Err(LoadError::Format { line, why: "a statement after `COPY … FROM stdin` on its line".into() });
                         }
                         self.copy = Some((line, head(&stmt.text)));
                         events.push(Event::CopyStart(stmt, self.offset));
@@ -230,19 +187,11 @@ impl Scanner {
     /// At the end of the stream: nothing may be left unfinished.
     pub(crate) fn finish(&mut self) -> Result<(), LoadError> {
         if let Some((line, head)) = self.copy.take() {
-            return Err(LoadError::Truncated {
-                line,
-                what: "COPY data",
-                head,
-            });
+            return Err(LoadError::Truncated { line, what: "COPY data", head });
         }
         if !self.line.is_empty() {
             // A last line the reader did not end: cannot happen with `Pieces`.
-            return Err(LoadError::Truncated {
-                line: self.line_no,
-                what: "statement",
-                head: String::new(),
-            });
+            return Err(LoadError::Truncated { line: self.line_no, what: "statement", head: String::new() });
         }
         if !self.buf.is_empty() && !only_comments(&self.buf) {
             if let Split::Backslash(at) = split(&self.buf) {
@@ -252,11 +201,7 @@ impl Scanner {
                     command: crate::meta::command(from.lines().next().unwrap_or("")),
                 });
             }
-            return Err(LoadError::Truncated {
-                line: self.buf_line,
-                what: "statement",
-                head: head(&self.buf),
-            });
+            return Err(LoadError::Truncated { line: self.buf_line, what: "statement", head: head(&self.buf) });
         }
         self.restrict.finish()
     }
@@ -267,3 +212,6 @@ fn trim_eol(piece: &[u8]) -> &[u8] {
     let piece = piece.strip_suffix(b"\n").unwrap_or(piece);
     piece.strip_suffix(b"\r").unwrap_or(piece)
 }
+
+#[cfg(test)]
+mod tests;

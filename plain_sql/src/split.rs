@@ -75,12 +75,7 @@ struct Statement {
 
 impl Statement {
     fn new(start: usize) -> Self {
-        Statement {
-            start,
-            parens: 0,
-            begins: 0,
-            words: Vec::new(),
-        }
+        Statement { start, parens: 0, begins: 0, words: Vec::new() }
     }
 
     /// Whether the statement starts `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
@@ -88,9 +83,7 @@ impl Statement {
         let routine = |t: Option<&Token>| matches!(t, Some(Token::Function | Token::Procedure));
         self.words.first() == Some(&Token::Create)
             && (routine(self.words.get(1))
-                || (self.words.get(1) == Some(&Token::Or)
-                    && self.words.get(2) == Some(&Token::Replace)
-                    && routine(self.words.get(3))))
+                || (self.words.get(1) == Some(&Token::Or) && self.words.get(2) == Some(&Token::Replace) && routine(self.words.get(3))))
     }
 
     /// Takes token `t` in; true when it is the `;` that ends the statement.
@@ -104,14 +97,12 @@ impl Statement {
             Token::Ascii40 => self.parens += 1,
             Token::Ascii41 => self.parens = self.parens.saturating_sub(1),
             Token::Ascii59 => return self.parens == 0 && self.begins == 0,
-            Token::BeginP | Token::Case | Token::EndP if self.parens == 0 && self.is_routine() => {
-                match token {
-                    Token::BeginP => self.begins += 1,
-                    Token::Case if self.begins >= 1 => self.begins += 1,
-                    Token::EndP => self.begins = self.begins.saturating_sub(1),
-                    _ => {}
-                }
-            }
+            Token::BeginP | Token::Case | Token::EndP if self.parens == 0 && self.is_routine() => match token {
+                Token::BeginP => self.begins += 1,
+                Token::Case if self.begins >= 1 => self.begins += 1,
+                Token::EndP => self.begins = self.begins.saturating_sub(1),
+                _ => {}
+            },
             _ => {}
         }
         false
@@ -131,36 +122,20 @@ mod tests {
 
     #[test]
     fn statements() {
-        assert_eq!(
-            pieces("SET a = 1; SET b = 2; -- c;\n"),
-            ["SET a = 1", "SET b = 2"]
-        );
+        assert_eq!(pieces("SET a = 1; SET b = 2; -- c;\n"), ["SET a = 1", "SET b = 2"]);
         assert_eq!(
             pieces("CREATE RULE r AS ON INSERT TO t DO (SELECT 1; SELECT 2);"),
             ["CREATE RULE r AS ON INSERT TO t DO (SELECT 1; SELECT 2)"]
         );
         let atomic = "CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT CASE WHEN true THEN 1 END;\nEND;";
         assert_eq!(pieces(atomic), [&atomic[..atomic.len() - 1]]);
-        assert_eq!(
-            split("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT 1;"),
-            Split::Incomplete
-        );
-        assert_eq!(
-            pieces("BEGIN; SELECT 1; END;"),
-            ["BEGIN", "SELECT 1", "END"]
-        );
+        assert_eq!(split("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n SELECT 1;"), Split::Incomplete);
+        assert_eq!(pieces("BEGIN; SELECT 1; END;"), ["BEGIN", "SELECT 1", "END"]);
     }
 
     #[test]
     fn quotes_and_comments() {
-        for open in [
-            "SELECT 'a;\n",
-            "SELECT $$a;\n",
-            "SELECT $f$ $$;\n",
-            "/* ;\n",
-            "SELECT \"a;\n",
-            "SELECT E'\\';\n",
-        ] {
+        for open in ["SELECT 'a;\n", "SELECT $$a;\n", "SELECT $f$ $$;\n", "/* ;\n", "SELECT \"a;\n", "SELECT E'\\';\n"] {
             assert_eq!(split(open), Split::Incomplete, "{open}");
             assert!(!ends_outside_quotes(open));
         }
@@ -172,9 +147,6 @@ mod tests {
     #[test]
     fn backslashes() {
         assert_eq!(split("SELECT 1; \\! ls\n"), Split::Backslash(10));
-        assert_eq!(
-            pieces("SELECT '\\!', E'\\\\', $$\\o$$;"),
-            ["SELECT '\\!', E'\\\\', $$\\o$$"]
-        );
+        assert_eq!(pieces("SELECT '\\!', E'\\\\', $$\\o$$;"), ["SELECT '\\!', E'\\\\', $$\\o$$"]);
     }
 }

@@ -29,52 +29,28 @@ impl Writer {
     /// Creates an anonymous spool file in `dir`.
     pub(crate) fn create(dir: &Path) -> Result<Writer, LoadError> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
-        let fail = |source| LoadError::Spool {
-            dir: dir.to_owned(),
-            source,
-        };
-        let name = format!(
-            ".numikube-plain-sql-{}-{}.spool",
-            std::process::id(),
-            COUNT.fetch_add(1, Ordering::Relaxed)
-        );
+        let fail = |source| LoadError::Spool { dir: dir.to_owned(), source };
+        let name = format!(".numikube-plain-sql-{}-{}.spool", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
         let path = dir.join(name);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(fail)?;
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(fail)?;
         std::fs::remove_file(&path).map_err(fail)?;
         let writer = file.try_clone().map_err(fail)?;
         Ok(Writer {
             file: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(writer)),
-            reader: Spool {
-                file: Arc::new(file),
-                dir: dir.to_owned(),
-            },
+            reader: Spool { file: Arc::new(file), dir: dir.to_owned() },
         })
     }
 
     /// Appends `bytes`.
     pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
         let dir = &self.reader.dir;
-        self.file
-            .write_all(bytes)
-            .await
-            .map_err(|source| LoadError::Spool {
-                dir: dir.clone(),
-                source,
-            })
+        self.file.write_all(bytes).await.map_err(|source| LoadError::Spool { dir: dir.clone(), source })
     }
 
     /// Flushes what was written and gives the file for reading.
     pub(crate) async fn finish(mut self) -> Result<Spool, LoadError> {
         let dir = self.reader.dir.clone();
-        self.file
-            .flush()
-            .await
-            .map_err(|source| LoadError::Spool { dir, source })?;
+        self.file.flush().await.map_err(|source| LoadError::Spool { dir, source })?;
         Ok(self.reader)
     }
 }
@@ -89,19 +65,13 @@ impl Spool {
         })
         .await
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        result.map_err(|source| LoadError::Spool {
-            dir: self.dir.clone(),
-            source,
-        })
+        result.map_err(|source| LoadError::Spool { dir: self.dir.clone(), source })
     }
 
     /// Reads the statement text at `offset`.
     pub(crate) async fn text(&self, offset: u64, len: usize) -> Result<String, LoadError> {
         let bytes = self.read(offset, len).await?;
         // The scanner checked this text was UTF-8 when it was written.
-        String::from_utf8(bytes).map_err(|e| LoadError::Spool {
-            dir: self.dir.clone(),
-            source: std::io::Error::other(e),
-        })
+        String::from_utf8(bytes).map_err(|e| LoadError::Spool { dir: self.dir.clone(), source: std::io::Error::other(e) })
     }
 }

@@ -25,11 +25,7 @@ struct Copying {
 
 impl Copying {
     fn fail(&self, e: tokio_postgres::Error) -> LoadError {
-        LoadError::Copy {
-            line: self.line,
-            head: self.head.clone(),
-            message: pg_message(&e),
-        }
+        LoadError::Copy { line: self.line, head: self.head.clone(), message: pg_message(&e) }
     }
 
     /// Sends the pending data.
@@ -45,10 +41,7 @@ impl Copying {
 }
 
 /// Loads `reader` statement by statement on one connection.
-pub(crate) async fn load<R: AsyncRead + Unpin>(
-    reader: R,
-    opts: &LoadOptions,
-) -> Result<LoadReport, LoadError> {
+pub(crate) async fn load<R: AsyncRead + Unpin>(reader: R, opts: &LoadOptions) -> Result<LoadReport, LoadError> {
     let start = opts.progress.load(std::sync::atomic::Ordering::Relaxed);
     let tally = Tally::new(opts.progress.clone());
     let conn = Conn::open(&opts.target).await?;
@@ -61,35 +54,18 @@ pub(crate) async fn load<R: AsyncRead + Unpin>(
         for event in events.drain(..) {
             match event {
                 Event::Stmt(s) => {
-                    tally
-                        .statements
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    conn.exec(s.line, &s.text, s.class.tolerance, &tally)
-                        .await?;
+                    tally.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    conn.exec(s.line, &s.text, s.class.tolerance, &tally).await?;
                 }
                 Event::CopyStart(s, _) => {
-                    tally
-                        .statements
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tally
-                        .copy_blocks
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tally
-                        .copy_chunks
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tally.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tally.copy_blocks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tally.copy_chunks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tally.sent(s.text.len());
-                    let fail = |e| LoadError::Statement {
-                        line: s.line,
-                        head: head(&s.text),
-                        message: pg_message(&e),
-                    };
+                    let fail = |e| LoadError::Statement { line: s.line, head: head(&s.text), message: pg_message(&e) };
                     let sink = conn.client().copy_in(s.text.as_str()).await.map_err(fail)?;
-                    copying = Some(Copying {
-                        sink: Box::pin(sink),
-                        line: s.line,
-                        head: head(&s.text),
-                        pending: BytesMut::with_capacity(PIECE),
-                    });
+                    copying =
+                        Some(Copying { sink: Box::pin(sink), line: s.line, head: head(&s.text), pending: BytesMut::with_capacity(PIECE) });
                 }
                 Event::CopyData { range, .. } => {
                     let c = copying.as_mut().expect("COPY data comes after its COPY");
@@ -102,9 +78,7 @@ pub(crate) async fn load<R: AsyncRead + Unpin>(
                     let mut c = copying.take().expect("a COPY ends after it starts");
                     c.flush(&tally).await?;
                     let rows = c.sink.as_mut().finish().await.map_err(|e| c.fail(e))?;
-                    tally
-                        .rows
-                        .fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
+                    tally.rows.fetch_add(rows, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

@@ -38,15 +38,13 @@ impl Tolerance {
             NodeEnum::AlterOwnerStmt(_) => Some(Self::Owner),
             NodeEnum::AlterTableStmt(a)
                 if !a.cmds.is_empty()
-                    && a.cmds.iter().all(|c| {
-                        matches!(&c.node, Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtChangeOwner)
-                    }) =>
+                    && a.cmds
+                        .iter()
+                        .all(|c| matches!(&c.node, Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtChangeOwner)) =>
             {
                 Some(Self::Owner)
             }
-            NodeEnum::GrantStmt(_) | NodeEnum::GrantRoleStmt(_) | NodeEnum::AlterDefaultPrivilegesStmt(_) => {
-                Some(Self::Privileges)
-            }
+            NodeEnum::GrantStmt(_) | NodeEnum::GrantRoleStmt(_) | NodeEnum::AlterDefaultPrivilegesStmt(_) => Some(Self::Privileges),
             NodeEnum::VariableSetStmt(_) => Some(Self::UnknownSetting),
             _ => None,
         }

@@ -66,15 +66,7 @@ const CATALOG: &[&str] = &[
 /// Row counts of every table.
 fn row_counts(pg: &Postgres, db: &str) -> String {
     let tables = query(pg, db, "SELECT schemaname || '.' || tablename FROM pg_tables WHERE schemaname IN ('public', 'extra') ORDER BY 1;");
-    let counts: Vec<String> = tables
-        .lines()
-        .map(|t| {
-            format!(
-                "{t} {}",
-                query(pg, db, &format!("SELECT count(*) FROM {t};"))
-            )
-        })
-        .collect();
+    let counts: Vec<String> = tables.lines().map(|t| format!("{t} {}", query(pg, db, &format!("SELECT count(*) FROM {t};")))).collect();
     counts.join("\n")
 }
 
@@ -88,15 +80,9 @@ async fn a_real_pg_dump_loads_to_the_same_database() {
     create_db(&pg, "source", None);
     pg.psql("source", SOURCE).unwrap();
     let dump = pg_dump(&pg, "source", &[]);
-    assert!(
-        dump.starts_with(b"--\n-- PostgreSQL database dump")
-            && String::from_utf8_lossy(&dump).contains("\\restrict ")
-    );
+    assert!(dump.starts_with(b"--\n-- PostgreSQL database dump") && String::from_utf8_lossy(&dump).contains("\\restrict "));
     let expected_rows = row_counts(&pg, "source");
-    assert!(
-        expected_rows.contains("public.account_move_line 20000"),
-        "{expected_rows}"
-    );
+    assert!(expected_rows.contains("public.account_move_line 20000"), "{expected_rows}");
     let expected = catalog(&pg, "source");
     for how in [How::Parallel(2), How::Stream, How::Parallel(1)] {
         let db = format!(
@@ -106,9 +92,7 @@ async fn a_real_pg_dump_loads_to_the_same_database() {
                 How::Parallel(n) => format!("j{n}"),
             }
         );
-        let report = load_new(&pg, &db, &dump, how)
-            .await
-            .unwrap_or_else(|e| panic!("{how:?}: {e}"));
+        let report = load_new(&pg, &db, &dump, how).await.unwrap_or_else(|e| panic!("{how:?}: {e}"));
         assert!(report.tolerated.is_empty(), "{report}");
         assert_eq!(row_counts(&pg, &db), expected_rows, "{how:?}");
         for (q, (got, want)) in CATALOG.iter().zip(catalog(&pg, &db).iter().zip(&expected)) {
@@ -118,28 +102,31 @@ async fn a_real_pg_dump_loads_to_the_same_database() {
 }
 
 #[tokio::test]
+async fn an_inserts_dump_loads_statement_by_statement() {
+    let pg = cluster();
+    create_db(&pg, "source", None);
+    pg.psql("source", SOURCE).unwrap();
+    let dump = pg_dump(&pg, "source", &["--inserts", "--rows-per-insert=7"]);
+    let report = load_new(&pg, "from_inserts", &dump, How::Parallel(2)).await.unwrap();
+    assert_eq!(report.copy_blocks, 0);
+    assert!(report.statements > 3000, "{report}");
+    assert_eq!(row_counts(&pg, "from_inserts"), row_counts(&pg, "source"));
+    assert_eq!(catalog(&pg, "from_inserts"), catalog(&pg, "source"));
+}
+
+#[tokio::test]
 async fn a_no_owner_dump_loads_as_the_odoo_user() {
     // What Odoo's database manager makes: pg_dump --no-owner, restored by Odoo's role.
     let pg = cluster();
     pg.create_role("odoo", "pw", true).unwrap();
     create_db(&pg, "source", None);
     pg.psql("source", SOURCE).unwrap();
-    pg.psql("source", "GRANT SELECT ON res_partner TO odoo;")
-        .unwrap();
+    pg.psql("source", "GRANT SELECT ON res_partner TO odoo;").unwrap();
     let dump = pg_dump(&pg, "source", &["--no-owner"]);
     create_db(&pg, "as_odoo", Some("odoo"));
-    let report = load_as(&pg, "as_odoo", "odoo", &dump, How::Parallel(2))
-        .await
-        .unwrap();
+    let report = load_as(&pg, "as_odoo", "odoo", &dump, How::Parallel(2)).await.unwrap();
     assert_eq!(row_counts(&pg, "as_odoo"), row_counts(&pg, "source"));
-    assert_eq!(
-        query(
-            &pg,
-            "as_odoo",
-            "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public';"
-        ),
-        "odoo"
-    );
+    assert_eq!(query(&pg, "as_odoo", "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public';"), "odoo");
     // pg_trgm came from the dump, created by odoo (trusted): its comment is odoo's to set.
     assert!(report.tolerated.is_empty(), "{report}");
 }

@@ -24,11 +24,7 @@ async fn copy_data_with_escapes_and_functions_with_semicolons_load() {
         let db = format!("escapes_{}", how == How::Stream);
         let report = load_new(&pg, &db, sql.as_bytes(), how).await.unwrap();
         assert_eq!((report.rows, report.copy_blocks), (4, 1));
-        let rows = query(
-            &pg,
-            &db,
-            "SELECT id, coalesce(a, 'NULL'), encode(b, 'hex') FROM t ORDER BY id;",
-        );
+        let rows = query(&pg, &db, "SELECT id, coalesce(a, 'NULL'), encode(b, 'hex') FROM t ORDER BY id;");
         assert_eq!(rows, "1|\\N|00ff\n2|NULL|\n3|tab\there\nnewline|5c\n4|\\.|");
         assert_eq!(query(&pg, &db, "SELECT f(41), g();"), "42|2");
     }
@@ -42,49 +38,23 @@ async fn a_failing_statement_fails_the_load_with_its_line() {
         let db = format!("fails_{}", how == How::Stream);
         let err = load_new(&pg, &db, sql.as_bytes(), how).await.unwrap_err();
         match &err {
-            LoadError::Statement {
-                line: 4,
-                head,
-                message,
-            } => {
+            LoadError::Statement { line: 4, head, message } => {
                 assert_eq!(head, "INSERT INTO t VALUES ('not a number')");
-                assert!(
-                    message.contains("invalid input syntax for type integer"),
-                    "{message}"
-                );
+                assert!(message.contains("invalid input syntax for type integer"), "{message}");
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            err.to_string()
-                .starts_with("The backup's SQL statement at line 4 (`INSERT INTO t"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("The backup's SQL statement at line 4 (`INSERT INTO t"), "{err}");
         assert!(!has_table(&pg, &db, "after_err"));
     }
     let bad_copy = "CREATE TABLE t (a int);\nCOPY t (a) FROM stdin;\n1\nx\n\\.\n";
     for how in BOTH {
-        let err = load_new(
-            &pg,
-            &format!("badcopy_{}", how == How::Stream),
-            bad_copy.as_bytes(),
-            how,
-        )
-        .await
-        .unwrap_err();
-        assert!(
-            matches!(&err, LoadError::Copy { line: 2, message, .. } if message.contains("invalid input syntax")),
-            "{err:?}"
-        );
+        let err = load_new(&pg, &format!("badcopy_{}", how == How::Stream), bad_copy.as_bytes(), how).await.unwrap_err();
+        assert!(matches!(&err, LoadError::Copy { line: 2, message, .. } if message.contains("invalid input syntax")), "{err:?}");
     }
     let truncated = "CREATE TABLE t (a int);\nCOPY t (a) FROM stdin;\n1\n";
-    let err = load_new(&pg, "truncated", truncated.as_bytes(), How::Parallel(2))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, LoadError::Truncated { line: 2, .. }),
-        "{err:?}"
-    );
+    let err = load_new(&pg, "truncated", truncated.as_bytes(), How::Parallel(2)).await.unwrap_err();
+    assert!(matches!(err, LoadError::Truncated { line: 2, .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -106,71 +76,28 @@ async fn harmless_failures_of_a_non_superuser_restore_are_tolerated_and_reported
         create_db(&pg, &db, Some("odoo"));
         // The extension is there already, installed by a superuser (as in template1 of many hosts).
         pg.psql(&db, "CREATE EXTENSION pg_trgm;").unwrap();
-        let report = load_as(&pg, &db, "odoo", sql.as_bytes(), how)
-            .await
-            .unwrap();
+        let report = load_as(&pg, &db, "odoo", sql.as_bytes(), how).await.unwrap();
         let lines: Vec<u64> = report.tolerated.iter().map(|t| t.line).collect();
         assert_eq!(lines, [1, 3, 5, 7, 8, 9], "{report}");
-        assert!(
-            report.tolerated[1]
-                .message
-                .contains("must be owner of extension pg_trgm"),
-            "{report}"
-        );
-        assert!(
-            report.tolerated[3].message.contains("odoo_prod"),
-            "{report}"
-        );
-        assert!(
-            report.to_string().contains("6 failed harmlessly"),
-            "{report}"
-        );
-        assert_eq!(
-            query(
-                &pg,
-                &db,
-                "SELECT tableowner FROM pg_tables WHERE tablename = 't';"
-            ),
-            "odoo"
-        );
+        assert!(report.tolerated[1].message.contains("must be owner of extension pg_trgm"), "{report}");
+        assert!(report.tolerated[3].message.contains("odoo_prod"), "{report}");
+        assert!(report.to_string().contains("6 failed harmlessly"), "{report}");
+        assert_eq!(query(&pg, &db, "SELECT tableowner FROM pg_tables WHERE tablename = 't';"), "odoo");
         assert_eq!(report.rows, 1);
     }
     // The same kinds of statement failing for another reason still fail the load.
     let db = "intolerant";
     create_db(&pg, db, Some("odoo"));
-    let err = load_as(
-        &pg,
-        db,
-        "odoo",
-        b"ALTER TABLE public.missing OWNER TO odoo;\n",
-        How::Stream,
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(err, LoadError::Statement { line: 1, .. }),
-        "{err:?}"
-    );
-    let err = load_as(
-        &pg,
-        db,
-        "odoo",
-        b"COMMENT ON EXTENSION missing IS 'x';\n",
-        How::Stream,
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(err, LoadError::Statement { line: 1, .. }),
-        "{err:?}"
-    );
+    let err = load_as(&pg, db, "odoo", b"ALTER TABLE public.missing OWNER TO odoo;\n", How::Stream).await.unwrap_err();
+    assert!(matches!(err, LoadError::Statement { line: 1, .. }), "{err:?}");
+    let err = load_as(&pg, db, "odoo", b"COMMENT ON EXTENSION missing IS 'x';\n", How::Stream).await.unwrap_err();
+    assert!(matches!(err, LoadError::Statement { line: 1, .. }), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_large_table_is_cut_into_chunks_loaded_side_by_side() {
     let pg = cluster();
-    let mut sql =
-        String::from("CREATE TABLE big (id int, label text);\nCOPY big (id, label) FROM stdin;\n");
+    let mut sql = String::from("CREATE TABLE big (id int, label text);\nCOPY big (id, label) FROM stdin;\n");
     for i in 0..200_000 {
         sql.push_str(&format!("{i}\trow number {i} \\\\ with a backslash\n"));
     }
@@ -187,14 +114,9 @@ async fn a_large_table_is_cut_into_chunks_loaded_side_by_side() {
             opts.spool_dir = Some(spool.path().to_owned());
         }
         let before = progress.load(Relaxed);
-        let report = numikube_plain_sql::load(sql.as_bytes(), &opts)
-            .await
-            .unwrap();
+        let report = numikube_plain_sql::load(sql.as_bytes(), &opts).await.unwrap();
         assert_eq!((report.rows, report.copy_blocks), (200_001, 2));
-        assert!(
-            progress.load(Relaxed) - before >= sql.len() as u64 - 200,
-            "progress counts what was sent"
-        );
+        assert!(progress.load(Relaxed) - before >= sql.len() as u64 - 200, "progress counts what was sent");
         assert_eq!(report.bytes, progress.load(Relaxed) - before);
         if how == How::Stream {
             assert_eq!((report.copy_chunks, report.mode), (2, Mode::Streamed));
@@ -203,9 +125,6 @@ async fn a_large_table_is_cut_into_chunks_loaded_side_by_side() {
             assert_eq!(report.mode, Mode::Parallel { jobs: 2 });
         }
         let check = "SELECT count(*), count(DISTINCT id), sum(id), min(label) FROM big;";
-        assert_eq!(
-            query(&pg, &db, check),
-            "200000|200000|19999900000|row number 0 \\ with a backslash"
-        );
+        assert_eq!(query(&pg, &db, check), "200000|200000|19999900000|row number 0 \\ with a backslash");
     }
 }

@@ -18,13 +18,7 @@ async fn meta_commands_are_refused_with_their_line_and_never_run() {
     let cases = [
         ("\\!", format!("\\! touch {}", marker(dir.path(), "bang"))),
         ("\\o", format!("\\o {}", marker(dir.path(), "out"))),
-        (
-            "\\copy",
-            format!(
-                "\\copy before_cmd from program 'touch {}'",
-                marker(dir.path(), "copy")
-            ),
-        ),
+        ("\\copy", format!("\\copy before_cmd from program 'touch {}'", marker(dir.path(), "copy"))),
         ("\\connect", "\\connect postgres".to_owned()),
         ("\\c", "\\c postgres".to_owned()),
         ("\\i", format!("\\i {}", marker(dir.path(), "include"))),
@@ -36,33 +30,20 @@ async fn meta_commands_are_refused_with_their_line_and_never_run() {
     for (n, (command, line)) in cases.iter().enumerate() {
         for how in BOTH {
             let db = format!("meta_{n}_{}", matches!(how, How::Stream));
-            let err = load_new(&pg, &db, with_command(line).as_bytes(), how)
-                .await
-                .unwrap_err();
+            let err = load_new(&pg, &db, with_command(line).as_bytes(), how).await.unwrap_err();
             match &err {
-                LoadError::MetaCommand {
-                    line: 3,
-                    command: c,
-                } => assert_eq!(c, command, "{line}"),
+                LoadError::MetaCommand { line: 3, command: c } => assert_eq!(c, command, "{line}"),
                 other => panic!("{line:?} ({how:?}): {other:?}"),
             }
             let text = err.to_string();
             assert!(text.contains(&format!("`{command}` at line 3")), "{text}");
             assert!(text.contains("may not run commands"), "{text}");
             // Streaming ran what came before; a parallel load ran nothing at all.
-            assert_eq!(
-                has_table(&pg, &db, "before_cmd"),
-                how == How::Stream,
-                "{line} {how:?}"
-            );
+            assert_eq!(has_table(&pg, &db, "before_cmd"), how == How::Stream, "{line} {how:?}");
             assert!(!has_table(&pg, &db, "after_cmd"), "{line} {how:?}");
         }
     }
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "no command left a file behind"
-    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no command left a file behind");
 }
 
 #[tokio::test]
@@ -74,20 +55,11 @@ async fn commands_hidden_inside_statements_are_refused() {
         // A line starting with a backslash while a statement is being read.
         (format!("CREATE TABLE t (\n\\! touch {m}\na int);\n"), 2),
         // A backslash after a statement on the same line, as psql would obey it.
-        (
-            format!("SELECT 1;\nSELECT 2; \\! touch {m}\nCREATE TABLE t (a int);\n"),
-            2,
-        ),
+        (format!("SELECT 1;\nSELECT 2; \\! touch {m}\nCREATE TABLE t (a int);\n"), 2),
         // At the end of the stream.
-        (
-            format!("CREATE TABLE t (a int);\nSELECT 1 \\! touch {m}\n"),
-            2,
-        ),
+        (format!("CREATE TABLE t (a int);\nSELECT 1 \\! touch {m}\n"), 2),
         // Right after COPY data.
-        (
-            format!("CREATE TABLE t (a int);\nCOPY t (a) FROM stdin;\n1\n\\.\n\\! touch {m}\n"),
-            5,
-        ),
+        (format!("CREATE TABLE t (a int);\nCOPY t (a) FROM stdin;\n1\n\\.\n\\! touch {m}\n"), 5),
     ];
     for (n, (sql, line)) in cases.iter().enumerate() {
         for how in BOTH {
@@ -116,18 +88,8 @@ async fn backslashes_in_strings_comments_and_copy_data_are_data() {
         let db = format!("data_{}", matches!(how, How::Stream));
         let report = load_new(&pg, &db, sql.as_bytes(), how).await.unwrap();
         assert_eq!(report.rows, 2);
-        assert_eq!(
-            query(
-                &pg,
-                &db,
-                "SELECT count(*) FROM t WHERE strpos(a, '\\! ') > 0 OR strpos(a, '\\o ') > 0;"
-            ),
-            "3"
-        );
-        assert_eq!(
-            query(&pg, &db, "SELECT count(*) FROM t WHERE a IS NULL;"),
-            "1"
-        );
+        assert_eq!(query(&pg, &db, "SELECT count(*) FROM t WHERE strpos(a, '\\! ') > 0 OR strpos(a, '\\o ') > 0;"), "3");
+        assert_eq!(query(&pg, &db, "SELECT count(*) FROM t WHERE a IS NULL;"), "1");
         assert_eq!(query(&pg, &db, "SELECT f();"), "\\");
     }
 }
@@ -145,32 +107,17 @@ async fn the_restrict_pair_of_pg_dump_is_skipped_and_nothing_else() {
         assert!(has_table(&pg, &db, "t"));
     }
     let bad: [(&str, Check); 6] = [
-        (
-            "\\restrict k1\nCREATE TABLE t (a int);\n\\unrestrict k2\n",
-            |e| matches!(e, LoadError::Restrict { line: 3, .. }),
-        ),
-        (
-            "CREATE TABLE t (a int);\n\\restrict k1\n\\unrestrict k1\n",
-            |e| matches!(e, LoadError::Restrict { line: 2, .. }),
-        ),
-        ("\\restrict k1\n\\restrict k1\n\\unrestrict k1\n", |e| {
-            matches!(e, LoadError::Restrict { line: 2, .. })
+        ("\\restrict k1\nCREATE TABLE t (a int);\n\\unrestrict k2\n", |e| matches!(e, LoadError::Restrict { line: 3, .. })),
+        ("CREATE TABLE t (a int);\n\\restrict k1\n\\unrestrict k1\n", |e| matches!(e, LoadError::Restrict { line: 2, .. })),
+        ("\\restrict k1\n\\restrict k1\n\\unrestrict k1\n", |e| matches!(e, LoadError::Restrict { line: 2, .. })),
+        ("\\unrestrict k1\n", |e| matches!(e, LoadError::Restrict { line: 1, .. })),
+        ("\\restrict k1\nCREATE TABLE t (a int);\n\\unrestrict k1\nCREATE TABLE u (a int);\n", |e| {
+            matches!(e, LoadError::AfterUnrestrict { line: 4 })
         }),
-        ("\\unrestrict k1\n", |e| {
-            matches!(e, LoadError::Restrict { line: 1, .. })
-        }),
-        (
-            "\\restrict k1\nCREATE TABLE t (a int);\n\\unrestrict k1\nCREATE TABLE u (a int);\n",
-            |e| matches!(e, LoadError::AfterUnrestrict { line: 4 }),
-        ),
-        ("\\restrict k1\nCREATE TABLE t (a int);\n", |e| {
-            matches!(e, LoadError::MissingUnrestrict { line: 1 })
-        }),
+        ("\\restrict k1\nCREATE TABLE t (a int);\n", |e| matches!(e, LoadError::MissingUnrestrict { line: 1 })),
     ];
     for (n, (sql, expected)) in bad.iter().enumerate() {
-        let err = load_new(&pg, &format!("bad_{n}"), sql.as_bytes(), How::Parallel(2))
-            .await
-            .unwrap_err();
+        let err = load_new(&pg, &format!("bad_{n}"), sql.as_bytes(), How::Parallel(2)).await.unwrap_err();
         assert!(expected(&err), "{sql}: {err:?}");
         assert!(!has_table(&pg, &format!("bad_{n}"), "t"));
     }
@@ -181,22 +128,12 @@ async fn copy_from_a_program_or_a_server_file_is_refused() {
     let pg = cluster();
     let dir = tempfile::tempdir().unwrap();
     let m = marker(dir.path(), "p");
-    for (n, copy) in [
-        format!("COPY t FROM PROGRAM 'touch {m}'"),
-        "COPY t FROM '/etc/hostname'".into(),
-        format!("COPY t TO '{m}'"),
-    ]
-    .iter()
-    .enumerate()
+    for (n, copy) in
+        [format!("COPY t FROM PROGRAM 'touch {m}'"), "COPY t FROM '/etc/hostname'".into(), format!("COPY t TO '{m}'")].iter().enumerate()
     {
         let sql = format!("CREATE TABLE t (a text);\n{copy};\n");
-        let err = load_new(&pg, &format!("prog_{n}"), sql.as_bytes(), How::Stream)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, LoadError::ServerSide { line: 2, .. }),
-            "{err:?}"
-        );
+        let err = load_new(&pg, &format!("prog_{n}"), sql.as_bytes(), How::Stream).await.unwrap_err();
+        assert!(matches!(err, LoadError::ServerSide { line: 2, .. }), "{err:?}");
     }
     assert!(!std::path::Path::new(&m).exists());
 }

@@ -14,8 +14,7 @@ pub fn cluster() -> Postgres {
 /// Creates an empty database `name` (owned by `owner` when given).
 pub fn create_db(pg: &Postgres, name: &str, owner: Option<&str>) {
     let owner = owner.map(|o| format!(" OWNER \"{o}\"")).unwrap_or_default();
-    pg.psql("postgres", &format!("CREATE DATABASE \"{name}\"{owner};"))
-        .unwrap();
+    pg.psql("postgres", &format!("CREATE DATABASE \"{name}\"{owner};")).unwrap();
 }
 
 /// Connection settings of database `db` as `user`.
@@ -38,24 +37,13 @@ pub enum How {
 pub const BOTH: [How; 2] = [How::Stream, How::Parallel(2)];
 
 /// Loads `sql` into a new database `db` as the superuser.
-pub async fn load_new(
-    pg: &Postgres,
-    db: &str,
-    sql: &[u8],
-    how: How,
-) -> Result<LoadReport, LoadError> {
+pub async fn load_new(pg: &Postgres, db: &str, sql: &[u8], how: How) -> Result<LoadReport, LoadError> {
     create_db(pg, db, None);
     load_as(pg, db, "postgres", sql, how).await
 }
 
 /// Loads `sql` into the existing database `db` as `user`.
-pub async fn load_as(
-    pg: &Postgres,
-    db: &str,
-    user: &str,
-    sql: &[u8],
-    how: How,
-) -> Result<LoadReport, LoadError> {
+pub async fn load_as(pg: &Postgres, db: &str, user: &str, sql: &[u8], how: How) -> Result<LoadReport, LoadError> {
     let spool = tempfile::tempdir().unwrap();
     let mut opts = LoadOptions::new(target(pg, db, user));
     if let How::Parallel(jobs) = how {
@@ -63,11 +51,7 @@ pub async fn load_as(
         opts.spool_dir = Some(spool.path().to_owned());
     }
     let report = load(sql, &opts).await;
-    assert_eq!(
-        std::fs::read_dir(spool.path()).unwrap().count(),
-        0,
-        "the spool file is gone"
-    );
+    assert_eq!(std::fs::read_dir(spool.path()).unwrap().count(), 0, "the spool file is gone");
     report
 }
 
@@ -78,11 +62,7 @@ pub fn query(pg: &Postgres, db: &str, sql: &str) -> String {
 
 /// Whether table `name` exists in `db`.
 pub fn has_table(pg: &Postgres, db: &str, name: &str) -> bool {
-    query(
-        pg,
-        db,
-        &format!("SELECT count(*) FROM pg_class WHERE relname = '{name}';"),
-    ) == "1"
+    query(pg, db, &format!("SELECT count(*) FROM pg_class WHERE relname = '{name}';")) == "1"
 }
 
 /// Runs `pg_dump --format=plain` of `db`.
@@ -95,11 +75,7 @@ pub fn pg_dump(pg: &Postgres, db: &str, extra: &[&str]) -> Vec<u8> {
         .arg(db)
         .output()
         .expect("pg_dump runs");
-    assert!(
-        out.status.success(),
-        "pg_dump: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pg_dump: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
