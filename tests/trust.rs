@@ -15,10 +15,7 @@ use numikube_testbed::{fixture, Answer};
 
 /// A tiny production with these installed modules.
 fn spec(modules: &[&str]) -> fixture::Spec {
-    fixture::Spec {
-        modules: modules.iter().map(|m| m.to_string()).collect(),
-        ..fixture::Spec::tiny()
-    }
+    fixture::Spec { modules: modules.iter().map(|m| m.to_string()).collect(), ..fixture::Spec::tiny() }
 }
 
 /// SQL that marks `module` installed in a production database.
@@ -47,11 +44,7 @@ fn addons(modules: &[(&str, Option<&str>)]) -> tempfile::TempDir {
     for (module, script) in modules {
         let m = dir.path().join(module);
         std::fs::create_dir_all(m.join("data")).unwrap();
-        std::fs::write(
-            m.join("__manifest__.py"),
-            format!("{{'name': '{module}', 'version': '18.0.1.0', 'depends': ['base']}}\n"),
-        )
-        .unwrap();
+        std::fs::write(m.join("__manifest__.py"), format!("{{'name': '{module}', 'version': '18.0.1.0', 'depends': ['base']}}\n")).unwrap();
         if let Some(script) = script {
             std::fs::write(m.join("data/neutralize.sql"), script).unwrap();
         }
@@ -73,37 +66,19 @@ fn repo_addons() -> PathBuf {
 }
 
 /// Runs a prod2x for `client` and waits for its end.
-async fn copy(
-    stage: &Stage,
-    client: &str,
-    suffix: &str,
-    timestamp: bool,
-) -> (RunStarted, JobStatus) {
-    let started = stage
-        .run(stage.prod2x(client, suffix, timestamp))
-        .await
-        .expect("accepted");
+async fn copy(stage: &Stage, client: &str, suffix: &str, timestamp: bool) -> (RunStarted, JobStatus) {
+    let started = stage.run(stage.prod2x(client, suffix, timestamp)).await.expect("accepted");
     let status = stage.wait_job(&started.job_id).await;
     (started, status)
 }
 
 fn assert_done(stage: &Stage, status: &JobStatus) {
-    assert_eq!(
-        status.state,
-        JobState::Done,
-        "{status:?}\n{}",
-        stage.sidecar_log()
-    );
+    assert_eq!(status.state, JobState::Done, "{status:?}\n{}", stage.sidecar_log());
 }
 
 /// The job failed; returns its error.
 fn assert_failed(stage: &Stage, status: &JobStatus) -> String {
-    assert_eq!(
-        status.state,
-        JobState::Error,
-        "{status:?}\n{}",
-        stage.sidecar_log()
-    );
+    assert_eq!(status.state, JobState::Error, "{status:?}\n{}", stage.sidecar_log());
     status.error.clone().unwrap_or_default()
 }
 
@@ -120,11 +95,7 @@ fn assert_nothing_left(stage: &Stage, db_name: &str) {
 }
 
 fn templates(stage: &Stage) -> Vec<String> {
-    stage
-        .databases()
-        .into_iter()
-        .filter(|d| d.starts_with("numikube_tpl_"))
-        .collect()
+    stage.databases().into_iter().filter(|d| d.starts_with("numikube_tpl_")).collect()
 }
 
 /// Waits (a few seconds at most) until a template is kept, and returns its name.
@@ -134,24 +105,15 @@ async fn wait_template(stage: &Stage) -> String {
         if let Some(t) = templates(stage).pop() {
             return t;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no template kept\n{}",
-            stage.sidecar_log()
-        );
+        assert!(Instant::now() < deadline, "no template kept\n{}", stage.sidecar_log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 /// The marker (the database comment) of `db`, parsed.
 fn marker(stage: &Stage, db: &str) -> serde_json::Value {
-    let comment = stage.query(
-        "postgres",
-        &format!(
-            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {}",
-            literal(db)
-        ),
-    );
+    let comment =
+        stage.query("postgres", &format!("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = {}", literal(db)));
     serde_json::from_str(&comment).unwrap_or_else(|e| panic!("marker of {db}: {e}: {comment:?}"))
 }
 
@@ -159,21 +121,12 @@ fn marker(stage: &Stage, db: &str) -> serde_json::Value {
 fn state_of(stage: &Stage, db: &str) -> String {
     stage.query(
         "postgres",
-        &format!(
-            "SELECT datallowconn, pg_get_userbyid(datdba), datistemplate FROM pg_database WHERE datname = {}",
-            literal(db)
-        ),
+        &format!("SELECT datallowconn, pg_get_userbyid(datdba), datistemplate FROM pg_database WHERE datname = {}", literal(db)),
     )
 }
 
 fn param(stage: &Stage, db: &str, key: &str) -> String {
-    stage.query(
-        db,
-        &format!(
-            "SELECT value FROM ir_config_parameter WHERE key = {}",
-            literal(key)
-        ),
-    )
+    stage.query(db, &format!("SELECT value FROM ir_config_parameter WHERE key = {}", literal(key)))
 }
 
 // ---------------------------------------------------------------------------
@@ -190,60 +143,33 @@ async fn a_client_gets_its_own_backup_never_a_newer_one_of_a_longer_named_client
     stage.put_custom_dump("prod_cosmos_eu", "cosmos-eu-daily-1.dump", &tiny, "");
     stage.put_custom_dump("prod_cosmos_2", "cosmos-2-daily-1.dump", &tiny, "");
 
-    let listed = stage
-        .client
-        .backups(TOKEN.into(), "cosmos".into())
-        .await
-        .unwrap();
+    let listed = stage.client.backups(TOKEN.into(), "cosmos".into()).await.unwrap();
     let keys: Vec<&str> = listed.backups.iter().map(|b| b.key.as_str()).collect();
     assert_eq!(keys, ["cosmos-daily-1.dump"]);
 
     let (started, status) = copy(&stage, "cosmos", "own", false).await;
     assert_done(&stage, &status);
     assert_eq!(status.backup.as_deref(), Some("cosmos-daily-1.dump"));
-    assert_eq!(
-        marker(&stage, &started.db_name)["backup"],
-        "cosmos-daily-1.dump"
-    );
+    assert_eq!(marker(&stage, &started.db_name)["backup"], "cosmos-daily-1.dump");
     // The kept template is cosmos's, of cosmos's backup.
     let template = wait_template(&stage).await;
     let m = marker(&stage, &template);
-    assert_eq!(
-        (m["backup"].as_str(), m["client"].as_str()),
-        (Some("cosmos-daily-1.dump"), Some("cosmos")),
-        "{m}"
-    );
+    assert_eq!((m["backup"].as_str(), m["client"].as_str()), (Some("cosmos-daily-1.dump"), Some("cosmos")), "{m}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_backup_pattern_replaces_the_default_rule() {
-    let stage = Stage::start(Options {
-        extra_conf: "numikube_staging_backup_pattern = prod/{client}/*.dump\n".into(),
-        ..Options::default()
-    });
-    stage.put_custom_dump(
-        "prod_cosmos",
-        "prod/cosmos/x.dump",
-        &fixture::Spec::tiny(),
-        "",
-    );
+    let stage =
+        Stage::start(Options { extra_conf: "numikube_staging_backup_pattern = prod/{client}/*.dump\n".into(), ..Options::default() });
+    stage.put_custom_dump("prod_cosmos", "prod/cosmos/x.dump", &fixture::Spec::tiny(), "");
     let dump = stage.dir.path().join("prod_cosmos.dump");
     std::thread::sleep(Duration::from_millis(1100));
     // Newer, and none of them cosmos's by the pattern.
-    for key in [
-        "cosmos-daily-1.dump",
-        "prod/cosmos/sub/y.dump",
-        "prod/cosmos-eu/z.dump",
-        "prod/cosmos/x.zip",
-    ] {
+    for key in ["cosmos-daily-1.dump", "prod/cosmos/sub/y.dump", "prod/cosmos-eu/z.dump", "prod/cosmos/x.zip"] {
         stage.s3.put_file(common::BUCKET, key, &dump).unwrap();
     }
 
-    let listed = stage
-        .client
-        .backups(TOKEN.into(), "cosmos".into())
-        .await
-        .unwrap();
+    let listed = stage.client.backups(TOKEN.into(), "cosmos".into()).await.unwrap();
     let keys: Vec<&str> = listed.backups.iter().map(|b| b.key.as_str()).collect();
     assert_eq!(keys, ["prod/cosmos/x.dump"]);
     let (_, status) = copy(&stage, "cosmos", "pat", false).await;
@@ -264,19 +190,10 @@ async fn a_backup_of_another_odoo_version_fails_and_leaves_nothing() {
         &fixture::Spec::tiny(),
         "UPDATE ir_module_module SET latest_version = regexp_replace(latest_version, '^18\\.0', '17.0');",
     );
-    assert_eq!(
-        stage.query(
-            "prod_oscar",
-            "SELECT latest_version FROM ir_module_module WHERE name = 'base'"
-        ),
-        "17.0.1.3"
-    );
+    assert_eq!(stage.query("prod_oscar", "SELECT latest_version FROM ir_module_module WHERE name = 'base'"), "17.0.1.3");
     let (started, status) = copy(&stage, "oscar", "v17", false).await;
     let error = assert_failed(&stage, &status);
-    assert_eq!(
-        error,
-        "The backup is from Odoo 17.0; this staging server runs Odoo 18.0."
-    );
+    assert_eq!(error, "The backup is from Odoo 17.0; this staging server runs Odoo 18.0.");
     assert_nothing_left(&stage, &started.db_name);
 }
 
@@ -287,11 +204,7 @@ async fn a_backup_of_another_odoo_version_fails_and_leaves_nothing() {
 /// Waits until the current minute has at least `secs` seconds left.
 fn wait_for_room_in_the_minute(secs: u64) {
     loop {
-        let s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 60;
+        let s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() % 60;
         if 60 - s >= secs {
             return;
         }
@@ -313,10 +226,7 @@ async fn a_second_timestamped_run_in_the_same_minute_is_refused_and_replaces_not
     let second = stage.run(stage.prod2x("papa", "same", true)).await;
     let (code, message) = code_of(second.expect_err("the second run is refused"));
     assert_eq!(code, codes::CONFLICT, "{message}");
-    assert!(
-        message.contains("was made less than a minute ago") && message.contains(&first.db_name),
-        "{message}"
-    );
+    assert!(message.contains("was made less than a minute ago") && message.contains(&first.db_name), "{message}");
     assert_eq!(stage.oid(&first.db_name), oid, "the first copy is kept");
     assert_eq!(state_of(&stage, &first.db_name), format!("t|{ROLE}|f"));
     assert!(stage.working_leftovers().is_empty());
@@ -325,12 +235,7 @@ async fn a_second_timestamped_run_in_the_same_minute_is_refused_and_replaces_not
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_without_timestamp_refreshes_the_copy() {
     let stage = Stage::start(Options::default());
-    stage.put_custom_dump(
-        "prod_quebec",
-        "quebec-daily-1.dump",
-        &fixture::Spec::tiny(),
-        "",
-    );
+    stage.put_custom_dump("prod_quebec", "quebec-daily-1.dump", &fixture::Spec::tiny(), "");
     let (first, status) = copy(&stage, "quebec", "again", false).await;
     assert_done(&stage, &status);
     let oid = stage.oid(&first.db_name);
@@ -351,37 +256,20 @@ async fn a_run_without_timestamp_refreshes_the_copy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_done_callback_comes_once_the_copy_opens() {
     let stage = Stage::start(Options::default());
-    stage.put_custom_dump(
-        "prod_romeo",
-        "romeo-daily-1.dump",
-        &fixture::Spec::tiny(),
-        "",
-    );
+    stage.put_custom_dump("prod_romeo", "romeo-daily-1.dump", &fixture::Spec::tiny(), "");
     // Production takes its time to answer: the sidecar is held inside the callback.
-    stage.receiver.respond_with(vec![Answer::Delay(
-        Duration::from_secs(5),
-        Box::new(Answer::Ok),
-    )]);
-    let started = stage
-        .run(stage.prod2x("romeo", "open", false))
-        .await
-        .unwrap();
+    stage.receiver.respond_with(vec![Answer::Delay(Duration::from_secs(5), Box::new(Answer::Ok))]);
+    let started = stage.run(stage.prod2x("romeo", "open", false)).await.unwrap();
     let calls = tokio::task::block_in_place(|| stage.receiver.wait_for(1, Duration::from_secs(60)))
         .unwrap_or_else(|e| panic!("{e}\n{}", stage.sidecar_log()));
     // At once, as production's mail link would be followed.
     let seen = state_of(&stage, &started.db_name);
-    let mut pg = numikube_staging::pg::pg_config(
-        &numikube_staging::config::Config::load(&stage.conf())
-            .unwrap()
-            .db,
-        &started.db_name,
-    );
+    let mut pg = numikube_staging::pg::pg_config(&numikube_staging::config::Config::load(&stage.conf()).unwrap().db, &started.db_name);
     pg.application_name("odoo opening the copy");
     let opened = pg.connect(tokio_postgres::NoTls).await;
     assert_eq!(calls[0].body["state"], "done", "{:?}", calls[0].body);
     assert_eq!(seen, format!("t|{ROLE}|f"), "allowconn|owner|template");
-    let (client, connection) =
-        opened.expect("db_user connects to the copy as the callback arrives");
+    let (client, connection) = opened.expect("db_user connects to the copy as the callback arrives");
     tokio::spawn(connection);
     client.simple_query("SELECT 1").await.unwrap();
 }
@@ -395,18 +283,10 @@ async fn assert_cannot_clone(stage: &Stage, role: &str, db: &str) {
     let session = stage.connect_as(role, "postgres").await.unwrap();
     let clone = format!("stolen_{}", &db[db.len() - 8..]);
     let err = session
-        .batch_execute(&format!(
-            "CREATE DATABASE {} TEMPLATE {}",
-            ident(&clone),
-            ident(db)
-        ))
+        .batch_execute(&format!("CREATE DATABASE {} TEMPLATE {}", ident(&clone), ident(db)))
         .await
         .expect_err("another role cannot clone it");
-    assert_eq!(
-        err.code(),
-        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE),
-        "{db}: {err:?}"
-    );
+    assert_eq!(err.code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE), "{db}: {err:?}");
     assert!(!stage.databases().contains(&clone));
 }
 
@@ -416,39 +296,22 @@ async fn another_role_with_createdb_cannot_clone_or_enter_hidden_databases() {
     // Another client's staging on a shared cluster.
     stage.pg.create_role("neighbour", "pw", true).unwrap();
     stage.put_slow_backup("sierra", "sierra-daily-1.sql", 6);
-    let started = stage
-        .run(stage.prod2x("sierra", "hid", false))
-        .await
-        .unwrap();
+    let started = stage.run(stage.prod2x("sierra", "hid", false)).await.unwrap();
 
     // During the restore.
     let deadline = Instant::now() + Duration::from_secs(30);
     let hidden = loop {
-        if let Some(d) = stage
-            .leftovers()
-            .into_iter()
-            .find(|d| d.starts_with("numikube_tmp_"))
-        {
+        if let Some(d) = stage.leftovers().into_iter().find(|d| d.starts_with("numikube_tmp_")) {
             break d;
         }
-        assert!(
-            Instant::now() < deadline,
-            "no hidden database\n{}",
-            stage.sidecar_log()
-        );
+        assert!(Instant::now() < deadline, "no hidden database\n{}", stage.sidecar_log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let state = state_of(&stage, &hidden);
-    assert!(
-        state.ends_with(&format!("|{WORK_ROLE}|f")),
-        "hidden by owner, not IS_TEMPLATE: {state}"
-    );
+    assert!(state.ends_with(&format!("|{WORK_ROLE}|f")), "hidden by owner, not IS_TEMPLATE: {state}");
     assert_cannot_clone(&stage, "neighbour", &hidden).await;
     let entered = stage.connect_as("neighbour", &hidden).await;
-    assert_eq!(
-        entered.expect_err("CONNECT is revoked from PUBLIC").code(),
-        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
-    );
+    assert_eq!(entered.expect_err("CONNECT is revoked from PUBLIC").code(), Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE));
     assert_done(&stage, &stage.wait_job(&started.job_id).await);
 
     // After it: the kept template.
@@ -463,10 +326,7 @@ async fn databases_hidden_by_is_template_are_converted_at_start() {
     let mut stage = Stage::start(Options::default());
     let template = "numikube_tpl_0123456789abcdef0123456789abcdef";
     let working = "numikube_tmp_fedcba9876543210fedcba9876543210";
-    for (name, state, client) in [
-        (template, "template", "tango"),
-        (working, "restoring", "tango"),
-    ] {
+    for (name, state, client) in [(template, "template", "tango"), (working, "restoring", "tango")] {
         let marker = serde_json::json!({
             "numikube_staging": 1, "state": state, "job_id": if state == "template" { "" } else { "fedcba98-7654-3210-fedc-ba9876543210" },
             "db_name": if state == "template" { name } else { "tango-lab_x" },
@@ -489,23 +349,15 @@ async fn databases_hidden_by_is_template_are_converted_at_start() {
     stage.start_sidecar();
 
     let log = strip_ansi(&stage.sidecar_log());
-    let still_template = stage.query(
-        "postgres",
-        "SELECT string_agg(datname, ',') FROM pg_database WHERE datistemplate AND datname LIKE 'numikube%'",
-    );
+    let still_template =
+        stage.query("postgres", "SELECT string_agg(datname, ',') FROM pg_database WHERE datistemplate AND datname LIKE 'numikube%'");
     assert_eq!(still_template, "", "{log}");
     // The template: db_user's and closed.
     assert_eq!(state_of(&stage, template), format!("f|{ROLE}|f"), "{log}");
     // The working copy: hidden by its owner, or already swept away (its job is gone).
     let working_state = state_of(&stage, working);
-    assert!(
-        working_state.is_empty() || working_state.ends_with(&format!("|{WORK_ROLE}|f")),
-        "{working_state}\n{log}"
-    );
-    assert!(
-        log.contains(template) && log.contains(working),
-        "the conversions are logged:\n{log}"
-    );
+    assert!(working_state.is_empty() || working_state.ends_with(&format!("|{WORK_ROLE}|f")), "{working_state}\n{log}");
+    assert!(log.contains(template) && log.contains(working), "the conversions are logged:\n{log}");
 }
 
 // ---------------------------------------------------------------------------
@@ -515,50 +367,19 @@ async fn databases_hidden_by_is_template_are_converted_at_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_addons_own_script_blanks_the_staging_tokens() {
     let addon = repo_addons().join("numikube_staging");
-    assert!(
-        addon.join("data/neutralize.sql").is_file(),
-        "{} has no data/neutralize.sql",
-        addon.display()
-    );
-    let stage = Stage::start(Options {
-        extra_conf: addons_path_conf(&[&repo_addons()]),
-        ..Options::default()
-    });
+    assert!(addon.join("data/neutralize.sql").is_file(), "{} has no data/neutralize.sql", addon.display());
+    let stage = Stage::start(Options { extra_conf: addons_path_conf(&[&repo_addons()]), ..Options::default() });
     let tweak = format!("{STAGING_ENVIRONMENTS}{}", install("numikube_staging"));
-    stage.put_custom_dump(
-        "prod_kilo",
-        "kilo-daily-1.dump",
-        &fixture::Spec::tiny(),
-        &tweak,
-    );
+    stage.put_custom_dump("prod_kilo", "kilo-daily-1.dump", &fixture::Spec::tiny(), &tweak);
 
     let (started, status) = copy(&stage, "kilo", "tok", false).await;
     assert_done(&stage, &status);
-    let left = stage.query(
-        &started.db_name,
-        "SELECT count(*) FROM staging_environment WHERE coalesce(token, '') <> ''",
-    );
+    let left = stage.query(&started.db_name, "SELECT count(*) FROM staging_environment WHERE coalesce(token, '') <> ''");
     assert_eq!(left, "0", "tokens left in the copy");
-    assert_eq!(
-        stage.query(
-            "prod_kilo",
-            "SELECT count(*) FROM staging_environment WHERE token <> ''"
-        ),
-        "2",
-        "production keeps its tokens"
-    );
+    assert_eq!(stage.query("prod_kilo", "SELECT count(*) FROM staging_environment WHERE token <> ''"), "2", "production keeps its tokens");
     let report = status.neutralized.expect("a report");
-    assert!(
-        report.scripts.contains(&"numikube_staging".to_string()),
-        "{report:?}"
-    );
-    assert!(
-        report
-            .verified
-            .iter()
-            .any(|v| v.contains("staging environment token")),
-        "{report:?}"
-    );
+    assert!(report.scripts.contains(&"numikube_staging".to_string()), "{report:?}");
+    assert!(report.verified.iter().any(|v| v.contains("staging environment token")), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -566,12 +387,7 @@ async fn the_addon_installed_but_found_nowhere_fails_the_job_naming_it() {
     // The default addons_path: the addon is on no path and not skipped.
     let stage = Stage::start(Options::default());
     let tweak = format!("{STAGING_ENVIRONMENTS}{}", install("numikube_staging"));
-    stage.put_custom_dump(
-        "prod_kilo",
-        "kilo-daily-1.dump",
-        &fixture::Spec::tiny(),
-        &tweak,
-    );
+    stage.put_custom_dump("prod_kilo", "kilo-daily-1.dump", &fixture::Spec::tiny(), &tweak);
     let (started, status) = copy(&stage, "kilo", "nowhere", false).await;
     let error = assert_failed(&stage, &status);
     assert!(error.contains("numikube_staging"), "{error}");
@@ -582,17 +398,9 @@ async fn the_addon_installed_but_found_nowhere_fails_the_job_naming_it() {
 async fn tokens_surviving_an_addon_without_its_script_fail_the_copy() {
     // The addon is on the path, but its script is not there: the check after the scripts catches the tokens.
     let fake = addons(&[("numikube_staging", None)]);
-    let stage = Stage::start(Options {
-        extra_conf: addons_path_conf(&[fake.path()]),
-        ..Options::default()
-    });
+    let stage = Stage::start(Options { extra_conf: addons_path_conf(&[fake.path()]), ..Options::default() });
     let tweak = format!("{STAGING_ENVIRONMENTS}{}", install("numikube_staging"));
-    stage.put_custom_dump(
-        "prod_kilo",
-        "kilo-daily-1.dump",
-        &fixture::Spec::tiny(),
-        &tweak,
-    );
+    stage.put_custom_dump("prod_kilo", "kilo-daily-1.dump", &fixture::Spec::tiny(), &tweak);
     let (started, status) = copy(&stage, "kilo", "noscript", false).await;
     let error = assert_failed(&stage, &status);
     assert!(error.contains("staging_environment"), "{error}");
@@ -602,12 +410,7 @@ async fn tokens_surviving_an_addon_without_its_script_fail_the_copy() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_installed_module_found_nowhere_fails_the_job_naming_it() {
     let stage = Stage::start(Options::default());
-    stage.put_custom_dump(
-        "prod_lima",
-        "lima-daily-1.dump",
-        &fixture::Spec::tiny(),
-        &install("sale_x"),
-    );
+    stage.put_custom_dump("prod_lima", "lima-daily-1.dump", &fixture::Spec::tiny(), &install("sale_x"));
     let (started, status) = copy(&stage, "lima", "miss", false).await;
     let error = assert_failed(&stage, &status);
     assert!(error.contains("sale_x"), "{error}");
@@ -618,80 +421,40 @@ async fn an_installed_module_found_nowhere_fails_the_job_naming_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_module_listed_in_neutralize_skip_is_reported_not_fatal() {
-    let stage = Stage::start(Options {
-        extra_conf: "numikube_staging_neutralize_skip = contacts, account, sale_x\n".into(),
-        ..Options::default()
-    });
-    stage.put_custom_dump(
-        "prod_lima",
-        "lima-daily-1.dump",
-        &fixture::Spec::tiny(),
-        &install("sale_x"),
-    );
+    let stage =
+        Stage::start(Options { extra_conf: "numikube_staging_neutralize_skip = contacts, account, sale_x\n".into(), ..Options::default() });
+    stage.put_custom_dump("prod_lima", "lima-daily-1.dump", &fixture::Spec::tiny(), &install("sale_x"));
     let (_, status) = copy(&stage, "lima", "skip", false).await;
     assert_done(&stage, &status);
     let report = status.neutralized.expect("a report");
-    assert!(
-        report.modules_not_found.contains(&"sale_x".to_string()),
-        "{report:?}"
-    );
+    assert!(report.modules_not_found.contains(&"sale_x".to_string()), "{report:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payment_provider_left_enabled_fails_the_copy() {
     // payment_y is installed and on the path, without a script: its enabled providers stay.
     let fake = addons(&[("payment_y", None)]);
-    let stage = Stage::start(Options {
-        extra_conf: addons_path_conf(&[fake.path()]),
-        ..Options::default()
-    });
-    stage.put_custom_dump(
-        "prod_mike",
-        "mike-daily-1.dump",
-        &spec(&["base", "web", "mail", "payment_y"]),
-        "",
-    );
-    assert_ne!(
-        stage.query(
-            "prod_mike",
-            "SELECT count(*) FROM payment_provider WHERE state = 'enabled'"
-        ),
-        "0"
-    );
+    let stage = Stage::start(Options { extra_conf: addons_path_conf(&[fake.path()]), ..Options::default() });
+    stage.put_custom_dump("prod_mike", "mike-daily-1.dump", &spec(&["base", "web", "mail", "payment_y"]), "");
+    assert_ne!(stage.query("prod_mike", "SELECT count(*) FROM payment_provider WHERE state = 'enabled'"), "0");
     let (started, status) = copy(&stage, "mike", "pay", false).await;
     let error = assert_failed(&stage, &status);
-    assert!(
-        error.contains("payment_provider") && error.contains("enabled"),
-        "{error}"
-    );
+    assert!(error.contains("payment_provider") && error.contains("enabled"), "{error}");
     assert_nothing_left(&stage, &started.db_name);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bases_script_runs_from_odoos_own_addons() {
-    assert!(
-        !fixture::fixture_addons_dir().join("base").exists(),
-        "base must not be on addons_path for this test"
-    );
+    assert!(!fixture::fixture_addons_dir().join("base").exists(), "base must not be on addons_path for this test");
     let stage = Stage::start(Options::default());
     stage.put_custom_dump("prod_nov", "nov-daily-1.dump", &fixture::Spec::tiny(), "");
     let (started, status) = copy(&stage, "nov", "base", false).await;
     assert_done(&stage, &status);
     let report = status.neutralized.expect("a report");
-    assert_eq!(
-        report.scripts.first().map(String::as_str),
-        Some("base"),
-        "{report:?}"
-    );
+    assert_eq!(report.scripts.first().map(String::as_str), Some("base"), "{report:?}");
     // What base's script does and the built-in set does not: the dummy mail
     // server, webhooks pointed nowhere.
-    assert_eq!(
-        stage.query(
-            &started.db_name,
-            "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host = 'invalid'"
-        ),
-        "1"
-    );
+    assert_eq!(stage.query(&started.db_name, "SELECT count(*) FROM ir_mail_server WHERE active AND smtp_host = 'invalid'"), "1");
     assert_eq!(
         stage.query(
             &started.db_name,
@@ -705,17 +468,10 @@ async fn bases_script_runs_from_odoos_own_addons() {
 async fn odoos_own_tree_is_found_beside_addons_path() {
     // A source install: /opt/odoo/{addons, odoo/release.py, odoo/addons/base}.
     let src = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        fixture::fixture_odoo_dir().join("odoo"),
-        src.path().join("odoo"),
-    )
-    .unwrap();
+    std::os::unix::fs::symlink(fixture::fixture_odoo_dir().join("odoo"), src.path().join("odoo")).unwrap();
     std::os::unix::fs::symlink(fixture::fixture_addons_dir(), src.path().join("addons")).unwrap();
     let stage = Stage::start(Options {
-        extra_conf: format!(
-            "addons_path = {}\nnumikube_staging_odoo_path = False\n",
-            src.path().join("addons").display()
-        ),
+        extra_conf: format!("addons_path = {}\nnumikube_staging_odoo_path = False\n", src.path().join("addons").display()),
         ..Options::default()
     });
     stage.put_custom_dump("prod_oak", "oak-daily-1.dump", &fixture::Spec::tiny(), "");
@@ -733,10 +489,7 @@ const STAGING_URL: &str = "https://lab.staging.example.com";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_copy_gets_a_new_identity_and_the_stagings_url() {
-    let stage = Stage::start(Options {
-        extra_conf: format!("numikube_staging_url = {STAGING_URL}\n"),
-        ..Options::default()
-    });
+    let stage = Stage::start(Options { extra_conf: format!("numikube_staging_url = {STAGING_URL}\n"), ..Options::default() });
     stage.put_custom_dump(
         "prod_papa",
         "papa-daily-1.dump",
@@ -750,10 +503,7 @@ async fn the_copy_gets_a_new_identity_and_the_stagings_url() {
     assert_eq!(param(&stage, copy, "web.base.url.freeze"), "");
     assert_eq!(param(&stage, "prod_papa", "web.base.url.freeze"), "True");
     let created = param(&stage, copy, "database.create_date");
-    assert!(
-        !created.is_empty() && created != param(&stage, "prod_papa", "database.create_date"),
-        "{created}"
-    );
+    assert!(!created.is_empty() && created != param(&stage, "prod_papa", "database.create_date"), "{created}");
     let server = stage.pg.url("postgres");
     let n = fixture::inspect_neutralization(&stage.pg.bin_dir, &server, copy).unwrap();
     let prod = fixture::inspect_neutralization(&stage.pg.bin_dir, &server, "prod_papa").unwrap();
@@ -762,26 +512,15 @@ async fn the_copy_gets_a_new_identity_and_the_stagings_url() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_copy_from_the_template_gets_its_own_identity_too() {
-    let stage = Stage::start(Options {
-        extra_conf: format!("numikube_staging_url = {STAGING_URL}\n"),
-        ..Options::default()
-    });
-    stage.put_custom_dump(
-        "prod_quartz",
-        "quartz-daily-1.dump",
-        &fixture::Spec::tiny(),
-        "",
-    );
+    let stage = Stage::start(Options { extra_conf: format!("numikube_staging_url = {STAGING_URL}\n"), ..Options::default() });
+    stage.put_custom_dump("prod_quartz", "quartz-daily-1.dump", &fixture::Spec::tiny(), "");
     let (first, status) = copy(&stage, "quartz", "one", false).await;
     assert_done(&stage, &status);
     wait_template(&stage).await;
     let (second, status) = copy(&stage, "quartz", "two", false).await;
     assert_done(&stage, &status);
     for key in ["database.uuid", "database.secret"] {
-        let (a, b) = (
-            param(&stage, &first.db_name, key),
-            param(&stage, &second.db_name, key),
-        );
+        let (a, b) = (param(&stage, &first.db_name, key), param(&stage, &second.db_name, key));
         assert!(!a.is_empty() && a != b, "{key}: {a} / {b}");
     }
     assert_eq!(param(&stage, &second.db_name, "web.base.url"), STAGING_URL);
