@@ -128,3 +128,34 @@ async fn a_large_table_is_cut_into_chunks_loaded_side_by_side() {
         assert_eq!(query(&pg, &db, check), "200000|200000|19999900000|row number 0 \\ with a backslash");
     }
 }
+
+#[tokio::test]
+async fn session_settings_follow_each_statement_onto_every_connection() {
+    let pg = cluster();
+    // Unqualified names resolved through search_path changes between COPY blocks and
+    // between indexes: each connection must be in the session state of its statement.
+    let mut sql = String::from("CREATE SCHEMA a;\nCREATE SCHEMA b;\nCREATE TABLE a.t (x int);\nCREATE TABLE b.t (x int);\n");
+    for (schema, rows) in [("a", 1), ("b", 2), ("a", 3), ("b", 4)] {
+        sql.push_str(&format!("SELECT pg_catalog.set_config('search_path', '{schema}', false);\nCOPY t (x) FROM stdin;\n"));
+        for _ in 0..rows {
+            sql.push_str(&format!("{rows}\n"));
+        }
+        sql.push_str("\\.\n");
+    }
+    sql.push_str("SET search_path = a;\nCREATE INDEX ta ON t (x);\nSET search_path = b;\nCREATE INDEX tb ON t (x);\n");
+    sql.push_str("SET search_path = a;\nCOMMENT ON TABLE t IS 'in a';\n");
+    for how in [How::Parallel(2), How::Parallel(3), How::Stream] {
+        let db = format!(
+            "session_{}",
+            match how {
+                How::Stream => 0,
+                How::Parallel(n) => n,
+            }
+        );
+        load_new(&pg, &db, sql.as_bytes(), how).await.unwrap();
+        assert_eq!(query(&pg, &db, "SELECT count(*), sum(x) FROM a.t;"), "4|10", "{how:?}");
+        assert_eq!(query(&pg, &db, "SELECT count(*), sum(x) FROM b.t;"), "6|20", "{how:?}");
+        assert_eq!(query(&pg, &db, "SELECT schemaname, indexname FROM pg_indexes WHERE tablename = 't' ORDER BY 1;"), "a|ta\nb|tb");
+        assert_eq!(query(&pg, &db, "SELECT obj_description('a.t'::regclass);"), "in a");
+    }
+}
