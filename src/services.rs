@@ -1,13 +1,15 @@
 //! What every stage below the API works with: the configuration, the
-//! PostgreSQL server, the bucket, the stop signal and the request for an
-//! early sweep. Built once, shared behind an `Arc`, passed down.
+//! PostgreSQL server, the bucket, the metrics, the stop signal and the
+//! request for an early sweep. Built once, shared behind an `Arc`, passed down.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::pg::Db;
 use crate::storage::{BackupSource, Ownership};
 
@@ -19,6 +21,8 @@ pub struct Services {
     pub db: Db,
     /// The backup bucket.
     pub source: BackupSource,
+    /// The Prometheus series every stage records into.
+    pub metrics: Arc<Metrics>,
     /// Cancelled on SIGTERM: no more admissions; queued and restoring jobs stop.
     stopping: CancellationToken,
     /// A cleanup failed (PostgreSQL down?): sweep as soon as the server answers again.
@@ -36,6 +40,7 @@ impl Services {
             config,
             db,
             source,
+            metrics: Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))),
             stopping: CancellationToken::new(),
             sweep_wanted: AtomicBool::new(false),
             sweep_now: Notify::new(),
@@ -66,6 +71,14 @@ impl Services {
     pub fn database_answered(&self) {
         if self.sweep_wanted.swap(false, Ordering::Relaxed) {
             self.sweep_now.notify_one();
+        }
+    }
+
+    /// Sets the copies gauge from Odoo's list of this instance, and the limit; kept as is when PostgreSQL is down.
+    pub async fn refresh_copies(&self) {
+        if let Ok(rows) = self.db.all(false).await {
+            let copies = rows.iter().filter(|r| self.db.in_instance_list(r)).count();
+            self.metrics.set_copies(copies as u64, self.config.database_limit as u64);
         }
     }
 

@@ -185,11 +185,13 @@ async fn serve(app: Arc<App>) -> ExitCode {
         }
     };
     tracing::info!(%addr, config = %app.config().path.display(), "numikube-staging serving JSON-RPC");
+    crate::systemd::notify_ready(); // Type=notify: both listeners are bound, the start-up checks passed
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
     }
+    crate::systemd::notify_stopping();
     // Refuse new jobs before closing the port, so a request in flight gets a
     // clear answer; restores stop at a safe point (or finish their last step),
     // and what is not reported within the grace period is reported at the next start.
