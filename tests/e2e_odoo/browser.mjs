@@ -202,9 +202,14 @@ await step("environment", async () => {
     await shot("screenshot_environment");
     return;
   }
+  // The form asks the staging for its copies when it opens; the new one is
+  // there at once or after Refresh Databases.
   const rows = page.locator(".o_field_widget[name=database_ids] .o_data_row");
-  await page.waitForFunction(() => document.querySelectorAll(
-    ".o_field_widget[name=database_ids] .o_data_row").length > 0, null, { timeout: 30000 }).catch(() => {});
+  const mine = rows.filter({ hasText: dbName });
+  await mine.first().waitFor({ timeout: 15000 }).catch(async () => {
+    await page.locator("button[name=action_refresh_databases]").click();
+    await mine.first().waitFor({ timeout: 15000 }).catch(() => {});
+  });
   const names = await rows.allInnerTexts();
   check("the environment lists the new copy with its size",
     names.some((t) => t.includes(dbName) && /\d+(\.\d+)?\s*[KMG]i?B|\d{4,}/.test(t)), names.join(" | "));
