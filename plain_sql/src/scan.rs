@@ -6,7 +6,7 @@ use std::ops::Range;
 use crate::classify::{classify, Class, Kind};
 use crate::error::{head, LoadError};
 use crate::meta::Restrict;
-use crate::split::{ends_outside_quotes, only_comments, split, Split};
+use crate::split::{only_comments, open_quote, split, Split};
 
 /// Largest statement accepted (PostgreSQL's own limit on a query string).
 const MAX_STATEMENT: usize = 1 << 30;
@@ -54,6 +54,10 @@ pub(crate) struct Scanner {
     buf: String,
     buf_line: u64,
     buf_offset: u64,
+    /// When the buffer is known to end inside a quote or comment: what a line must
+    /// hold to possibly close it (`None` inside: any line). Saves scanning a long
+    /// function body again at each of its lines ending in `;`.
+    quote: Option<Option<char>>,
     restrict: Restrict,
     statements_seen: bool,
 }
@@ -72,6 +76,7 @@ impl Scanner {
             buf_line: 0,
             buf_offset: 0,
             restrict: Restrict::default(),
+            quote: None,
             statements_seen: false,
         }
     }
@@ -134,18 +139,32 @@ impl Scanner {
             }
             self.buf_line = line_no;
             self.buf_offset = self.line_offset;
-        } else if trimmed.starts_with('\\') && ends_outside_quotes(&self.buf) {
-            return Err(LoadError::MetaCommand { line: line_no, command: crate::meta::command(line) });
+        } else if trimmed.starts_with('\\') {
+            if self.quote.is_none() {
+                self.quote = open_quote(&self.buf);
+            }
+            if self.quote.is_none() {
+                return Err(LoadError::MetaCommand { line: line_no, command: crate::meta::command(line) });
+            }
         }
         if self.buf.len() + line.len() > MAX_STATEMENT {
             return Err(LoadError::Format { line: self.buf_line, why: "a statement longer than 1 GiB".into() });
         }
         self.buf.push_str(line);
-        if !trimmed.ends_with(';') {
+        match self.quote {
+            Some(Some(closer)) if !line.contains(closer) => {}
+            _ => self.quote = None,
+        }
+        if !trimmed.ends_with(';') || self.quote.is_some() {
             return Ok(());
         }
         match split(&self.buf) {
             Split::Incomplete => Ok(()),
+            Split::Open(closer) => {
+                // Any line may close it when the closer is unknown: scan again each time.
+                self.quote = closer.map(Some);
+                Ok(())
+            }
             Split::Backslash(at) => {
                 let line = self.line_of(at);
                 let from = &self.buf[at..];
@@ -153,6 +172,7 @@ impl Scanner {
             }
             Split::Complete(ranges) => {
                 let buf = std::mem::take(&mut self.buf);
+                self.quote = None;
                 let count = ranges.len();
                 for (i, r) in ranges.into_iter().enumerate() {
                     let text = buf[r.clone()].to_owned();

@@ -9,8 +9,11 @@ use pg_query::protobuf::{KeywordKind, ScanToken, Token};
 /// What a buffer of whole lines holds.
 #[derive(Debug, PartialEq)]
 pub(crate) enum Split {
-    /// It ends inside a string, quoted identifier, dollar quote, comment or statement.
+    /// It ends inside a statement, outside quotes.
     Incomplete,
+    /// It ends inside a string, quoted identifier, dollar quote or comment that only a
+    /// line holding this character can close (`None`: any line may).
+    Open(Option<char>),
     /// A backslash outside quotes and comments at this byte: psql would run a
     /// meta-command from there.
     Backslash(usize),
@@ -19,20 +22,29 @@ pub(crate) enum Split {
     Complete(Vec<Range<usize>>),
 }
 
-/// Tokens of `buf`, or `None` when it ends inside a string, identifier or comment.
-fn tokens(buf: &str) -> Option<Vec<ScanToken>> {
-    pg_query::scan(buf).ok().map(|r| r.tokens)
+/// Tokens of `buf`, or, when it ends inside a string, identifier or comment, the
+/// character that could close it (see [`Split::Open`]).
+fn tokens(buf: &str) -> Result<Vec<ScanToken>, Option<char>> {
+    match pg_query::scan(buf) {
+        Ok(r) => Ok(r.tokens),
+        Err(pg_query::Error::Scan(m)) if m.contains("dollar-quoted") => Err(Some('$')),
+        Err(pg_query::Error::Scan(m)) if m.contains("comment") => Err(Some('/')),
+        Err(pg_query::Error::Scan(m)) if m.contains("quoted identifier") => Err(Some('"')),
+        Err(pg_query::Error::Scan(m)) if m.contains("string") || m.contains("literal") => Err(Some('\'')),
+        Err(_) => Err(None),
+    }
 }
 
-/// Whether the end of `buf` is outside strings, quoted identifiers, dollar quotes
-/// and comments: a line starting with `\` after it would be a psql meta-command.
-pub(crate) fn ends_outside_quotes(buf: &str) -> bool {
-    tokens(buf).is_some()
+/// `None` when the end of `buf` is outside strings, quoted identifiers, dollar quotes
+/// and comments (a line starting with `\` after it would be a psql meta-command),
+/// else what [`Split::Open`] says.
+pub(crate) fn open_quote(buf: &str) -> Option<Option<char>> {
+    tokens(buf).err()
 }
 
 /// Whether `buf` holds nothing but comments and blanks.
 pub(crate) fn only_comments(buf: &str) -> bool {
-    tokens(buf).is_some_and(|t| t.iter().all(is_comment))
+    tokens(buf).is_ok_and(|t| t.iter().all(is_comment))
 }
 
 fn is_comment(t: &ScanToken) -> bool {
@@ -41,8 +53,9 @@ fn is_comment(t: &ScanToken) -> bool {
 
 /// Where the statements of `buf` end.
 pub(crate) fn split(buf: &str) -> Split {
-    let Some(tokens) = tokens(buf) else {
-        return Split::Incomplete;
+    let tokens = match tokens(buf) {
+        Ok(tokens) => tokens,
+        Err(closer) => return Split::Open(closer),
     };
     let mut done = Vec::new();
     let mut current: Option<Statement> = None;
@@ -135,10 +148,19 @@ mod tests {
 
     #[test]
     fn quotes_and_comments() {
-        for open in ["SELECT 'a;\n", "SELECT $$a;\n", "SELECT $f$ $$;\n", "/* ;\n", "SELECT \"a;\n", "SELECT E'\\';\n"] {
-            assert_eq!(split(open), Split::Incomplete, "{open}");
-            assert!(!ends_outside_quotes(open));
+        for (open, closer) in [
+            ("SELECT 'a;\n", '\''),
+            ("SELECT $$a;\n", '$'),
+            ("SELECT $f$ $$;\n", '$'),
+            ("/* ;\n", '/'),
+            ("SELECT \"a;\n", '"'),
+            ("SELECT E'\\';\n", '\''),
+            ("SELECT B'01;\n", '\''),
+        ] {
+            assert_eq!(split(open), Split::Open(Some(closer)), "{open}");
+            assert_eq!(open_quote(open), Some(Some(closer)));
         }
+        assert_eq!(open_quote("SELECT 1"), None);
         assert_eq!(split("SELECT 1 -- ;\n"), Split::Incomplete);
         assert_eq!(pieces("SELECT $f$ ; $$ ; $f$;"), ["SELECT $f$ ; $$ ; $f$"]);
         assert!(only_comments("-- a\n/* b */\n"));

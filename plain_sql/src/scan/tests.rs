@@ -61,3 +61,16 @@ fn a_statement_split_over_pieces() {
     scanner.feed(b"b';\n", true, &mut events).unwrap();
     assert!(matches!(&events[..], [Event::Stmt(s)] if s.text == "SELECT 'ab'" && s.line == 1));
 }
+
+#[test]
+fn a_long_function_body_is_not_scanned_again_at_each_line() {
+    let mut sql = String::from("CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $body$\nBEGIN\n");
+    for i in 0..20_000 {
+        sql.push_str(&format!("  PERFORM {i};\n"));
+    }
+    sql.push_str("\\o inside the body is data;\nEND;\n$body$;\nSELECT 1;\n");
+    let start = std::time::Instant::now();
+    let got = scan(&sql).unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(start.elapsed().as_secs() < 5, "{:?}", start.elapsed());
+}
