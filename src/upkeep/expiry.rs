@@ -88,7 +88,10 @@ async fn sweep_with(upkeep: &Upkeep, life: Duration) -> Result<(), DbError> {
         let now = Utc::now();
         let Some(mut expires_at) = marker.expires_at else {
             marker.expires_at = Some(later(now, life));
-            db.set_marker(&row.name, &marker).await?;
+            if let Err(e) = db.set_marker(&row.name, &marker).await {
+                tracing::error!(db = %row.name, "could not give the copy its expiry: {e}; the next sweep tries again");
+                continue;
+            }
             tracing::info!(db = %row.name, expires_at = ?marker.expires_at, "a copy made before copies expired gets its expiry, counted from now");
             continue;
         };
@@ -110,7 +113,11 @@ async fn sweep_with(upkeep: &Upkeep, life: Duration) -> Result<(), DbError> {
                 }
             }
             if marker.expiry_warned {
-                db.set_marker(&row.name, &marker).await?;
+                if let Err(e) = db.set_marker(&row.name, &marker).await {
+                    // Not recorded: the notice may go out once more, never the copy early.
+                    tracing::error!(db = %row.name, "could not record that the notice went out: {e}");
+                    continue;
+                }
             }
         }
         if now >= expires_at {
@@ -125,7 +132,8 @@ async fn drop_expired(services: &Services, row: &DatabaseRow, expired_at: DateTi
     let requested_by = row.marker.as_ref().and_then(|m| m.requested_by.clone()).unwrap_or_default();
     match services.db.drop_force(&row.name).await {
         Ok(()) => {
-            if let Err(e) = filestore::remove(&services.config.data_dir, &row.name) {
+            services.metrics.swept(crate::metrics::Swept::Database, 1);
+            if let Err(e) = filestore::remove_off_core(&services.config.data_dir, &row.name).await {
                 tracing::error!(db = %row.name, "dropped the expired copy but could not remove its filestore: {e}");
             }
             tracing::info!(db = %row.name, expired_at = %expired_at.to_rfc3339(), %requested_by, "dropped the expired copy");
