@@ -34,7 +34,7 @@ impl App {
     pub fn new(config: Config) -> anyhow::Result<Arc<App>> {
         let services = Arc::new(Services::new(config)?);
         let jobs = Arc::new(Jobs::default());
-        let reporter = Arc::new(Reporter::new(&services.config));
+        let reporter = Arc::new(Reporter::new(&services.config, services.metrics.clone()));
         let admission = Arc::new(Admission::new(services.clone(), jobs.clone(), reporter.clone()));
         let prewarm = Arc::new(Prewarm::default());
         let upkeep = Arc::new(Upkeep::new(services.clone(), jobs.clone(), reporter.clone(), prewarm.clone()));

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::journal::JournalEntry;
 use super::mail;
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// How long one attempt may take at most (less when the window is nearly over).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -94,9 +95,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Delivers the callback, retrying for `window` in total with exponential
 /// back-off and jitter; `Err` with the last failure if it never got through.
 ///
-/// Every attempt is logged with its outcome. The pauses come from backon's
+/// Every attempt is logged and counted with its outcome. The pauses come from backon's
 /// exponential schedule, cut short so that no attempt starts after the window.
-pub async fn deliver(job_id: &str, url: &str, body: &Value, window: Duration) -> Result<(), String> {
+pub async fn deliver(job_id: &str, url: &str, body: &Value, window: Duration, metrics: &Metrics) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
@@ -111,6 +112,7 @@ pub async fn deliver(job_id: &str, url: &str, body: &Value, window: Duration) ->
         let left = window.saturating_sub(started.elapsed());
         let timeout = ATTEMPT_TIMEOUT.min(left).max(Duration::from_secs(1));
         let outcome = attempt(&http, url, body, timeout).await;
+        metrics.callback_attempt(outcome.is_ok());
         let left = window.saturating_sub(started.elapsed());
         match outcome {
             Ok(()) => {
@@ -142,17 +144,19 @@ pub enum Told {
 }
 
 /// Tells production (or, failing that, the requester by mail) how a job ended.
-pub async fn report(config: &Config, entry: &JournalEntry) -> Told {
+pub async fn report(config: &Config, entry: &JournalEntry, metrics: &Metrics) -> Told {
     let Some(url) = &entry.callback else { return Told::Production };
     let body = body(entry, &config.token);
-    match deliver(&entry.job_id, url, &body, config.callback_timeout).await {
+    match deliver(&entry.job_id, url, &body, config.callback_timeout, metrics).await {
         Ok(()) => {
             tracing::info!(job = %entry.job_id, db = %entry.db_name, state = ?entry.state, url, "production was told how the job ended");
             Told::Production
         }
         Err(e) => {
             tracing::error!(job = %entry.job_id, url, "callback failed for good: {e}; sending the fallback e-mail");
-            match mail::send_result(config, entry).await {
+            let mailed = mail::send_result(config, entry).await;
+            metrics.fallback_mail(mailed.is_ok());
+            match mailed {
                 Ok(to) => {
                     tracing::info!(job = %entry.job_id, %to, "fallback e-mail sent instead of the callback");
                     Told::ByMail
@@ -204,7 +208,8 @@ mod tests {
     async fn delivery_gives_up_after_the_window_with_the_last_failure() {
         // Nothing listens on port 1: every attempt is refused at once.
         let started = Instant::now();
-        let err = deliver("j", "http://127.0.0.1:1/cb", &json!({}), Duration::from_secs(1)).await.unwrap_err();
+        let metrics = Metrics::new("test");
+        let err = deliver("j", "http://127.0.0.1:1/cb", &json!({}), Duration::from_secs(1), &metrics).await.unwrap_err();
         assert!(err.contains("cannot reach production") && err.contains("attempts"), "{err}");
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(3), "{took:?}");

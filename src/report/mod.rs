@@ -6,8 +6,10 @@ pub mod journal;
 pub mod mail;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use callback::Told;
 use journal::{Journal, JournalEntry};
 
@@ -15,12 +17,13 @@ use journal::{Journal, JournalEntry};
 pub struct Reporter {
     journal: Journal,
     under_way: AtomicUsize,
+    metrics: Arc<Metrics>,
 }
 
 impl Reporter {
-    /// A reporter whose journal lives in the sidecar's state directory.
-    pub fn new(config: &Config) -> Reporter {
-        Reporter { journal: Journal::new(config.state_dir().join("jobs")), under_way: AtomicUsize::new(0) }
+    /// A reporter whose journal lives in the sidecar's state directory; it counts callbacks and mails in `metrics`.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Reporter {
+        Reporter { journal: Journal::new(config.state_dir().join("jobs")), under_way: AtomicUsize::new(0), metrics }
     }
 
     /// The job journal.
@@ -44,7 +47,7 @@ impl Reporter {
         }
         self.under_way.fetch_add(1, Ordering::SeqCst);
         let _under_way = UnderWay(&self.under_way);
-        if callback::report(config, entry).await != Told::Nobody {
+        if callback::report(config, entry, &self.metrics).await != Told::Nobody {
             self.journal.forget(&entry.job_id);
         }
     }
