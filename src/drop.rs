@@ -94,6 +94,7 @@ pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &J
             tracing::error!("dropped {name} but could not remove its filestore: {e}");
         }
     }
+    services.refresh_copies().await;
     Ok(result)
 }
 

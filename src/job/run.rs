@@ -66,8 +66,10 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
     let services = &ctx.services;
     let id = job.id();
     let temp = WorkingName::for_job(WorkKind::Temp, &id);
+    let mut counted = services.metrics.track_job(); // spawned at admission: queued
     let steps = async {
         let _slot = job.wait_turn().await;
+        counted.running();
         let request = CopyRequest {
             job_id: &id,
             client: &job.request.client,
@@ -125,6 +127,8 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         publish(services, &job, finished).await;
         end(&job);
     }
+    counted.finished(state == JobState::Done);
+    services.refresh_copies().await;
     ctx.reporter.tell(&services.config, &entry).await;
 }
 
