@@ -17,9 +17,11 @@ mod version;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Instant;
 
 use numikube_staging_rpc::{NeutralizeReport, Phase};
 
+use crate::metrics;
 use crate::pg::{Marker, MarkerState, WorkingName};
 use crate::services::Services;
 use crate::storage::{Backup, BackupReader};
@@ -80,24 +82,32 @@ pub async fn discard(services: &Services, name: &str) {
 }
 
 /// The steps of one copy, up to the final name, in the hidden database `temp`.
-pub async fn make(services: &Services, request: &CopyRequest<'_>, temp: &WorkingName, tracker: &dyn Tracker) -> Result<Finished, CopyError> {
+pub async fn make(
+    services: &Services,
+    request: &CopyRequest<'_>,
+    temp: &WorkingName,
+    tracker: &dyn Tracker,
+) -> Result<Finished, CopyError> {
     let temp_name = temp.to_string();
     tracker.phase(Phase::Downloading);
     let backup = services.source.chosen(request.client, request.backup).await.map_err(CopyError::NoBackup)?;
     tracker.backup_chosen(&backup);
     let marker = Marker::new(MarkerState::Restoring, request.job_id.into(), request.db_name.into(), request.client, &backup);
-    let report = match templates::usable(services, request.client, &backup).await {
+    let started = Instant::now();
+    let (report, format) = match templates::usable(services, request.client, &backup).await {
         Some(template) => {
             // A repeat copy of a backup already restored: seconds, not minutes.
             tracker.phase(Phase::Restoring);
             tracing::info!(job = %request.job_id, template = %template.name, "copying the template");
+            let copying = Instant::now();
             let report = templates::copy_from(services, &template, &temp_name, &marker).await.map_err(CopyError::Template)?;
+            services.metrics.template_copied(copying.elapsed());
             tracker.bytes_read().store(backup.size, std::sync::atomic::Ordering::Relaxed);
-            report
+            (report, metrics::Format::Template)
         }
         None => {
             let phase = |p| tracker.phase(p);
-            restore_and_neutralize(services, &temp_name, &backup, &marker, tracker.bytes_read(), &phase, false).await?
+            restore_as(services, &temp_name, &backup, &marker, tracker.bytes_read(), &phase, false).await?
         }
     };
     tracker.neutralized(&report);
@@ -113,6 +123,9 @@ pub async fn make(services: &Services, request: &CopyRequest<'_>, temp: &Working
     };
     services.db.set_marker(&temp_name, &done).await?;
     place::put_in_place(services, &temp_name, request.db_name, request.job_id, request.refresh).await?;
+    // Under its final name: the restore is over (for a template copy, the backup's size counts as read).
+    let bytes = tracker.bytes_read().load(std::sync::atomic::Ordering::Relaxed);
+    services.metrics.restore_finished(format, started.elapsed(), bytes);
     Ok(Finished { backup, report })
 }
 
@@ -128,14 +141,28 @@ pub async fn restore_and_neutralize(
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
 ) -> Result<NeutralizeReport, CopyError> {
+    restore_as(services, temp, backup, marker, bytes_read, phase, low_priority).await.map(|(report, _)| report)
+}
+
+/// [`restore_and_neutralize`], also saying which format the backup was, for the metrics.
+async fn restore_as(
+    services: &Services,
+    temp: &str,
+    backup: &Backup,
+    marker: &Marker,
+    bytes_read: Arc<AtomicU64>,
+    phase: &(dyn Fn(Phase) + Sync),
+    low_priority: bool,
+) -> Result<(NeutralizeReport, metrics::Format), CopyError> {
     let config = &services.config;
-    let stream = services
-        .source
-        .open(backup)
-        .await
-        .map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
+    let stream = services.source.open(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
     let counted: BackupReader = Box::pin(Counting::new(stream, bytes_read));
     let sniffed = format::sniff(counted).await.map_err(|source| CopyError::Format { key: backup.key.clone(), source })?;
+    let counted_as = match sniffed.format {
+        format::Format::Custom => metrics::Format::Custom,
+        format::Format::OdooZip => metrics::Format::Zip,
+        format::Format::PlainSql => metrics::Format::Plain,
+    };
     tracing::info!(db = %temp, key = %backup.key, format = sniffed.format.label(), gzip = sniffed.gzip, "backup opened");
     services.db.create_hidden(temp, marker).await?;
 
@@ -160,8 +187,9 @@ pub async fn restore_and_neutralize(
     phase(Phase::Neutralizing);
     let mut search_path = config.addons_path.clone();
     search_path.push(tree.addons());
-    let how = neutralize::Neutralization { search_path: &search_path, skip: &config.neutralize_skip, staging_url: config.staging_url.as_deref() };
+    let how =
+        neutralize::Neutralization { search_path: &search_path, skip: &config.neutralize_skip, staging_url: config.staging_url.as_deref() };
     let report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
     tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
-    Ok(report)
+    Ok((report, counted_as))
 }
