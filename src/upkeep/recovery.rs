@@ -14,6 +14,7 @@ use super::{expiry, spool, Upkeep};
 use crate::copy::filestore;
 use crate::job::run::INTERRUPTED;
 use crate::job::{Job, JobRequest};
+use crate::metrics::{self, Swept};
 use crate::pg::{DbError, MarkerState, WorkKind, WorkingName};
 use crate::process::Owner;
 
@@ -49,9 +50,11 @@ pub async fn recover(upkeep: &Upkeep) {
                     }
                 }
                 entry.state = JobState::Done;
+                services.metrics.job_state(None, metrics::JobState::Done);
             } else {
                 tracing::warn!(job = %entry.job_id, db = %entry.db_name, "job interrupted by a restart; reporting it as failed");
                 entry.state = JobState::Error;
+                services.metrics.job_state(None, metrics::JobState::Error);
                 entry.error = Some(INTERRUPTED.into());
                 entry.detail = Some("numikube-staging stopped or crashed while this job was running".into());
             }
@@ -149,6 +152,7 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
                 tracing::warn!("dropping {}, left by a job that no longer runs", row.name);
                 let dropped = db.drop_force(&row.name).await;
                 if dropped.is_ok() {
+                    upkeep.services.metrics.swept(Swept::Database, 1);
                     let _ = filestore::remove_off_core(data_dir, &row.name).await;
                 }
                 tried("drop", &row.name, dropped);
@@ -159,7 +163,8 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
         upkeep.services.cleanup_failed();
     }
     let spool_dir = upkeep.services.config.state_dir().join("spool");
-    let _ = tokio::task::spawn_blocking(move || spool::remove_orphan_spool_files(&spool_dir)).await;
+    let spooled = tokio::task::spawn_blocking(move || spool::remove_orphan_spool_files(&spool_dir)).await;
+    upkeep.services.metrics.swept(Swept::Spool, spooled.unwrap_or(0));
     // A filestore may outlive its database (extracted after the drop of a cut-short job).
     for dir in std::fs::read_dir(data_dir.join("filestore")).into_iter().flatten().flatten() {
         let name = dir.file_name().to_string_lossy().into_owned();
@@ -168,11 +173,15 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
                 tracing::warn!("removing the filestore {}, left by a job that no longer runs", dir.path().display());
                 if let Err(e) = filestore::remove_off_core(data_dir, &name).await {
                     tracing::error!("could not remove {}: {e}", dir.path().display());
+                } else {
+                    upkeep.services.metrics.swept(Swept::Filestore, 1);
                 }
             }
             _ => {}
         }
     }
+    upkeep.services.metrics.sweep_finished();
+    upkeep.services.refresh_copies().await;
     Ok(())
 }
 

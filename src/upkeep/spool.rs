@@ -6,22 +6,25 @@ use std::path::{Path, PathBuf};
 /// Removes downloads spooled by processes that died (a killed sidecar's
 /// `.dump` or `.zip` can be as large as a backup). A live job holds its spool
 /// file open, so a file no process has open is an orphan; when open files
-/// cannot be listed, nothing is removed.
-pub fn remove_orphan_spool_files(dir: &Path) {
-    let Ok(dir) = dir.canonicalize() else { return };
-    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+/// cannot be listed, nothing is removed. Returns how many files went.
+pub fn remove_orphan_spool_files(dir: &Path) -> u64 {
+    let Ok(dir) = dir.canonicalize() else { return 0 };
+    let Ok(entries) = std::fs::read_dir(&dir) else { return 0 };
     let files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
     if files.is_empty() {
-        return;
+        return 0;
     }
     // Listed after the files: a spool file is open from the moment it exists.
-    let Some(open) = open_files() else { return };
+    let Some(open) = open_files() else { return 0 };
+    let mut removed = 0;
     for file in files.into_iter().filter(|f| !open.contains(f)) {
         tracing::warn!("removing {}, spooled by a process that no longer runs", file.display());
-        if let Err(e) = std::fs::remove_file(&file) {
-            tracing::error!("could not remove {}: {e}", file.display());
+        match std::fs::remove_file(&file) {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::error!("could not remove {}: {e}", file.display()),
         }
     }
+    removed
 }
 
 /// Every file some process has open, from `/proc/<pid>/fd`.
