@@ -147,6 +147,9 @@ async fn main() {
             t[t.len() / 2]
         })
         .collect();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: ?");
+    println!("peak RSS of this process (the loader's runs; psql is a child): {}", peak.trim_start_matches("VmHWM:").trim());
     for (how, secs) in CONTENDERS.iter().zip(&medians) {
         println!("{how:<18} median {secs:6.1} s  {:.2}x psql -f", secs / medians[0]);
     }
