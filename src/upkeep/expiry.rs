@@ -76,6 +76,7 @@ pub async fn sweep(upkeep: &Upkeep) {
     }
 }
 
+/// One pass over the copies: expiry for those without, notices due, drops due.
 async fn sweep_with(upkeep: &Upkeep, life: Duration) -> Result<(), DbError> {
     let services = &upkeep.services;
     let (config, db) = (&services.config, &services.db);
