@@ -90,7 +90,6 @@ fn alter_table(a: &pg_query::protobuf::AlterTableStmt) -> Kind {
                 Some(pg_query::Node { node: Some(NodeEnum::Constraint(k)) }) => Some(k.as_ref()),
                 _ => None,
             },
-            Some(NodeEnum::AlterTableCmd(c)) if c.subtype() == AlterTableType::AtAttachPartition => None,
             _ => None,
         })
         .collect();

@@ -159,3 +159,11 @@ async fn session_settings_follow_each_statement_onto_every_connection() {
         assert_eq!(query(&pg, &db, "SELECT obj_description('a.t'::regclass);"), "in a");
     }
 }
+
+#[test]
+fn the_load_future_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let opts = numikube_plain_sql::LoadOptions::new(tokio_postgres::Config::new());
+    let future = numikube_plain_sql::load(tokio::io::empty(), &opts);
+    assert_send(&future);
+}
