@@ -24,6 +24,7 @@ use crate::admission::checks;
 use crate::api::{server, Api};
 use crate::app::App;
 use crate::config::Config;
+use crate::pg::RoleError;
 use output::{drop_table, fail, list_table, print, status_table};
 
 /// What scripts can rely on; the numbers never change meaning.
@@ -142,9 +143,19 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
     };
     let token = app.config().token.clone();
     let json = cli.json;
+    if matches!(cli.command, Command::Serve | Command::Restore { .. }) {
+        match app.services.db.ensure_work_role().await {
+            Ok(()) => {}
+            Err(e @ RoleError::Missing { .. }) => {
+                eprintln!("error: {e}");
+                return Exit::Usage.into();
+            }
+            Err(e) => tracing::warn!("cannot check the work role now ({e}); copies fail until PostgreSQL answers"),
+        }
+    }
     match cli.command {
         Command::Serve => serve(app).await,
-        Command::List => match Api::new(app).list(token).await {
+        Command::List => match Api::new(app).list(token, None).await {
             Ok(rows) => print(json, rows.as_slice(), list_table, Exit::Done),
             Err(e) => fail(json, e),
         },
@@ -176,6 +187,9 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
 }
 
 async fn serve(app: Arc<App>) -> ExitCode {
+    for warning in app.config().warnings() {
+        tracing::warn!("{warning}");
+    }
     app.start_background_work().await;
     let (addr, handle) = match server::serve(app.clone(), app.config().listen).await {
         Ok(s) => s,
@@ -289,7 +303,7 @@ async fn wait_visible(app: &App, db_name: &str) -> bool {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
     while tokio::time::Instant::now() < deadline {
         if let Ok(rows) = app.services.db.all(false).await {
-            if rows.iter().any(|r| r.name == db_name && !r.is_template) {
+            if rows.iter().any(|r| r.name == db_name && app.services.db.in_instance_list(r)) {
                 return true;
             }
         }
