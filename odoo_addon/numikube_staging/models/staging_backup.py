@@ -22,6 +22,12 @@ class StagingBackup(models.Model):
     sequence = fields.Integer(readonly=True)
     last_modified = fields.Datetime(readonly=True)
     size_bytes = fields.Float("Size (bytes)", digits=(20, 0), readonly=True)
+    size = fields.Char(compute="_compute_size")
+
+    @api.depends("size_bytes")
+    def _compute_size(self):
+        for backup in self:
+            backup.size = format_size(backup.size_bytes)
 
     @api.depends("name", "last_modified", "size_bytes")
     def _compute_display_name(self):

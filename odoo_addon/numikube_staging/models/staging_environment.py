@@ -256,9 +256,11 @@ class StagingEnvironment(models.Model):
 
     def action_refresh_databases(self):
         """Ask the staging for the client's databases (``/web/staging/list``)
-        and keep them in ``database_ids``. Never raises for the staging's
-        sake: what went wrong is shown on the form instead."""
+        and keep them in ``database_ids``; its backups too, which say whether
+        it offers a choice of backup. Never raises for the staging's sake:
+        what went wrong is shown on the form instead."""
         self.check_access("read")
+        self._refresh_backups()
         for environment in self.sudo():
             try:
                 result = environment._call_staging(

@@ -89,9 +89,9 @@ class TestStagingEnvironment(StagingMixin, TransactionCase):
         other = {"name": "cosmos-lab_old", "size_bytes": 5, "made_by_staging": False}
         template = {"name": "numikube_tpl_cosmos", "size_bytes": 5, "template": True}
         staging = self.refresh({LIST: envelope([COPY, other, template])})
-        self.assertEqual(
+        self.assertIn(
+            {"path": LIST, "json": {"token": "secret-token", "client": "cosmos"}},
             staging.received,
-            [{"path": LIST, "json": {"token": "secret-token", "client": "cosmos"}}],
         )
         databases = self.environment.database_ids
         self.assertEqual(
@@ -182,6 +182,15 @@ class TestStagingEnvironment(StagingMixin, TransactionCase):
         self.assertFalse(self.environment.offers_backups)
         self.assertFalse(self.environment.backup_ids)
         self.assertFalse(self.new_job().offers_backups)
+
+    def test_backups_refreshed_with_the_databases(self):
+        answer = {
+            LIST: envelope([]),
+            BACKUPS: envelope({"backups": [{"key": "cosmos-daily-1.dump"}]}),
+        }
+        self.refresh(answer)
+        self.assertTrue(self.environment.offers_backups)
+        self.assertEqual(self.environment.backup_ids.mapped("name"), ["cosmos-daily-1.dump"])
 
     def test_backups_refreshed_when_the_job_form_chooses_the_environment(self):
         answer = {BACKUPS: envelope({"backups": [{"key": "cosmos-daily-1.dump"}]})}

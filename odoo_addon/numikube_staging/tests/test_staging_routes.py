@@ -172,6 +172,7 @@ class TestStagingRoutes(StagingMixin, HttpCase):
         self.assertEqual(
             [r["json"]["method"] for r in server.received],
             [
+                "staging_backups",
                 "staging_list",
                 "staging_backups",
                 "staging_extend",
