@@ -25,32 +25,14 @@ pub struct Room<'a> {
 impl<'a> Room<'a> {
     /// The room given `rows` of `pg_database`, read after the keys `in_flight`.
     pub fn new(services: &Services, rows: &'a [DatabaseRow], in_flight: HashSet<i32>) -> Room<'a> {
-        let mut counted: HashSet<&str> = rows
-            .iter()
-            .filter(|r| services.db.in_instance_list(r))
-            .map(|r| r.name.as_str())
-            .collect();
+        let mut counted: HashSet<&str> = rows.iter().filter(|r| services.db.in_instance_list(r)).map(|r| r.name.as_str()).collect();
         // A finished copy stays hidden until its template is kept (see `publish`),
         // after its job has ended: it counts already, or the limit has a gap.
-        counted.extend(
-            rows.iter()
-                .filter(|r| r.is_being_published())
-                .map(|r| r.name.as_str()),
-        );
+        counted.extend(rows.iter().filter(|r| r.is_being_published()).map(|r| r.name.as_str()));
         let counted_keys: HashSet<i32> = counted.iter().map(|n| name_key(n)).collect();
         // A refresh in flight is counted once: as the database it replaces.
-        let count = counted.len()
-            + in_flight
-                .iter()
-                .filter(|k| !counted_keys.contains(k))
-                .count();
-        Room {
-            rows,
-            counted,
-            in_flight,
-            count,
-            limit: services.config.database_limit,
-        }
+        let count = counted.len() + in_flight.iter().filter(|k| !counted_keys.contains(k)).count();
+        Room { rows, counted, in_flight, count, limit: services.config.database_limit }
     }
 
     /// Takes the room for `request`, or says why there is none.
@@ -71,10 +53,7 @@ impl<'a> Room<'a> {
         }
         let new = !self.counted.contains(name);
         if new && self.count >= self.limit {
-            return Err(AdmissionError::LimitReached {
-                count: self.count,
-                limit: self.limit,
-            });
+            return Err(AdmissionError::LimitReached { count: self.count, limit: self.limit });
         }
         self.in_flight.insert(key);
         self.count += usize::from(new);

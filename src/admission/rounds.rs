@@ -37,28 +37,23 @@ pub async fn serve(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Waiti
             continue;
         }
         if shared.services.is_stopping() {
-            group
-                .into_iter()
-                .for_each(|w| refuse(w, AdmissionError::Stopping));
+            group.into_iter().for_each(|w| refuse(w, AdmissionError::Stopping));
             continue;
         }
         round(&shared, group).await;
     }
 }
 
-/// One round: the registry, then `pg_database`, then each request in order.
+/// One round: the registry and `pg_database` (one trip), each request in
+/// order, then the reservations and the end of the round (one more trip).
 async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
-    let mut registry = match shared.registry.begin().await {
+    let registry = match shared.registry.begin().await {
         Ok(round) => round,
-        Err(e) => return unavailable(group, &e),
-    };
-    let rows = match shared.services.db.all(false).await {
-        Ok(rows) => rows,
         Err(e) => return unavailable(group, &e),
     };
     // The database server is back: drop what a failed cleanup left.
     shared.services.database_answered();
-    let mut room = Room::new(&shared.services, &rows, registry.in_flight().clone());
+    let mut room = Room::new(&shared.services, registry.databases(), registry.in_flight().clone());
     let mut fit = Vec::with_capacity(group.len());
     for waiting in group {
         match room.admit(&waiting.request) {
@@ -66,16 +61,18 @@ async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
             Err(e) => refuse(waiting, e),
         }
     }
+    drop(room);
     if fit.is_empty() {
         let _ = registry.end().await;
         return;
     }
     let names: Vec<String> = fit.iter().map(|w| w.request.db_name.clone()).collect();
-    let reservations = match registry.reserve(&names).await {
+    let reservations = match registry.reserve_and_end(&names).await {
         Ok(r) => r,
         Err(e) => return unavailable(fit, &e),
     };
-    let mut admitted = Vec::with_capacity(fit.len());
+    // Reserved, the jobs count against the limit in every process; this
+    // process's next round starts only once they are registered here too.
     for (waiting, reservation) in fit.into_iter().zip(reservations) {
         let Some(reservation) = reservation else {
             let name = waiting.request.db_name.clone();
@@ -86,71 +83,33 @@ async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
         let request = &waiting.request;
         let entry = JournalEntry {
             client: Some(request.client.clone()),
-            ..JournalEntry::new(
-                &job_id,
-                &request.db_name,
-                request.callback.clone(),
-                request.email.clone(),
-            )
+            ..JournalEntry::new(&job_id, &request.db_name, request.callback.clone(), request.email.clone())
         };
         // Turns are taken here, in admission order (see `take_turn`).
-        let job = Arc::new(Job::new(
-            request.clone(),
-            entry.status(),
-            Some(take_turn(&shared.slots).await),
-        ));
+        let job = Arc::new(Job::new(request.clone(), entry.status(), Some(take_turn(&shared.slots).await)));
         job.hold(reservation);
         shared.jobs.insert(job.clone());
-        admitted.push((waiting, job, entry));
-    }
-    if let Err(e) = registry.end().await {
-        for (waiting, job, _) in admitted {
-            // Forgotten, the job drops its reservation.
-            shared.jobs.remove(&job.id());
-            refuse(waiting, AdmissionError::Unavailable(copy_of(&e)));
-        }
-        return;
-    }
-    // Registered, the jobs count against the limit: the round can go before
-    // the (slow, fsync'ed) journal writes, which run side by side.
-    for (waiting, job, entry) in admitted {
+        // The (slow, fsync'ed) journal writes run side by side, out of the round.
         tokio::spawn(start(shared.clone(), waiting.reply, job, entry));
     }
 }
 
 /// Records an admitted job in the journal, answers, and starts the job; in a
 /// task of its own, so that a client gone meanwhile leaves no job half-started.
-async fn start(
-    shared: Arc<Shared>,
-    reply: oneshot::Sender<Result<RunStarted, AdmissionError>>,
-    job: Arc<Job>,
-    entry: JournalEntry,
-) {
+async fn start(shared: Arc<Shared>, reply: oneshot::Sender<Result<RunStarted, AdmissionError>>, job: Arc<Job>, entry: JournalEntry) {
     let reporter = shared.reporter.clone();
-    let written = tokio::task::spawn_blocking(move || reporter.journal().write(&entry))
-        .await
-        .expect("the journal write does not panic");
+    let written = tokio::task::spawn_blocking(move || reporter.journal().write(&entry)).await.expect("the journal write does not panic");
     // No promise to report without a record of it.
     if let Err(source) = written {
         shared.jobs.remove(&job.id());
-        let _ = reply.send(Err(AdmissionError::Journal {
-            dir: shared.reporter.journal().dir().to_path_buf(),
-            source,
-        }));
+        let _ = reply.send(Err(AdmissionError::Journal { dir: shared.reporter.journal().dir().to_path_buf(), source }));
         return;
     }
     shared.user_arrived.notify_waiters();
     let request = &job.request;
-    let started = RunStarted {
-        db_name: request.db_name.clone(),
-        job_id: job.id(),
-        backup: request.backup.clone(),
-    };
+    let started = RunStarted { db_name: request.db_name.clone(), job_id: job.id(), backup: request.backup.clone() };
     tracing::info!(job = %started.job_id, db = %request.db_name, client = %request.client, "job accepted");
-    let ctx = JobContext {
-        services: shared.services.clone(),
-        reporter: shared.reporter.clone(),
-    };
+    let ctx = JobContext { services: shared.services.clone(), reporter: shared.reporter.clone() };
     tokio::spawn(run::run(ctx, job));
     let _ = reply.send(Ok(started));
 }
@@ -161,14 +120,9 @@ fn refuse(waiting: Waiting, error: AdmissionError) {
 
 fn unavailable(group: Vec<Waiting>, error: &DbError) {
     tracing::warn!("{} request(s) not admitted: {error}", group.len());
-    group
-        .into_iter()
-        .for_each(|w| refuse(w, AdmissionError::Unavailable(copy_of(error))));
+    group.into_iter().for_each(|w| refuse(w, AdmissionError::Unavailable(copy_of(error))));
 }
 
 fn copy_of(error: &DbError) -> DbError {
-    DbError {
-        where_: error.where_.clone(),
-        detail: error.detail.clone(),
-    }
+    DbError { where_: error.where_.clone(), detail: error.detail.clone() }
 }

@@ -46,6 +46,11 @@ impl Db {
     /// Every database of the server, with owner, template flag and marker.
     pub async fn all(&self, with_size: bool) -> Result<Vec<DatabaseRow>, DbError> {
         let client = self.pooled().await?;
+        self.all_on(&client, with_size).await
+    }
+
+    /// As [`Db::all`], on a given connection (the registry's, in an admission round).
+    pub(super) async fn all_on(&self, client: &tokio_postgres::Client, with_size: bool) -> Result<Vec<DatabaseRow>, DbError> {
         let size = if with_size { "pg_database_size(d.oid)" } else { "NULL::bigint" };
         let sql = format!(
             "SELECT d.datname, pg_get_userbyid(d.datdba) = $1, d.datistemplate, d.datallowconn,

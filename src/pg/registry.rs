@@ -20,9 +20,10 @@ use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
 use tokio::sync::OwnedMutexGuard;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
-use super::{Db, DbError};
+use super::{DatabaseRow, Db, DbError};
 use session::{Conn, Inner, Statements};
 
 /// The second key of the admission lock; [`name_key`] never returns it.
@@ -30,9 +31,7 @@ const ADMISSION: i32 = 0;
 
 /// The stable 32-bit key of a name (FNV-1a of its bytes; never [`ADMISSION`]).
 pub fn name_key(name: &str) -> i32 {
-    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
     match hash as i32 {
         ADMISSION => 1,
         key => key,
@@ -53,9 +52,7 @@ pub struct Registry {
 impl Registry {
     /// The registry of `db`'s role; nothing is contacted yet.
     pub fn new(db: &Db) -> Registry {
-        Registry {
-            inner: Arc::new(Inner::new(db)),
-        }
+        Registry { inner: Arc::new(Inner::new(db)) }
     }
 
     /// Starts a round: takes the cross-process admission lock and reads the
@@ -66,29 +63,24 @@ impl Registry {
         let inner = &self.inner;
         let conn = inner.session().await?;
         // Made first, so that a failure below rolls back (see its `Drop`).
-        let mut round = Round {
-            conn: Some(conn),
-            inner: inner.clone(),
-            in_flight: HashSet::new(),
-        };
+        let mut round = Round { conn: Some(conn), inner: inner.clone(), in_flight: HashSet::new(), databases: Vec::new() };
         let (client, st) = round.client();
-        let sql = format!(
-            "BEGIN; SELECT pg_advisory_xact_lock({}, {ADMISSION})",
-            inner.role
+        let ended = inner.take_pending();
+        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({}, {ADMISSION})", inner.role);
+        let role: [&(dyn ToSql + Sync); 1] = [&inner.role];
+        // Sent at once, run by PostgreSQL in this order, each statement with
+        // its own snapshot: ended jobs' locks go, then the lock, the keys, the list.
+        let ((), begun, held, databases) = tokio::join!(
+            inner.release(client, st, &ended),
+            client.batch_execute(&sql),
+            client.query(&st.held, &role),
+            inner.db().all_on(client, false),
         );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| inner.lost(&e))?;
-        let rows = client
-            .query(&st.held, &[&inner.role])
-            .await
-            .map_err(|e| inner.lost(&e))?;
+        begun.map_err(|e| inner.lost(&e))?;
+        let held = held.map_err(|e| inner.lost(&e))?;
         // `objid` is an oid: the key's bits, unsigned.
-        round.in_flight = rows
-            .iter()
-            .map(|r| r.get::<_, i64>(0) as u32 as i32)
-            .collect();
+        round.in_flight = held.iter().map(|r| r.get::<_, i64>(0) as u32 as i32).collect();
+        round.databases = databases?;
         Ok(round)
     }
 }
@@ -98,19 +90,22 @@ pub struct Round {
     conn: Option<OwnedMutexGuard<Conn>>,
     inner: Arc<Inner>,
     in_flight: HashSet<i32>,
+    databases: Vec<DatabaseRow>,
 }
 
 impl Round {
     fn client(&self) -> (&Client, &Statements) {
-        self.conn
-            .as_ref()
-            .expect("a round has its session")
-            .client()
+        self.conn.as_ref().expect("a round has its session").client()
     }
 
-    /// Keys of every process's jobs in flight, and of those reserved in this round.
+    /// Keys of every process's jobs in flight when the round began.
     pub fn in_flight(&self) -> &HashSet<i32> {
         &self.in_flight
+    }
+
+    /// `pg_database`, read after the keys.
+    pub fn databases(&self) -> &[DatabaseRow] {
+        &self.databases
     }
 
     /// Whether a job of any process is making `name`.
@@ -118,28 +113,29 @@ impl Round {
         self.in_flight.contains(&name_key(name))
     }
 
-    /// Takes one reservation per name, in order; `None` where another
-    /// session holds the key (a job of that name, or of a colliding one).
-    pub async fn reserve(&mut self, names: &[String]) -> Result<Vec<Option<Reservation>>, DbError> {
+    /// Takes one reservation per name, in order, and ends the round in the
+    /// same trip; `None` where another session holds the key (a job of that
+    /// name, or of a colliding one).
+    pub async fn reserve_and_end(mut self, names: &[String]) -> Result<Vec<Option<Reservation>>, DbError> {
         let inner = self.inner.clone();
+        let conn = self.conn.take().expect("a round ends once");
+        let (client, st) = conn.client();
         let keys: Vec<i32> = names.iter().map(|n| name_key(n)).collect();
-        let (client, st) = self.client();
-        let rows = client
-            .query(&st.take, &[&inner.role, &keys])
-            .await
-            .map_err(|e| inner.lost(&e))?;
-        let mut reservations = Vec::with_capacity(rows.len());
-        for row in rows {
-            let (key, taken): (i32, bool) = (row.get(0), row.get(1));
-            self.in_flight.insert(key);
-            reservations.push(taken.then(|| {
-                inner.reserved(key);
-                Reservation {
-                    inner: Arc::downgrade(&inner),
-                    key,
-                }
-            }));
-        }
+        let params: [&(dyn ToSql + Sync); 2] = [&inner.role, &keys];
+        let (taken, committed) = tokio::join!(client.query(&st.take, &params), client.batch_execute("COMMIT"));
+        let taken = taken.map_err(|e| inner.lost(&e))?;
+        let reservations = taken
+            .iter()
+            .map(|row| {
+                let (key, taken): (i32, bool) = (row.get(0), row.get(1));
+                taken.then(|| {
+                    inner.reserved(key);
+                    Reservation { inner: Arc::downgrade(&inner), key }
+                })
+            })
+            .collect();
+        // Not committed (a lost session): dropped, the reservations give back what is left.
+        committed.map_err(|e| inner.lost(&e))?;
         Ok(reservations)
     }
 
@@ -147,10 +143,7 @@ impl Round {
     pub async fn end(mut self) -> Result<(), DbError> {
         let conn = self.conn.take().expect("a round ends once");
         let (client, _) = conn.client();
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| self.inner.lost(&e))
+        client.batch_execute("COMMIT").await.map_err(|e| self.inner.lost(&e))
     }
 }
 

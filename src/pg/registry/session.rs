@@ -39,7 +39,7 @@ pub(super) struct Statements {
     /// Takes each key of `$2` if free: `(key, taken)`, in order.
     pub(super) take: Statement,
     /// Releases each key of `$2` once.
-    give_back: Statement,
+    pub(super) give_back: Statement,
 }
 
 /// What this process's jobs hold, so that a new session can take it again.
@@ -49,6 +49,8 @@ struct Book {
     held: HashMap<i32, usize>,
     /// Keys given back whose lock is still to be released on the current session.
     pending: Vec<i32>,
+    /// A task to release them is on its way (one at a time, so ends do not queue up).
+    flush_soon: bool,
 }
 
 impl Conn {
@@ -63,20 +65,27 @@ impl Inner {
     /// The registry of `db`'s role, not connected yet.
     pub(super) fn new(db: &Db) -> Inner {
         let role = super::role_key(&db.role());
-        Inner {
-            db: db.clone(),
-            role,
-            conn: Default::default(),
-            book: Default::default(),
-        }
+        Inner { db: db.clone(), role, conn: Default::default(), book: Default::default() }
     }
 
-    /// The session, for this caller alone, open, with ended jobs' locks released.
+    /// The database server.
+    pub(super) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The session, for this caller alone, open (ended jobs' locks may
+    /// still be held: see [`Inner::take_pending`]).
     pub(super) async fn session(self: &Arc<Self>) -> Result<OwnedMutexGuard<Conn>, DbError> {
         let mut conn = self.conn.clone().lock_owned().await;
         self.connect_if_needed(&mut conn).await?;
-        self.flush(&mut conn).await;
         Ok(conn)
+    }
+
+    /// The keys given back whose locks the caller, holding the session, now releases.
+    pub(super) fn take_pending(&self) -> Vec<i32> {
+        let mut book = self.book.lock().unwrap();
+        book.flush_soon = false;
+        std::mem::take(&mut book.pending)
     }
 
     /// Notes a key taken on the current session for one more reservation.
@@ -98,6 +107,9 @@ impl Inner {
                 book.held.remove(&key);
             }
             book.pending.push(key);
+            if std::mem::replace(&mut book.flush_soon, true) {
+                return;
+            }
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
@@ -110,24 +122,31 @@ impl Inner {
     /// A DbError for a failed registry statement, saying so when the connection is gone.
     pub(super) fn lost(&self, e: &tokio_postgres::Error) -> DbError {
         if e.is_closed() {
-            return self.db.err(format!("closed the connection that holds the jobs in flight ({}); it is opened again at the next request", describe(e)));
+            return self.db.err(format!(
+                "closed the connection that holds the jobs in flight ({}); it is opened again at the next request",
+                describe(e)
+            ));
         }
         self.db.err(describe(e))
     }
 
     /// Releases the locks of the reservations given back since the last flush.
     async fn flush(&self, conn: &mut Conn) {
-        let keys = std::mem::take(&mut self.book.lock().unwrap().pending);
-        let Some((client, st)) = conn.live.as_ref().filter(|_| !keys.is_empty()) else {
+        let keys = self.take_pending();
+        if let Some((client, st)) = conn.live.as_ref() {
+            self.release(client, st, &keys).await;
+        }
+    }
+
+    /// Releases `keys` on the session (nothing to do on a lost one: the locks went with it).
+    pub(super) async fn release(&self, client: &Client, st: &Statements, keys: &[i32]) {
+        if keys.is_empty() {
             return;
-        };
+        }
         match client.execute(&st.give_back, &[&self.role, &keys]).await {
-            // On a lost session the locks went with it.
-            Err(e) if !e.is_closed() => tracing::warn!(
-                "could not release the registry locks of {} ended job(s): {}",
-                keys.len(),
-                describe(&e)
-            ),
+            Err(e) if !e.is_closed() => {
+                tracing::warn!("could not release the registry locks of {} ended job(s): {}", keys.len(), describe(&e))
+            }
             _ => {}
         }
     }
@@ -144,42 +163,22 @@ impl Inner {
             let mut book = self.book.lock().unwrap();
             // Whatever was to be released went with the old session.
             book.pending.clear();
-            book.held
-                .iter()
-                .flat_map(|(k, n)| std::iter::repeat_n(*k, *n))
-                .collect()
+            book.held.iter().flat_map(|(k, n)| std::iter::repeat_n(*k, *n)).collect()
         };
         if !again.is_empty() {
-            let sql = format!(
-                "BEGIN; SELECT pg_advisory_xact_lock({}, {ADMISSION})",
-                self.role
-            );
-            client
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| self.lost(&e))?;
-            let rows = client
-                .query(&statements.take, &[&self.role, &again])
-                .await
-                .map_err(|e| self.lost(&e))?;
-            client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| self.lost(&e))?;
-            let lost: HashSet<i32> = rows
-                .iter()
-                .filter(|r| !r.get::<_, bool>(1))
-                .map(|r| r.get(0))
-                .collect();
+            let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({}, {ADMISSION})", self.role);
+            client.batch_execute(&sql).await.map_err(|e| self.lost(&e))?;
+            let rows = client.query(&statements.take, &[&self.role, &again]).await.map_err(|e| self.lost(&e))?;
+            client.batch_execute("COMMIT").await.map_err(|e| self.lost(&e))?;
+            let lost: HashSet<i32> = rows.iter().filter(|r| !r.get::<_, bool>(1)).map(|r| r.get(0)).collect();
             if !lost.is_empty() {
                 tracing::error!("{} job(s) in flight lost their place in the registry to another process while the database server was away; the limit may be exceeded until they end", lost.len());
-                self.book
-                    .lock()
-                    .unwrap()
-                    .held
-                    .retain(|k, _| !lost.contains(k));
+                self.book.lock().unwrap().held.retain(|k, _| !lost.contains(k));
             }
-            tracing::warn!("the registry connection was opened again; {} job(s) in flight hold their place again", again.len() - lost.len());
+            tracing::warn!(
+                "the registry connection was opened again; {} job(s) in flight hold their place again",
+                again.len() - lost.len()
+            );
         }
         conn.live = Some((client, statements));
         Ok(())
@@ -190,22 +189,14 @@ impl Inner {
         let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, pg.connect(NoTls))
             .await
             .map_err(|_| self.db.err("did not answer in time"))?
-            .map_err(|e| {
-                self.db.err(format!(
-                    "refused the registry connection to database \"postgres\" ({e})"
-                ))
-            })?;
+            .map_err(|e| self.db.err(format!("refused the registry connection to database \"postgres\" ({e})")))?;
         let registry = Arc::downgrade(self);
         tokio::spawn(async move {
             let _ = connection.await;
             reconnect_while_needed(registry).await;
         });
-        client
-            .batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'"))
-            .await
-            .map_err(|e| self.lost(&e))?;
-        let prepare =
-            |sql: &'static str| async { client.prepare(sql).await.map_err(|e| self.lost(&e)) };
+        client.batch_execute(&format!("SET lock_timeout = '{LOCK_TIMEOUT}'")).await.map_err(|e| self.lost(&e))?;
+        let prepare = |sql: &'static str| async { client.prepare(sql).await.map_err(|e| self.lost(&e)) };
         let statements = Statements {
             held: prepare(
                 "SELECT DISTINCT l.objid::int8 FROM pg_locks l
@@ -214,7 +205,8 @@ impl Inner {
                    AND l.classid = $1::int4::oid AND l.objid <> 0",
             )
             .await?,
-            take: prepare("SELECT k, pg_try_advisory_lock($1::int4, k) FROM unnest($2::int4[]) WITH ORDINALITY AS t(k, i) ORDER BY i").await?,
+            take: prepare("SELECT k, pg_try_advisory_lock($1::int4, k) FROM unnest($2::int4[]) WITH ORDINALITY AS t(k, i) ORDER BY i")
+                .await?,
             give_back: prepare("SELECT pg_advisory_unlock($1::int4, k) FROM unnest($2::int4[]) AS t(k)").await?,
         };
         Ok((client, statements))
