@@ -35,12 +35,14 @@ impl Services {
     /// Builds the services from a loaded configuration; contacts nothing.
     pub fn new(config: Config) -> anyhow::Result<Services> {
         let db = Db::new(&config)?;
+        let metrics = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+        metrics.set_limit(config.database_limit as u64);
         let source = BackupSource::new(&config.storage, Ownership::new(config.backup_pattern.clone()))?;
         Ok(Services {
             config,
             db,
             source,
-            metrics: Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))),
+            metrics,
             stopping: CancellationToken::new(),
             sweep_wanted: AtomicBool::new(false),
             sweep_now: Notify::new(),
@@ -76,6 +78,8 @@ impl Services {
 
     /// Sets the copies gauge from Odoo's list of this instance, and the limit; kept as is when PostgreSQL is down.
     pub async fn refresh_copies(&self) {
+        // Called after each job end, each drop and each sweep (every 10 s), not per scrape:
+        // `Metrics::encode` is synchronous, and a scrape should never wait for PostgreSQL.
         if let Ok(rows) = self.db.all(false).await {
             let copies = rows.iter().filter(|r| self.db.in_instance_list(r)).count();
             self.metrics.set_copies(copies as u64, self.config.database_limit as u64);

@@ -136,6 +136,11 @@ impl Metrics {
         self.database_limit.set(saturating_i64(limit));
     }
 
+    /// Sets `numikube_staging_database_limit` alone, known from the start, before PostgreSQL is read.
+    pub fn set_limit(&self, limit: u64) {
+        self.database_limit.set(saturating_i64(limit));
+    }
+
     /// Records a job moving from `from` (`None`: a new job) to `to`; prefer [`Metrics::track_job`].
     pub fn job_state(&self, from: Option<JobState>, to: JobState) {
         if let Some(from) = from.filter(|s| s.in_flight()) {
