@@ -24,6 +24,17 @@ const LISTED: &str = "SELECT count(*) FROM pg_database WHERE pg_get_userbyid(dat
 const IN_FLIGHT: &str = "SELECT count(DISTINCT objid) FROM pg_locks WHERE locktype = 'advisory' \
                          AND granted AND objsubid = 2 AND objid <> 0";
 
+/// Puts a plain SQL backup of `client` whose restore lasts at least
+/// `seconds`: a `pg_sleep` after pg_dump's leading `\restrict` line (15.14
+/// and later), which must stay the first command.
+fn put_slow_backup(stage: &Stage, client: &str, key: &str, seconds: u32) {
+    let (work, _) = stage.make_backups(client);
+    let sql = std::fs::read_to_string(Stage::backup_path(&work, client, "sql")).unwrap();
+    let at = sql.find("\\restrict").map_or(0, |i| i + sql[i..].find('\n').map_or(sql.len() - i, |n| n + 1));
+    let slow = format!("{}SELECT pg_sleep({seconds});\n{}", &sql[..at], &sql[at..]);
+    stage.s3.put_bytes(BUCKET, key, slow.into_bytes()).unwrap();
+}
+
 fn count(stage: &Stage, sql: &str) -> usize {
     stage.query("postgres", sql).parse().unwrap()
 }
@@ -102,7 +113,7 @@ async fn run(client: &HttpClient, payload: RunPayload) -> Result<String, (i32, S
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cli_restore_and_fifty_api_requests_never_exceed_the_limit() {
     let stage = Stage::start(Options { limit: 10, extra_conf: "numikube_staging_max_restores = 4\n".into(), ..Options::default() });
-    stage.put_slow_backup("slow", "slow-2026-11-24.sql", 3);
+    put_slow_backup(&stage, "slow", "slow-2026-11-24.sql", 3);
     stage.put_backup("fox", "fox-2026-11-24.dump", "dump");
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample(&stage, stop.clone());
@@ -146,7 +157,7 @@ async fn a_cli_restore_and_fifty_api_requests_never_exceed_the_limit() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_sidecar_shares_the_limit_and_the_names_in_flight() {
     let stage = Stage::start(Options { limit: 3, extra_conf: "numikube_staging_max_restores = 3\n".into(), ..Options::default() });
-    stage.put_slow_backup("slow", "slow-2026-11-24.sql", 4);
+    put_slow_backup(&stage, "slow", "slow-2026-11-24.sql", 4);
     let second = second_sidecar(&stage);
 
     let slow = started(&stage.client, &stage, "slow", "x").await.expect("accepted");
@@ -180,7 +191,7 @@ async fn a_second_sidecar_shares_the_limit_and_the_names_in_flight() {
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_hold_their_place_again_after_the_registry_connection_is_lost() {
     let stage = Stage::start(Options { limit: 2, ..Options::default() });
-    stage.put_slow_backup("slow", "slow-2026-11-24.sql", 6);
+    put_slow_backup(&stage, "slow", "slow-2026-11-24.sql", 6);
     let second = second_sidecar(&stage);
     let job = started(&stage.client, &stage, "slow", "x").await.expect("accepted");
     wait_count(&stage, IN_FLIGHT, 1, "the job holds its place");
