@@ -7,8 +7,8 @@ mod wire;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{Options, Stage};
-use numikube_staging_rpc::JobState;
+use common::{Options, Stage, TOKEN};
+use numikube_staging_rpc::{JobState, StagingApiClient};
 use numikube_testbed::free_port;
 use prometheus_parse::{Scrape, Value};
 use wire::{parse_scrape, request};
@@ -95,4 +95,16 @@ async fn without_the_key_the_json_rpc_listener_serves_the_probes() {
     assert_eq!(value(&scrape, "numikube_staging_jobs_total", &done), Some(1.0), "{text}");
     let count = "numikube_staging_restore_duration_seconds_count";
     assert_eq!(value(&scrape, count, &[("format", "custom")]), Some(1.0), "{text}");
+
+    // A repeat copy comes from the template the first one left.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stage.client.list(TOKEN.into(), None).await.unwrap().iter().any(|d| d.template) {
+        assert!(Instant::now() < deadline, "no template kept:\n{}", stage.sidecar_log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = stage.run(stage.prod2x("cosmos", "again", false)).await.expect("accepted");
+    assert_eq!(stage.wait_job(&started.job_id).await.state, JobState::Done);
+    let (scrape, text) = scrape_until(rpc, |s| value(s, "numikube_staging_jobs_total", &done) == Some(2.0)).await;
+    assert_eq!(value(&scrape, count, &[("format", "template")]), Some(1.0), "{text}");
+    assert_eq!(value(&scrape, "numikube_staging_template_copy_duration_seconds_count", &[]), Some(1.0), "{text}");
 }
