@@ -89,6 +89,10 @@ pub struct NeutralizeReport {
     /// What was verified off after the scripts, in the same transaction.
     #[serde(default)]
     pub verified: Vec<String>,
+    /// Statements of a plain SQL backup that failed harmlessly (pg_dump writes
+    /// them; a non-superuser restore cannot run them), with line and message.
+    #[serde(default)]
+    pub tolerated: Vec<String>,
 }
 
 /// Answer of `staging_status`.

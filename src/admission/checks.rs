@@ -109,7 +109,13 @@ mod tests {
         assert!(check_callback(&c, "https://prod.example.com/web/staging/callback/1?db=p").is_ok());
         assert!(check_callback(&c, "https://a.numigi.net/cb").is_ok());
         assert!(check_callback(&c, "https://PROD.example.com/cb").is_ok());
-        for refused in ["https://numigi.net/cb", "https://evilnumigi.net/cb", "http://127.0.0.1:8069/cb", "http://169.254.169.254/", "https://prod.example.com.evil.org/"] {
+        for refused in [
+            "https://numigi.net/cb",
+            "https://evilnumigi.net/cb",
+            "http://127.0.0.1:8069/cb",
+            "http://169.254.169.254/",
+            "https://prod.example.com.evil.org/",
+        ] {
             assert!(matches!(check_callback(&c, refused), Err(AdmissionError::Invalid(_))), "{refused}");
         }
         assert!(check_callback(&config(""), "http://127.0.0.1:8069/cb").is_ok(), "empty: any host");

@@ -27,12 +27,7 @@ pub fn check_part(field: &str, value: &str) -> Result<(), String> {
 }
 
 /// Builds and checks the final name of a staging database.
-pub fn staging_name(
-    client: &str,
-    level: &str,
-    suffix: Option<&str>,
-    timestamp: Option<DateTime<chrono_tz::Tz>>,
-) -> Result<String, String> {
+pub fn staging_name(client: &str, level: &str, suffix: Option<&str>, timestamp: Option<DateTime<chrono_tz::Tz>>) -> Result<String, String> {
     check_part("client", client)?;
     check_part("level", level)?;
     let mut name = format!("{client}-{level}");

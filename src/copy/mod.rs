@@ -11,9 +11,11 @@ pub mod neutralize;
 pub mod odoo_tree;
 mod place;
 pub mod restore;
+mod spool;
 pub mod templates;
 mod verify;
 mod version;
+mod zip;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -166,22 +168,29 @@ async fn restore_as(
     tracing::info!(db = %temp, key = %backup.key, format = sniffed.format.label(), gzip = sniffed.gzip, "backup opened");
     services.db.create_hidden(temp, marker).await?;
 
-    let tools = PgTools {
-        pg_restore: config.pg_tool("pg_restore"),
-        psql: config.pg_tool("psql"),
-        env: services.db.libpq_env(),
-        jobs: config.restore_jobs,
-        low_priority,
-    };
+    let tree = OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(CopyError::OdooTree)?;
+    let tools = PgTools { pg_restore: config.pg_tool("pg_restore"), env: services.db.libpq_env(), jobs: config.restore_jobs, low_priority };
     let filestore_dir = filestore::path(&config.data_dir, temp).expect("working names are safe directory names");
     let spool = config.state_dir().join("spool");
-    restore::restore(&tools, sniffed, temp, &filestore_dir, &spool, &|| phase(Phase::Restoring))
-        .await
-        .map_err(|source| CopyError::Restore { key: backup.key.clone(), source })?;
+    let restoring = || phase(Phase::Restoring);
+    let how = restore::Restore {
+        tools: &tools,
+        target: services.db.config_for(temp),
+        db: temp,
+        filestore_dir: &filestore_dir,
+        spool_dir: &spool,
+        size: backup.size,
+        staging_version: tree.version().ok(),
+        fed: Arc::new(AtomicU64::new(0)),
+        restoring: &restoring,
+    };
+    let restored = restore::restore(&how, sniffed).await.map_err(|source| match source {
+        restore::RestoreError::Version { backup, staging } => CopyError::Version { backup, staging },
+        source => CopyError::Restore { key: backup.key.clone(), source },
+    })?;
 
     let mut client = services.db.connect(temp).await?;
     // Before anything else runs in it: a copy Odoo cannot open is never handed out.
-    let tree = OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(CopyError::OdooTree)?;
     version::check(&client, &tree).await?;
 
     phase(Phase::Neutralizing);
@@ -189,7 +198,8 @@ async fn restore_as(
     search_path.push(tree.addons());
     let how =
         neutralize::Neutralization { search_path: &search_path, skip: &config.neutralize_skip, staging_url: config.staging_url.as_deref() };
-    let report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
+    let mut report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
     tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
+    report.tolerated = restored.tolerated;
     Ok((report, counted_as))
 }

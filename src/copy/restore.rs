@@ -1,10 +1,9 @@
-//! Loading a backup into a (hidden) database with PostgreSQL's own tools.
+//! Loading a backup into a (hidden) database, streamed, never held in memory.
 //!
-//! A custom dump is streamed into `pg_restore`'s standard input and plain SQL
-//! into `psql`'s, so the backup never sits in memory. An Odoo zip needs its
-//! central directory, so it is first spooled to a file on disk; its
-//! `dump.sql` is then streamed from the file into `psql` and its `filestore/`
-//! extracted beside.
+//! A custom dump goes to PostgreSQL's own `pg_restore` (spooled to a file
+//! first and restored with `-j` when there are several cores); plain SQL
+//! (alone or gzip'ed) to the plain SQL loader (`plain_sql`), which never runs
+//! a psql command from a backup; an Odoo zip is handled by [`super::zip`].
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -17,14 +16,15 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::process::Command;
 
 use super::format::{Format, Sniffed};
+use super::spool::{human, spool_to_file};
 
-/// Why loading a backup failed; each says what failed and, where it helps, what to check.
+/// Why loading a backup failed; each says what failed and, where it helps, what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     /// A client program could not be started.
     #[error("cannot start {tool}: {source}; is the PostgreSQL client installed (pg_path)?")]
     Spawn {
-        /// `pg_restore` or `psql`.
+        /// `pg_restore`.
         tool: &'static str,
         /// Why.
         source: std::io::Error,
@@ -32,13 +32,16 @@ pub enum RestoreError {
     /// A client program failed; `detail` is the end of what it printed.
     #[error("{tool} failed{status}: {detail}")]
     Tool {
-        /// `pg_restore` or `psql`.
+        /// `pg_restore`.
         tool: &'static str,
         /// ` (exit status: 1)`, or empty when it stopped reading.
         status: String,
         /// The last lines of its error output.
         detail: String,
     },
+    /// The plain SQL could not be loaded (or holds a psql command).
+    #[error("{0}")]
+    Sql(plain_sql::LoadError),
     /// Reading, spooling or extracting failed.
     #[error("{what}: {source}")]
     Io {
@@ -47,14 +50,95 @@ pub enum RestoreError {
         /// Why.
         source: std::io::Error,
     },
+    /// Not enough free disk.
+    #[error("not enough free disk for {what} in {}: {} needed (with head room), {} free; free some space or restore elsewhere", dir.display(), human(*needed), human(*free))]
+    NoRoom {
+        /// What was to be written.
+        what: String,
+        /// Where.
+        dir: PathBuf,
+        /// Bytes needed, head room included.
+        needed: u64,
+        /// Bytes free.
+        free: u64,
+    },
     /// The Odoo zip cannot be used.
     #[error("{0}")]
     Zip(String),
+    /// The zip expands to absurd sizes.
+    #[error("the backup zip is refused because {0}: it may be a zip bomb")]
+    Bomb(String),
+    /// The zip's manifest names another Odoo version.
+    #[error("the backup is from Odoo {backup}; this staging server runs Odoo {staging}")]
+    Version {
+        /// The manifest's version.
+        backup: String,
+        /// The staging's.
+        staging: String,
+    },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
+/// Wraps an I/O error with what was being done.
+pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RestoreError {
     let what = what.into();
     move |source| RestoreError::Io { what, source }
+}
+
+/// Where a restore goes and with what.
+pub struct Restore<'a> {
+    /// `pg_restore` and its environment.
+    pub tools: &'a PgTools,
+    /// The target database, for the plain SQL loader.
+    pub target: tokio_postgres::Config,
+    /// The target database's name.
+    pub db: &'a str,
+    /// Where an Odoo zip's filestore goes.
+    pub filestore_dir: &'a Path,
+    /// Where downloads that need a file are spooled (removed afterwards, also on error).
+    pub spool_dir: &'a Path,
+    /// The backup's size in the bucket, for the disk check before spooling.
+    pub size: u64,
+    /// The staging's Odoo major version, checked against a zip's manifest.
+    pub staging_version: Option<String>,
+    /// Bytes of SQL fed to the server, for progress.
+    pub fed: Arc<AtomicU64>,
+    /// Called when the download ends and loading begins.
+    pub restoring: &'a (dyn Fn() + Sync),
+}
+
+impl Restore<'_> {
+    /// Whether loads run in parallel (spooled and indexed first).
+    pub fn parallel(&self) -> bool {
+        self.tools.jobs > 1
+    }
+
+    /// The plain SQL loader's options.
+    pub fn loader(&self) -> plain_sql::LoadOptions {
+        plain_sql::LoadOptions {
+            target: self.target.clone(),
+            jobs: self.tools.jobs,
+            spool_dir: self.parallel().then(|| self.spool_dir.to_path_buf()),
+            progress: self.fed.clone(),
+        }
+    }
+}
+
+/// What a restore did that the job's report shows.
+#[derive(Debug, Default)]
+pub struct RestoreReport {
+    /// Statements of a plain SQL backup that failed harmlessly (head and message).
+    pub tolerated: Vec<String>,
+}
+
+impl From<plain_sql::LoadReport> for RestoreReport {
+    fn from(report: plain_sql::LoadReport) -> Self {
+        tracing::info!("plain SQL loaded: {report}");
+        let tolerated: Vec<String> = report.tolerated.iter().map(|t| format!("line {}: {}: {}", t.line, t.head, t.message)).collect();
+        for t in &tolerated {
+            tracing::warn!("a statement of the backup failed harmlessly: {t}");
+        }
+        RestoreReport { tolerated }
+    }
 }
 
 /// Counts the bytes read through it, for the job's progress.
@@ -85,8 +169,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
 pub struct PgTools {
     /// `pg_restore` program.
     pub pg_restore: PathBuf,
-    /// `psql` program.
-    pub psql: PathBuf,
     /// libpq environment (`PGHOST`, `PGUSER`, …).
     pub env: Vec<(&'static str, String)>,
     /// Parallel jobs for `pg_restore` (1 = stream straight into it).
@@ -122,11 +204,6 @@ impl PgTools {
             cmd.arg(format!("--jobs={}", self.jobs)).arg(file).stdin(Stdio::null());
         }
         cmd
-    }
-
-    /// `psql` running SQL from standard input, stopping at the first error.
-    fn psql_args(db: &str) -> [&str; 7] {
-        ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-f-"]
     }
 }
 
@@ -190,133 +267,34 @@ async fn pipe_into(mut cmd: Command, what: &'static str, mut reader: impl AsyncR
     Ok(())
 }
 
-/// Restores `backup` into the existing empty database `db`.
-///
-/// An Odoo zip's filestore goes to `filestore_dir`; `spool_dir` holds
-/// downloads that need a file (removed afterwards, also on error).
-/// `restoring` is called when the download ends and loading begins.
-pub async fn restore(
-    tools: &PgTools,
-    backup: Sniffed,
-    db: &str,
-    filestore_dir: &Path,
-    spool_dir: &Path,
-    restoring: &(dyn Fn() + Sync),
-) -> Result<(), RestoreError> {
+/// Restores `backup` into the existing empty database `r.db`.
+pub async fn restore(r: &Restore<'_>, backup: Sniffed) -> Result<RestoreReport, RestoreError> {
+    let tools = r.tools;
     match backup.format {
-        Format::Custom if tools.jobs > 1 => {
+        Format::Custom if r.parallel() => {
             // Measured (README, Benchmark): on a multi-core host a parallel
             // restore from a file beats streaming into a single pg_restore by
             // far more than the download costs.
             let mut reader = backup.reader;
-            let spool = spool_to_file(&mut reader, spool_dir, ".dump").await?;
-            restoring();
-            pipe_into(tools.pg_restore(db, Some(spool.path())), "pg_restore", tokio::io::empty()).await
+            let spool = spool_to_file(&mut reader, r.size, r.spool_dir, ".dump").await?;
+            (r.restoring)();
+            pipe_into(tools.pg_restore(r.db, Some(spool.path())), "pg_restore", tokio::io::empty()).await?;
+            Ok(RestoreReport::default())
         }
         Format::Custom => {
-            restoring();
-            pipe_into(tools.pg_restore(db, None), "pg_restore", backup.reader).await
+            (r.restoring)();
+            pipe_into(tools.pg_restore(r.db, None), "pg_restore", backup.reader).await?;
+            Ok(RestoreReport::default())
         }
         Format::PlainSql => {
-            restoring();
-            let mut cmd = tools.command(&tools.psql);
-            cmd.args(PgTools::psql_args(db));
-            pipe_into(cmd, "psql", backup.reader).await
+            (r.restoring)();
+            if r.parallel() {
+                // The loader spools the (decompressed) SQL to index it.
+                std::fs::create_dir_all(r.spool_dir).map_err(io(format!("cannot create {}", r.spool_dir.display())))?;
+                super::spool::check_room(r.spool_dir, r.size.saturating_mul(if backup.gzip { 8 } else { 1 }), "the plain SQL backup")?;
+            }
+            Ok(plain_sql::load(backup.reader, &r.loader()).await.map_err(RestoreError::Sql)?.into())
         }
-        Format::OdooZip => restore_zip(tools, backup, db, filestore_dir, spool_dir, restoring).await,
+        Format::OdooZip => super::zip::restore_zip(r, backup).await,
     }
-}
-
-/// Writes a stream to a temporary file in `dir` (deleted when dropped).
-async fn spool_to_file(reader: &mut BackupReaderRef<'_>, dir: &Path, suffix: &str) -> Result<tempfile::NamedTempFile, RestoreError> {
-    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
-    let spool = tempfile::Builder::new()
-        .prefix("backup-")
-        .suffix(suffix)
-        .tempfile_in(dir)
-        .map_err(io(format!("cannot create a spool file in {}", dir.display())))?;
-    let mut file = tokio::fs::File::create(spool.path()).await.map_err(io("cannot write the spool file"))?;
-    tokio::io::copy(reader, &mut file)
-        .await
-        .map_err(io(format!("downloading the backup to {} failed", spool.path().display())))?;
-    file.flush().await.map_err(io("writing the spool file failed"))?;
-    Ok(spool)
-}
-
-/// A borrowed backup stream.
-type BackupReaderRef<'a> = std::pin::Pin<Box<dyn AsyncRead + Send + 'a>>;
-
-async fn restore_zip(
-    tools: &PgTools,
-    mut backup: Sniffed,
-    db: &str,
-    filestore_dir: &Path,
-    spool_dir: &Path,
-    restoring: &(dyn Fn() + Sync),
-) -> Result<(), RestoreError> {
-    let spool = spool_to_file(&mut backup.reader, spool_dir, ".zip").await?;
-    restoring();
-    let tools = tools.clone();
-    let db = db.to_string();
-    let filestore_dir = filestore_dir.to_path_buf();
-    tokio::task::spawn_blocking(move || -> Result<(), RestoreError> {
-        let zip_file = std::fs::File::open(spool.path()).map_err(io("cannot reopen the spooled zip"))?;
-        let mut archive = zip::ZipArchive::new(std::io::BufReader::new(zip_file))
-            .map_err(|e| RestoreError::Zip(format!("the backup zip is unreadable (corrupt or truncated?): {e}")))?;
-        load_dump_sql(&tools, &mut archive, &db)?;
-        extract_filestore(&mut archive, &filestore_dir)
-    })
-    .await
-    .map_err(|e| RestoreError::Zip(format!("the zip restore task failed: {e}")))?
-}
-
-/// Streams the zip's `dump.sql` into `psql` (this runs on a blocking thread,
-/// which stays busy until `psql` is done, so the child's death signal cannot
-/// fire early).
-fn load_dump_sql(tools: &PgTools, archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, db: &str) -> Result<(), RestoreError> {
-    let mut entry = archive
-        .by_name("dump.sql")
-        .map_err(|_| RestoreError::Zip("the zip has no dump.sql: it is not an Odoo backup".into()))?;
-    let mut cmd = tools.std_command(&tools.psql);
-    cmd.args(PgTools::psql_args(db));
-    let mut child = cmd.spawn().map_err(|source| RestoreError::Spawn { tool: "psql", source })?;
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let errors = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
-        buf
-    });
-    let copied = std::io::copy(&mut entry, &mut stdin);
-    drop(stdin);
-    let status = child.wait().map_err(io("psql could not be waited for"))?;
-    let detail = tail(&errors.join().unwrap_or_default());
-    match copied {
-        Err(e) if status.success() || detail.is_empty() => Err(io("reading dump.sql from the zip failed")(e)),
-        _ if !status.success() => Err(RestoreError::Tool { tool: "psql", status: format!(" ({status})"), detail }),
-        _ => Ok(()),
-    }
-}
-
-/// Extracts `filestore/…` entries into `dir`, refusing paths that escape it.
-fn extract_filestore(archive: &mut zip::ZipArchive<std::io::BufReader<std::fs::File>>, dir: &Path) -> Result<(), RestoreError> {
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| RestoreError::Zip(format!("the backup zip is corrupt: {e}")))?;
-        let Some(path) = entry.enclosed_name() else { continue };
-        let Ok(relative) = path.strip_prefix("filestore") else { continue };
-        if relative.as_os_str().is_empty() {
-            continue;
-        }
-        let target = dir.join(relative);
-        if entry.is_dir() {
-            std::fs::create_dir_all(&target).map_err(io(format!("cannot create {}", target.display())))?;
-            continue;
-        }
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
-        }
-        let mut out = std::fs::File::create(&target).map_err(io(format!("cannot write {}", target.display())))?;
-        std::io::copy(&mut entry, &mut out).map_err(io(format!("extracting {} failed", target.display())))?;
-    }
-    Ok(())
 }

@@ -39,11 +39,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            limit: 10,
-            extra_conf: String::new(),
-            smtp: false,
-        }
+        Options { limit: 10, extra_conf: String::new(), smtp: false }
     }
 }
 
@@ -66,34 +62,16 @@ impl Stage {
         let pg = Postgres::start().expect("PostgreSQL starts (run scripts/install-deps)");
         pg.create_role(ROLE, "odoo-pw", true).expect("role created");
         // What a superuser runs once (DESIGN.md, *Hidden*): db_user may not create roles.
-        pg.psql(
-            "postgres",
-            &format!("CREATE ROLE {WORK_ROLE} NOLOGIN; GRANT {WORK_ROLE} TO {ROLE};"),
-        )
-        .expect("work role created");
+        pg.psql("postgres", &format!("CREATE ROLE {WORK_ROLE} NOLOGIN; GRANT {WORK_ROLE} TO {ROLE};")).expect("work role created");
         let s3 = S3::start().expect("moto_server starts (run scripts/install-deps)");
         s3.create_bucket(BUCKET).expect("bucket created");
         let receiver = CallbackReceiver::start().expect("callback receiver starts");
-        let smtp = options
-            .smtp
-            .then(|| Smtp::start().expect("aiosmtpd starts (run scripts/install-deps)"));
+        let smtp = options.smtp.then(|| Smtp::start().expect("aiosmtpd starts (run scripts/install-deps)"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         let port = free_port();
-        let client = HttpClientBuilder::default()
-            .build(format!("http://127.0.0.1:{port}"))
-            .unwrap();
-        let mut stage = Stage {
-            pg,
-            s3,
-            receiver,
-            smtp,
-            dir,
-            sidecar: None,
-            port,
-            client,
-            options,
-        };
+        let client = HttpClientBuilder::default().build(format!("http://127.0.0.1:{port}")).unwrap();
+        let mut stage = Stage { pg, s3, receiver, smtp, dir, sidecar: None, port, client, options };
         stage.write_conf();
         stage.start_sidecar();
         stage
@@ -110,20 +88,10 @@ impl Stage {
     }
 
     fn write_conf(&self) {
-        let mut conf = SidecarConf::new(
-            TOKEN,
-            &self.pg,
-            (ROLE, "odoo-pw"),
-            &self.s3,
-            BUCKET,
-            &self.data_dir(),
-        );
+        let mut conf = SidecarConf::new(TOKEN, &self.pg, (ROLE, "odoo-pw"), &self.s3, BUCKET, &self.data_dir());
         conf.port = self.port;
         conf.limit = self.options.limit;
-        conf.smtp = self
-            .smtp
-            .as_ref()
-            .map(|s| (s.port, "staging@example.com".to_string()));
+        conf.smtp = self.smtp.as_ref().map(|s| (s.port, "staging@example.com".to_string()));
         conf.extra = self.options.extra_conf.clone();
         conf.write(&self.conf()).unwrap();
     }
@@ -131,10 +99,7 @@ impl Stage {
     /// Starts `numikube-staging serve` and waits until it answers; its log
     /// starts afresh, so that it shows only this process's lines.
     pub fn start_sidecar(&mut self) {
-        let launch = Launch {
-            fresh_log: true,
-            ..Launch::default()
-        };
+        let launch = Launch { fresh_log: true, ..Launch::default() };
         let bin = Path::new(env!("CARGO_BIN_EXE_numikube-staging"));
         let log = self.dir.path().join("sidecar.log");
         let started = Sidecar::start_with(bin, &self.conf(), self.port, &log, &launch);
@@ -153,10 +118,7 @@ impl Stage {
 
     /// The running sidecar's process id.
     pub fn sidecar_pid(&self) -> u32 {
-        self.sidecar
-            .as_ref()
-            .and_then(Sidecar::pid)
-            .expect("the sidecar runs")
+        self.sidecar.as_ref().and_then(Sidecar::pid).expect("the sidecar runs")
     }
 
     /// Builds a tiny production database `prod_<client>` (owned by the superuser,
@@ -164,14 +126,9 @@ impl Stage {
     pub fn make_backups(&self, client: &str) -> (PathBuf, fixture::Built) {
         let work = self.dir.path().join(format!("backups-{client}"));
         std::fs::create_dir_all(&work).unwrap();
-        let built = fixture::build_all(
-            &self.pg.bin_dir,
-            &self.pg.url("postgres"),
-            &format!("prod_{client}"),
-            &fixture::Spec::tiny(),
-            &work,
-        )
-        .expect("fixture backups");
+        let built =
+            fixture::build_all(&self.pg.bin_dir, &self.pg.url("postgres"), &format!("prod_{client}"), &fixture::Spec::tiny(), &work)
+                .expect("fixture backups");
         (work, built)
     }
 
@@ -179,9 +136,7 @@ impl Stage {
     /// backup (`dump`, `zip`, `sql`, `sql.gz`) in the bucket under `key`.
     pub fn put_backup(&self, client: &str, key: &str, ext: &str) {
         let (work, _) = self.make_backups(client);
-        self.s3
-            .put_file(BUCKET, key, &Self::backup_path(&work, client, ext))
-            .unwrap();
+        self.s3.put_file(BUCKET, key, &Self::backup_path(&work, client, ext)).unwrap();
     }
 
     /// Path of one backup kind made by [`Stage::make_backups`].
@@ -191,20 +146,11 @@ impl Stage {
 
     /// A prod2x payload as production sends it.
     pub fn prod2x(&self, client: &str, suffix: &str, timestamp: bool) -> RunPayload {
-        sidecar::prod2x(
-            TOKEN,
-            client,
-            suffix,
-            timestamp,
-            self.receiver.url("/web/staging/callback/42?db=prod"),
-        )
+        sidecar::prod2x(TOKEN, client, suffix, timestamp, self.receiver.url("/web/staging/callback/42?db=prod"))
     }
 
     /// Runs a payload through `staging_run` and expects an accepted prod2x.
-    pub async fn run(
-        &self,
-        payload: RunPayload,
-    ) -> Result<RunStarted, jsonrpsee::core::ClientError> {
+    pub async fn run(&self, payload: RunPayload) -> Result<RunStarted, jsonrpsee::core::ClientError> {
         match self.client.run(payload).await? {
             numikube_staging_rpc::RunResult::Started(s) => Ok(s),
             other => panic!("expected a started job, got {other:?}"),
@@ -215,19 +161,11 @@ impl Stage {
     pub async fn wait_job(&self, job_id: &str) -> JobStatus {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let s = self
-                .client
-                .status(TOKEN.into(), job_id.into())
-                .await
-                .expect("status answers");
+            let s = self.client.status(TOKEN.into(), job_id.into()).await.expect("status answers");
             if s.state != JobState::Running {
                 return s;
             }
-            assert!(
-                Instant::now() < deadline,
-                "job {job_id} still running: {s:?}\n{}",
-                self.sidecar_log()
-            );
+            assert!(Instant::now() < deadline, "job {job_id} still running: {s:?}\n{}", self.sidecar_log());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -245,10 +183,7 @@ impl Stage {
 
     /// Names of hidden or half-made databases the sidecar may have left.
     pub fn leftovers(&self) -> Vec<String> {
-        self.databases()
-            .into_iter()
-            .filter(|d| d.starts_with("numikube_") && !d.starts_with("numikube_tpl_"))
-            .collect()
+        self.databases().into_iter().filter(|d| d.starts_with("numikube_") && !d.starts_with("numikube_tpl_")).collect()
     }
 
     /// One value from a database of the cluster.
@@ -263,8 +198,7 @@ impl Stage {
     /// empty) in it as the superuser, and puts its custom dump under `key`.
     pub fn put_custom_dump(&self, db: &str, key: &str, spec: &fixture::Spec, tweak: &str) {
         let server = self.pg.url("postgres");
-        fixture::create_production_db(&self.pg.bin_dir, &server, db, spec)
-            .expect("production database");
+        fixture::create_production_db(&self.pg.bin_dir, &server, db, spec).expect("production database");
         if !tweak.is_empty() {
             self.pg.psql(db, tweak).expect("production tweaked");
         }
@@ -275,11 +209,7 @@ impl Stage {
 
     /// A session in `db` as login role `user` (trust authentication), its
     /// connection driven in the background until the client is dropped.
-    pub async fn connect_as(
-        &self,
-        user: &str,
-        db: &str,
-    ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    pub async fn connect_as(&self, user: &str, db: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
         let (client, connection) = tokio_postgres::Config::new()
             .host(self.pg.host())
             .port(self.pg.port)
@@ -294,13 +224,7 @@ impl Stage {
 
     /// `pg_database.oid` of `db`, empty when there is none.
     pub fn oid(&self, db: &str) -> String {
-        self.query(
-            "postgres",
-            &format!(
-                "SELECT oid FROM pg_database WHERE datname = {}",
-                literal(db)
-            ),
-        )
+        self.query("postgres", &format!("SELECT oid FROM pg_database WHERE datname = {}", literal(db)))
     }
 }
 
@@ -310,25 +234,21 @@ impl Stage {
     /// least `seconds` (a `pg_sleep` before the tiny fixture's SQL), under `key`.
     pub fn put_slow_backup(&self, client: &str, key: &str, seconds: u32) {
         let (work, _) = self.make_backups(client);
-        let sql = std::fs::read(Self::backup_path(&work, client, "sql")).unwrap();
-        let mut slow =
-            format!("--\n-- PostgreSQL database dump\n--\nSELECT pg_sleep({seconds});\n")
-                .into_bytes();
-        slow.extend(sql);
-        self.s3.put_bytes(BUCKET, key, slow).unwrap();
+        let sql = String::from_utf8(std::fs::read(Self::backup_path(&work, client, "sql")).unwrap()).unwrap();
+        // After pg_dump's leading `\restrict` line (15.14 and later), which must stay first.
+        let at = sql.find("\n\\restrict ").and_then(|r| sql[r + 1..].find('\n').map(|n| r + 1 + n + 1)).unwrap_or(0);
+        let sleep = format!("--\n-- PostgreSQL database dump\n--\nSELECT pg_sleep({seconds});\n");
+        let slow = format!("{}{sleep}{}", &sql[..at], &sql[at..]);
+        self.s3.put_bytes(BUCKET, key, slow.into_bytes()).unwrap();
     }
 
     /// Builds a production database of about `bytes` and puts its custom dump
     /// under `key` (its `pg_restore` lasts seconds, not milliseconds).
     pub fn put_large_dump(&self, client: &str, key: &str, bytes: u64) {
-        let spec = fixture::Spec {
-            rows_scale: bytes,
-            ..fixture::Spec::tiny()
-        };
+        let spec = fixture::Spec { rows_scale: bytes, ..fixture::Spec::tiny() };
         let server = self.pg.url("postgres");
         let db = format!("prod_{client}");
-        fixture::create_production_db(&self.pg.bin_dir, &server, &db, &spec)
-            .expect("large production database");
+        fixture::create_production_db(&self.pg.bin_dir, &server, &db, &spec).expect("large production database");
         let dump = self.dir.path().join(format!("{client}-large.dump"));
         fixture::dump_custom(&self.pg.bin_dir, &server, &db, &dump).expect("custom dump");
         self.s3.put_file(BUCKET, key, &dump).unwrap();
@@ -339,35 +259,19 @@ impl Stage {
         let mut sidecar = self.sidecar.take().expect("the sidecar runs");
         sidecar
             .signal_and_wait_for(libc::SIGTERM, timeout)
-            .unwrap_or_else(|| {
-                panic!(
-                    "the sidecar did not exit within {timeout:?} of SIGTERM; log:\n{}",
-                    self.sidecar_log()
-                )
-            })
+            .unwrap_or_else(|| panic!("the sidecar did not exit within {timeout:?} of SIGTERM; log:\n{}", self.sidecar_log()))
     }
 
     /// Waits until a job reaches `phase` (or fails if it ends first).
     pub async fn wait_phase(&self, job_id: &str, phase: numikube_staging_rpc::Phase) -> JobStatus {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let s = self
-                .client
-                .status(TOKEN.into(), job_id.into())
-                .await
-                .expect("status answers");
+            let s = self.client.status(TOKEN.into(), job_id.into()).await.expect("status answers");
             if s.phase == phase {
                 return s;
             }
-            assert!(
-                s.state == JobState::Running,
-                "job {job_id} ended before {phase:?}: {s:?}\n{}",
-                self.sidecar_log()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "job {job_id} never reached {phase:?}: {s:?}"
-            );
+            assert!(s.state == JobState::Running, "job {job_id} ended before {phase:?}: {s:?}\n{}", self.sidecar_log());
+            assert!(Instant::now() < deadline, "job {job_id} never reached {phase:?}: {s:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -396,12 +300,7 @@ impl Stage {
     pub fn wait_no_leftovers(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while !self.working_leftovers().is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "left behind: {:?}\n{}",
-                self.working_leftovers(),
-                self.sidecar_log()
-            );
+            assert!(Instant::now() < deadline, "left behind: {:?}\n{}", self.working_leftovers(), self.sidecar_log());
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -429,13 +328,7 @@ pub fn make_marked(stage: &Stage, name: &str) {
 
 /// A database owned by `db_user` without a marker (made by hand, or by Odoo).
 pub fn make_unmarked(stage: &Stage, name: &str) {
-    stage
-        .pg
-        .psql(
-            "postgres",
-            &format!("CREATE DATABASE {} OWNER {ROLE}", ident(name)),
-        )
-        .unwrap();
+    stage.pg.psql("postgres", &format!("CREATE DATABASE {} OWNER {ROLE}", ident(name))).unwrap();
 }
 
 /// Puts the sidecar's marker on any database.
@@ -444,15 +337,5 @@ pub fn mark(stage: &Stage, name: &str) {
         "numikube_staging": 1, "state": "done", "job_id": format!("job-of-{name}"), "db_name": name,
         "backup": "x-1.dump", "etag": "e", "created_at": "2026-11-24T10:00:00Z",
     });
-    stage
-        .pg
-        .psql(
-            "postgres",
-            &format!(
-                "COMMENT ON DATABASE {} IS {}",
-                ident(name),
-                literal(&marker.to_string())
-            ),
-        )
-        .unwrap();
+    stage.pg.psql("postgres", &format!("COMMENT ON DATABASE {} IS {}", ident(name), literal(&marker.to_string()))).unwrap();
 }

@@ -1,0 +1,70 @@
+//! Disk space: a backup is spooled to `<data_dir>/numikube_staging/spool/`
+//! only when it fits there, with a margin; what a zip expands to is checked
+//! against the free space of where it goes. The staging's disk is Odoo's too:
+//! filling it would stop every database on the server.
+
+use std::path::Path;
+
+use tokio::io::{AsyncRead, AsyncWriteExt};
+
+use super::restore::{io, RestoreError};
+
+/// Head room kept free on a file system after a spool or an extraction:
+/// a tenth of what is written, and at least 256 MiB.
+pub fn margin(bytes: u64) -> u64 {
+    (bytes / 10).max(256 << 20)
+}
+
+/// Free bytes on the file system holding `path` (its nearest existing ancestor); `None` when unknown.
+pub fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c = std::ffi::CString::new(existing.as_os_str().as_bytes()).ok()?;
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid C string and `stat` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut stat) };
+    (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+/// Refuses to write `bytes` into `dir` when its file system has not that much free, plus the margin.
+pub fn check_room(dir: &Path, bytes: u64, what: &str) -> Result<(), RestoreError> {
+    let Some(free) = free_bytes(dir) else { return Ok(()) };
+    let needed = bytes.saturating_add(margin(bytes));
+    if free < needed {
+        return Err(RestoreError::NoRoom { what: what.into(), dir: dir.to_path_buf(), needed, free });
+    }
+    Ok(())
+}
+
+/// Writes a stream of about `size` bytes to a temporary file in `dir` (deleted
+/// when dropped), after checking that it fits.
+pub async fn spool_to_file(
+    reader: &mut (dyn AsyncRead + Send + Unpin),
+    size: u64,
+    dir: &Path,
+    suffix: &str,
+) -> Result<tempfile::NamedTempFile, RestoreError> {
+    std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    check_room(dir, size, "the download of the backup")?;
+    let spool = tempfile::Builder::new()
+        .prefix("backup-")
+        .suffix(suffix)
+        .tempfile_in(dir)
+        .map_err(io(format!("cannot create a spool file in {}", dir.display())))?;
+    let mut file = tokio::fs::File::create(spool.path()).await.map_err(io("cannot write the spool file"))?;
+    tokio::io::copy(reader, &mut file).await.map_err(io(format!("downloading the backup to {} failed", spool.path().display())))?;
+    file.flush().await.map_err(io("writing the spool file failed"))?;
+    Ok(spool)
+}
+
+/// Human-readable bytes for messages: `1.5 GiB`, `300 MiB`.
+pub fn human(bytes: u64) -> String {
+    let mut size = bytes as f64;
+    for unit in ["B", "KiB", "MiB", "GiB"] {
+        if size < 1024.0 {
+            return format!("{size:.1} {unit}");
+        }
+        size /= 1024.0;
+    }
+    format!("{size:.1} TiB")
+}
