@@ -1,6 +1,8 @@
 //! Reading `pg_database`: every database with what the rules need, and
 //! which of them are this instance's (Odoo's own rule).
 
+use tokio_postgres::types::Type;
+
 use super::{Db, DbError, Marker, MarkerState, WorkKind, WorkingName};
 
 /// A row of `pg_database` with what the rules need.
@@ -57,7 +59,10 @@ impl Db {
                     shobj_description(d.oid, 'pg_database'), {size}, pg_get_userbyid(d.datdba) = $2
              FROM pg_database d ORDER BY d.datname"
         );
-        let rows = client.query(&sql, &[&self.role(), &self.work_role]).await.map_err(|e| self.sql_err(e))?;
+        // Typed parameters: one trip, not a prepare then an execute (admission reads this in every round).
+        let (role, work_role) = (self.role(), &self.work_role);
+        let params: [(&(dyn tokio_postgres::types::ToSql + Sync), Type); 2] = [(&role, Type::NAME), (work_role, Type::NAME)];
+        let rows = client.query_typed(&sql, &params).await.map_err(|e| self.sql_err(e))?;
         Ok(rows
             .iter()
             .map(|r| DatabaseRow {
