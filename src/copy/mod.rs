@@ -9,6 +9,7 @@ pub mod format;
 mod identity;
 pub mod neutralize;
 pub mod odoo_tree;
+mod pg_restore;
 mod place;
 pub mod restore;
 mod spool;
@@ -40,8 +41,27 @@ pub trait Tracker: Sync {
     fn backup_chosen(&self, backup: &Backup);
     /// The counter of backup bytes read.
     fn bytes_read(&self) -> Arc<AtomicU64>;
+    /// How far the restore itself is (TOC entries restored, bytes of SQL fed).
+    fn restored(&self) -> Arc<Fraction>;
     /// The neutralization ran.
     fn neutralized(&self, report: &NeutralizeReport);
+}
+
+/// How far a step is: `done` of `total` (`total` 0 while unknown). Only grows.
+#[derive(Debug, Default)]
+pub struct Fraction {
+    /// Units done (shared: the plain SQL loader advances it directly).
+    pub done: Arc<AtomicU64>,
+    /// Units in all, 0 while unknown.
+    pub total: AtomicU64,
+}
+
+impl Fraction {
+    /// `done / total`, or `None` while the total is unknown.
+    pub fn ratio(&self) -> Option<f64> {
+        let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
+        (total > 0).then(|| (self.done.load(std::sync::atomic::Ordering::Relaxed) as f64 / total as f64).min(1.0))
+    }
 }
 
 /// What to make: the job, the client and the final name.
@@ -109,7 +129,8 @@ pub async fn make(
         }
         None => {
             let phase = |p| tracker.phase(p);
-            restore_as(services, &temp_name, &backup, &marker, tracker.bytes_read(), &phase, false).await?
+            let counters = Counters { bytes_read: tracker.bytes_read(), restored: tracker.restored() };
+            restore_as(services, &temp_name, &backup, &marker, &counters, &phase, false).await?
         }
     };
     tracker.neutralized(&report);
@@ -131,19 +152,28 @@ pub async fn make(
     Ok(Finished { backup, report })
 }
 
+/// The counters a restore advances: the backup's bytes read, and the restore itself.
+#[derive(Default)]
+pub struct Counters {
+    /// Bytes of the backup read from the bucket.
+    pub bytes_read: Arc<AtomicU64>,
+    /// TOC entries restored (custom dumps) or bytes of SQL fed (plain SQL).
+    pub restored: Arc<Fraction>,
+}
+
 /// The full path: stream the backup into the hidden database `temp` and neutralize it.
-/// `bytes_read` counts the backup's bytes, `phase` hears of each step; pre-warm
-/// passes `low_priority` so its client programs run niced.
+/// `counters` hear of the progress, `phase` of each step; pre-warm passes
+/// `low_priority` so its client programs run niced.
 pub async fn restore_and_neutralize(
     services: &Services,
     temp: &str,
     backup: &Backup,
     marker: &Marker,
-    bytes_read: Arc<AtomicU64>,
+    counters: &Counters,
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
 ) -> Result<NeutralizeReport, CopyError> {
-    restore_as(services, temp, backup, marker, bytes_read, phase, low_priority).await.map(|(report, _)| report)
+    restore_as(services, temp, backup, marker, counters, phase, low_priority).await.map(|(report, _)| report)
 }
 
 /// [`restore_and_neutralize`], also saying which format the backup was, for the metrics.
@@ -152,13 +182,13 @@ async fn restore_as(
     temp: &str,
     backup: &Backup,
     marker: &Marker,
-    bytes_read: Arc<AtomicU64>,
+    counters: &Counters,
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
 ) -> Result<(NeutralizeReport, metrics::Format), CopyError> {
     let config = &services.config;
     let stream = services.source.open(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
-    let counted: BackupReader = Box::pin(Counting::new(stream, bytes_read));
+    let counted: BackupReader = Box::pin(Counting::new(stream, counters.bytes_read.clone()));
     let sniffed = format::sniff(counted).await.map_err(|source| CopyError::Format { key: backup.key.clone(), source })?;
     let counted_as = match sniffed.format {
         format::Format::Custom => metrics::Format::Custom,
@@ -181,7 +211,7 @@ async fn restore_as(
         spool_dir: &spool,
         size: backup.size,
         staging_version: tree.version().ok(),
-        fed: Arc::new(AtomicU64::new(0)),
+        restored: counters.restored.clone(),
         restoring: &restoring,
     };
     let restored = restore::restore(&how, sniffed).await.map_err(|source| match source {

@@ -7,15 +7,15 @@
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
-use tokio::process::Command;
+use tokio::io::{AsyncRead, ReadBuf};
 
 use super::format::{Format, Sniffed};
+pub use super::pg_restore::PgTools;
+use super::pg_restore::{pipe_into, toc_entries};
 use super::spool::{human, spool_to_file};
 
 /// Why loading a backup failed; each says what failed and, where it helps, what to do.
@@ -100,8 +100,8 @@ pub struct Restore<'a> {
     pub size: u64,
     /// The staging's Odoo major version, checked against a zip's manifest.
     pub staging_version: Option<String>,
-    /// Bytes of SQL fed to the server, for progress.
-    pub fed: Arc<AtomicU64>,
+    /// How far the restore is: TOC entries (custom dumps) or bytes of SQL fed (plain SQL).
+    pub restored: Arc<super::Fraction>,
     /// Called when the download ends and loading begins.
     pub restoring: &'a (dyn Fn() + Sync),
 }
@@ -112,13 +112,13 @@ impl Restore<'_> {
         self.tools.jobs > 1
     }
 
-    /// The plain SQL loader's options.
+    /// The plain SQL loader's options; it advances the restored fraction.
     pub fn loader(&self) -> plain_sql::LoadOptions {
         plain_sql::LoadOptions {
             target: self.target.clone(),
             jobs: self.tools.jobs,
             spool_dir: self.parallel().then(|| self.spool_dir.to_path_buf()),
-            progress: self.fed.clone(),
+            progress: self.restored.done.clone(),
         }
     }
 }
@@ -164,109 +164,6 @@ impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
     }
 }
 
-/// How to run PostgreSQL's client programs against the target server.
-#[derive(Clone)]
-pub struct PgTools {
-    /// `pg_restore` program.
-    pub pg_restore: PathBuf,
-    /// libpq environment (`PGHOST`, `PGUSER`, …).
-    pub env: Vec<(&'static str, String)>,
-    /// Parallel jobs for `pg_restore` (1 = stream straight into it).
-    pub jobs: usize,
-    /// Run the client programs niced (pre-warm work gives way to users').
-    pub low_priority: bool,
-}
-
-impl PgTools {
-    /// As [`PgTools::std_command`], for tokio; killed when dropped.
-    fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::from(self.std_command(program));
-        cmd.kill_on_drop(true);
-        cmd
-    }
-
-    /// `program` with the libpq environment, piped stdin and stderr, dying with the sidecar.
-    fn std_command(&self, program: &Path) -> std::process::Command {
-        let mut cmd = std::process::Command::new(program);
-        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        die_with_parent(&mut cmd, self.low_priority);
-        cmd
-    }
-
-    /// `pg_restore` reading a custom dump from `file`, or standard input when `None`.
-    fn pg_restore(&self, db: &str, file: Option<&Path>) -> Command {
-        let mut cmd = self.command(&self.pg_restore);
-        cmd.args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname", db]);
-        if let Some(file) = file {
-            cmd.arg(format!("--jobs={}", self.jobs)).arg(file).stdin(Stdio::null());
-        }
-        cmd
-    }
-}
-
-/// A child started by the sidecar is killed when the sidecar dies (even by
-/// SIGKILL), so that it cannot keep a half-restored database busy.
-fn die_with_parent(cmd: &mut std::process::Command, low_priority: bool) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl and setpriority are async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if low_priority {
-                libc::setpriority(libc::PRIO_PROCESS, 0, 19);
-            }
-            Ok(())
-        });
-    }
-}
-
-/// The last lines of a tool's error output, for the job's error detail.
-fn tail(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(8)..].join("\n")
-}
-
-/// Feeds `reader` into `cmd`'s standard input and waits for it.
-async fn pipe_into(mut cmd: Command, what: &'static str, mut reader: impl AsyncRead + Unpin) -> Result<(), RestoreError> {
-    let mut child = cmd.spawn().map_err(|source| RestoreError::Spawn { tool: what, source })?;
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let errors = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf).await;
-        buf
-    });
-    // A tool reading a file instead has no standard input to feed.
-    let copied = match child.stdin.take() {
-        Some(mut stdin) => {
-            let copied = tokio::io::copy(&mut reader, &mut stdin).await;
-            let _ = stdin.shutdown().await;
-            copied
-        }
-        None => Ok(0),
-    };
-    if let Err(e) = copied {
-        // The tool stopped reading (it failed) or the backup stream broke.
-        let status = child.wait().await;
-        let detail = tail(&errors.await.unwrap_or_default());
-        if status.map(|s| s.success()).unwrap_or(false) || detail.is_empty() {
-            return Err(io("reading the backup failed")(e));
-        }
-        return Err(RestoreError::Tool { tool: what, status: String::new(), detail });
-    }
-    let status = child.wait().await.map_err(io(format!("{what} could not be waited for")))?;
-    let detail = tail(&errors.await.unwrap_or_default());
-    if !status.success() {
-        return Err(RestoreError::Tool { tool: what, status: format!(" ({status})"), detail });
-    }
-    Ok(())
-}
-
 /// Restores `backup` into the existing empty database `r.db`.
 pub async fn restore(r: &Restore<'_>, backup: Sniffed) -> Result<RestoreReport, RestoreError> {
     let tools = r.tools;
@@ -277,16 +174,22 @@ pub async fn restore(r: &Restore<'_>, backup: Sniffed) -> Result<RestoreReport, 
             // far more than the download costs.
             let mut reader = backup.reader;
             let spool = spool_to_file(&mut reader, r.size, r.spool_dir, ".dump").await?;
+            if let Some(entries) = toc_entries(tools, spool.path()).await {
+                r.restored.total.store(entries, Ordering::Relaxed);
+            }
             (r.restoring)();
-            pipe_into(tools.pg_restore(r.db, Some(spool.path())), "pg_restore", tokio::io::empty()).await?;
+            let done = Some(r.restored.done.clone());
+            pipe_into(tools.pg_restore(r.db, Some(spool.path())), "pg_restore", tokio::io::empty(), done).await?;
             Ok(RestoreReport::default())
         }
         Format::Custom => {
             (r.restoring)();
-            pipe_into(tools.pg_restore(r.db, None), "pg_restore", backup.reader).await?;
+            pipe_into(tools.pg_restore(r.db, None), "pg_restore", backup.reader, None).await?;
             Ok(RestoreReport::default())
         }
         Format::PlainSql => {
+            // The SQL's size is the object's unless it is gzip'ed (then unknown: progress follows the download).
+            r.restored.total.store(if backup.gzip { 0 } else { r.size }, Ordering::Relaxed);
             (r.restoring)();
             if r.parallel() {
                 // The loader spools the (decompressed) SQL to index it.

@@ -98,7 +98,6 @@ fn plain(v: &serde_json::Value) -> String {
 /// Restores an Odoo zip: spool, check, then `dump.sql` and the filestore side by side.
 pub async fn restore_zip(r: &Restore<'_>, mut backup: Sniffed) -> Result<RestoreReport, RestoreError> {
     let spool = spool_to_file(&mut backup.reader, r.size, r.spool_dir, ".zip").await?;
-    (r.restoring)();
     let path = spool.path().to_path_buf();
     let zip_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(r.size);
     let contents = {
@@ -110,6 +109,8 @@ pub async fn restore_zip(r: &Restore<'_>, mut backup: Sniffed) -> Result<Restore
             return Err(RestoreError::Version { backup: backup.clone(), staging: staging.clone() });
         }
     }
+    r.restored.total.store(contents.dump_bytes, std::sync::atomic::Ordering::Relaxed);
+    (r.restoring)();
     let data_dir = r.filestore_dir.parent().unwrap_or(r.filestore_dir);
     check_room(data_dir, contents.filestore_bytes, "the backup's filestore")?;
     if r.parallel() {

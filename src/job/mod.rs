@@ -19,7 +19,7 @@ use numikube_staging_rpc::{JobState, JobStatus, NeutralizeReport, Phase};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::copy::Tracker;
+use crate::copy::{Fraction, Tracker};
 use crate::pg::registry::Reservation;
 use crate::storage::Backup;
 
@@ -138,6 +138,10 @@ impl Tracker for Job {
 
     fn bytes_read(&self) -> Arc<AtomicU64> {
         self.progress.bytes_read()
+    }
+
+    fn restored(&self) -> Arc<Fraction> {
+        self.progress.restored()
     }
 
     fn neutralized(&self, report: &NeutralizeReport) {

@@ -10,7 +10,6 @@
 //! the next look at the bucket starts over).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -129,7 +128,7 @@ async fn look(ctx: &PrewarmContext, client: &str) {
 /// Restores and neutralizes `backup` into `temp`, then keeps it as the template.
 async fn build(services: &Services, client: &str, backup: &Backup, temp: &str) -> Result<(), String> {
     let marker = Marker::new(MarkerState::Restoring, format!("prewarm-{client}"), temp.into(), client, backup);
-    let report = copy::restore_and_neutralize(services, temp, backup, &marker, Arc::new(AtomicU64::new(0)), &|_| {}, true)
+    let report = copy::restore_and_neutralize(services, temp, backup, &marker, &copy::Counters::default(), &|_| {}, true)
         .await
         .map_err(|e: CopyError| e.to_string())?;
     templates::adopt(services, temp, client, backup, &report).await.map_err(|e| e.to_string())?;

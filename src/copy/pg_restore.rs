@@ -1,0 +1,188 @@
+//! PostgreSQL's own `pg_restore` for custom dumps: the command, its death
+//! with the sidecar, and its progress (the TOC entries `--verbose` reports
+//! done against `--list`).
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::restore::{io, RestoreError};
+
+/// How to run PostgreSQL's client programs against the target server.
+#[derive(Clone)]
+pub struct PgTools {
+    /// `pg_restore` program.
+    pub pg_restore: PathBuf,
+    /// libpq environment (`PGHOST`, `PGUSER`, …).
+    pub env: Vec<(&'static str, String)>,
+    /// Parallel jobs for `pg_restore` (1 = stream straight into it).
+    pub jobs: usize,
+    /// Run the client programs niced (pre-warm work gives way to users').
+    pub low_priority: bool,
+}
+
+impl PgTools {
+    /// As [`PgTools::std_command`], for tokio; killed when dropped.
+    fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::from(self.std_command(program));
+        cmd.kill_on_drop(true);
+        cmd
+    }
+
+    /// `program` with the libpq environment, piped stdin and stderr, dying with the sidecar.
+    fn std_command(&self, program: &Path) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        die_with_parent(&mut cmd, self.low_priority);
+        cmd
+    }
+
+    /// `pg_restore` reading a custom dump from `file` (verbose, to follow its
+    /// progress), or standard input when `None`.
+    pub fn pg_restore(&self, db: &str, file: Option<&Path>) -> Command {
+        let mut cmd = self.command(&self.pg_restore);
+        cmd.args(["--no-owner", "--no-privileges", "--exit-on-error", "--dbname", db]);
+        if let Some(file) = file {
+            cmd.arg("--verbose").arg(format!("--jobs={}", self.jobs)).arg(file).stdin(Stdio::null());
+        }
+        cmd
+    }
+}
+
+/// A child started by the sidecar is killed when the sidecar dies (even by
+/// SIGKILL), so that it cannot keep a half-restored database busy.
+fn die_with_parent(cmd: &mut std::process::Command, low_priority: bool) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl and setpriority are async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if low_priority {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Lines of a tool's error output kept for the job's error detail.
+const TAIL_LINES: usize = 8;
+
+/// Reads a tool's error output line by line: counts the TOC entries
+/// `pg_restore --verbose` reports done, keeps the last lines for the detail.
+async fn watch(stderr: impl AsyncRead + Unpin, done: Option<Arc<AtomicU64>>) -> String {
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let mut last: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES + 1);
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(done) = &done {
+            if is_entry_done(&line) {
+                done.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        if line.trim().is_empty() || line.starts_with("pg_restore: launching item") {
+            continue;
+        }
+        last.push_back(line);
+        if last.len() > TAIL_LINES {
+            last.pop_front();
+        }
+    }
+    Vec::from(last).join("\n")
+}
+
+/// Whether a `pg_restore --verbose` line reports one TOC entry of `--list`
+/// restored: `processing item` in the serial part (but the four header
+/// entries `--list` does not show), `finished item` in the parallel one.
+fn is_entry_done(line: &str) -> bool {
+    let Some(rest) = line.strip_prefix("pg_restore: ") else { return false };
+    if rest.starts_with("finished item ") {
+        return true;
+    }
+    let Some(item) = rest.strip_prefix("processing item ") else { return false };
+    let kind = item.split_whitespace().nth(1).unwrap_or("");
+    !matches!(kind, "ENCODING" | "STDSTRINGS" | "SEARCHPATH" | "DATABASE")
+}
+
+/// The number of TOC entries in a custom dump (`pg_restore --list`), if it can be read.
+pub async fn toc_entries(tools: &PgTools, file: &Path) -> Option<u64> {
+    let mut cmd = tools.command(&tools.pg_restore);
+    cmd.arg("--list").arg(file).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let out = cmd.output().await.ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(text.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty()).count() as u64)
+}
+
+/// Feeds `reader` into `cmd`'s standard input and waits for it; with `done`,
+/// counts the TOC entries a verbose `pg_restore` reports restored.
+pub async fn pipe_into(
+    mut cmd: Command,
+    what: &'static str,
+    mut reader: impl AsyncRead + Unpin,
+    done: Option<Arc<AtomicU64>>,
+) -> Result<(), RestoreError> {
+    let mut child = cmd.spawn().map_err(|source| RestoreError::Spawn { tool: what, source })?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let errors = tokio::spawn(watch(stderr, done));
+    // A tool reading a file instead has no standard input to feed.
+    let copied = match child.stdin.take() {
+        Some(mut stdin) => {
+            let copied = tokio::io::copy(&mut reader, &mut stdin).await;
+            let _ = stdin.shutdown().await;
+            copied
+        }
+        None => Ok(0),
+    };
+    if let Err(e) = copied {
+        // The tool stopped reading (it failed) or the backup stream broke.
+        let status = child.wait().await;
+        let detail = errors.await.unwrap_or_default();
+        if status.map(|s| s.success()).unwrap_or(false) || detail.is_empty() {
+            return Err(io("reading the backup failed")(e));
+        }
+        return Err(RestoreError::Tool { tool: what, status: String::new(), detail });
+    }
+    let status = child.wait().await.map_err(io(format!("{what} could not be waited for")))?;
+    let detail = errors.await.unwrap_or_default();
+    if !status.success() {
+        return Err(RestoreError::Tool { tool: what, status: format!(" ({status})"), detail });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_entry_done;
+
+    #[test]
+    fn verbose_lines_count_the_listed_entries_once() {
+        for done in [
+            "pg_restore: processing item 214 TABLE t",
+            "pg_restore: processing item 3354 COMMENT TABLE t",
+            "pg_restore: finished item 3346 TABLE DATA t",
+            "pg_restore: finished item 3203 FK CONSTRAINT u u_id_fkey",
+        ] {
+            assert!(is_entry_done(done), "{done}");
+        }
+        for not in [
+            "pg_restore: processing item 3350 ENCODING ENCODING",
+            "pg_restore: processing item 3353 DATABASE a",
+            "pg_restore: launching item 3346 TABLE DATA t",
+            "pg_restore: creating TABLE \"public.t\"",
+            "pg_restore: processing data for table \"public.t\"",
+            "pg_restore: error: could not execute query",
+        ] {
+            assert!(!is_entry_done(not), "{not}");
+        }
+    }
+}
