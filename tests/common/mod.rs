@@ -35,11 +35,14 @@ pub struct Options {
     pub extra_conf: String,
     /// Start an SMTP server.
     pub smtp: bool,
+    /// Mount a tmpfs of this size (`mount -o size=`, e.g. `64m`) on `data_dir`
+    /// before the sidecar starts; unmounted when the stage drops (needs root).
+    pub data_tmpfs: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { limit: 10, extra_conf: String::new(), smtp: false }
+        Options { limit: 10, extra_conf: String::new(), smtp: false, data_tmpfs: None }
     }
 }
 
@@ -54,6 +57,8 @@ pub struct Stage {
     pub port: u16,
     pub client: HttpClient,
     pub options: Options,
+    /// The tmpfs on `data_dir` ([`Options::data_tmpfs`]).
+    pub tmpfs: Option<Tmpfs>,
 }
 
 impl Stage {
@@ -69,9 +74,10 @@ impl Stage {
         let smtp = options.smtp.then(|| Smtp::start().expect("aiosmtpd starts (run scripts/install-deps)"));
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
+        let tmpfs = options.data_tmpfs.as_deref().map(|size| Tmpfs::mount(&dir.path().join("data"), size).expect("tmpfs on data_dir"));
         let port = free_port();
         let client = HttpClientBuilder::default().build(format!("http://127.0.0.1:{port}")).unwrap();
-        let mut stage = Stage { pg, s3, receiver, smtp, dir, sidecar: None, port, client, options };
+        let mut stage = Stage { pg, s3, receiver, smtp, dir, sidecar: None, port, client, options, tmpfs };
         stage.write_conf();
         stage.start_sidecar();
         stage
@@ -309,6 +315,31 @@ impl Stage {
 impl Drop for Stage {
     fn drop(&mut self) {
         self.kill_sidecar();
+        self.tmpfs.take(); // unmounted once nothing writes there
+    }
+}
+
+/// A tmpfs mounted on a directory, unmounted on drop (also when a test panics).
+pub struct Tmpfs {
+    pub path: PathBuf,
+}
+
+impl Tmpfs {
+    /// `mount -t tmpfs -o size=<size> tmpfs <path>`; an error when refused (not root, no CAP_SYS_ADMIN).
+    pub fn mount(path: &Path, size: &str) -> anyhow::Result<Tmpfs> {
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(path).output()?;
+        anyhow::ensure!(out.status.success(), "mount -t tmpfs refused: {}", String::from_utf8_lossy(&out.stderr).trim());
+        Ok(Tmpfs { path: path.to_path_buf() })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = std::process::Command::new("umount").arg(&self.path).status().is_ok_and(|s| s.success());
+        if !ok {
+            // Still busy: detach it, so that nothing stays mounted after the test.
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
+        }
     }
 }
 
