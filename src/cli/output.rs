@@ -7,6 +7,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 use numikube_staging_rpc::{codes, DatabaseInfo, DropResult, JobStatus};
 
 use super::Exit;
+use crate::copy::human;
 
 /// Prints an answer as JSON or as text, and exits with `exit`.
 pub fn print<T: serde::Serialize + ?Sized>(json: bool, value: &T, text: impl Fn(&T) -> String, exit: Exit) -> ExitCode {
@@ -44,7 +45,7 @@ pub fn list_table(rows: &[DatabaseInfo]) -> String {
             .map(|r| {
                 vec![
                     r.name.clone(),
-                    human_size(r.size_bytes),
+                    human(r.size_bytes.max(0) as u64),
                     match (r.template, r.made_by_staging) {
                         (true, _) => "template",
                         (false, true) => "yes",
@@ -114,16 +115,4 @@ fn short_time(rfc3339: &str) -> String {
     chrono::DateTime::parse_from_rfc3339(rfc3339)
         .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_else(|_| rfc3339.to_string())
-}
-
-/// Bytes in KiB, MiB, GiB.
-fn human_size(bytes: i64) -> String {
-    let mut size = bytes as f64;
-    for unit in ["B", "KiB", "MiB", "GiB"] {
-        if size < 1024.0 {
-            return format!("{size:.0} {unit}");
-        }
-        size /= 1024.0;
-    }
-    format!("{size:.1} TiB")
 }

@@ -34,23 +34,28 @@ pub fn rename(data_dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
     std::fs::rename(src, dst)
 }
 
-/// As [`remove`], on a blocking thread: a large filestore takes long to remove,
-/// and the async core must keep answering meanwhile.
+/// Runs a filestore operation on a blocking thread: a large filestore takes
+/// long to remove or link, and the async core must keep answering meanwhile.
+async fn off_core<T: Send + 'static>(op: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(op).await.map_err(std::io::Error::other)?
+}
+
+/// As [`remove`], off the async core.
 pub async fn remove_off_core(data_dir: &Path, db: &str) -> std::io::Result<()> {
     let (data_dir, db) = (data_dir.to_path_buf(), db.to_string());
-    tokio::task::spawn_blocking(move || remove(&data_dir, &db)).await.map_err(std::io::Error::other)?
+    off_core(move || remove(&data_dir, &db)).await
 }
 
-/// As [`rename`], on a blocking thread.
+/// As [`rename`], off the async core.
 pub async fn rename_off_core(data_dir: &Path, from: &str, to: &str) -> std::io::Result<()> {
     let (data_dir, from, to) = (data_dir.to_path_buf(), from.to_string(), to.to_string());
-    tokio::task::spawn_blocking(move || rename(&data_dir, &from, &to)).await.map_err(std::io::Error::other)?
+    off_core(move || rename(&data_dir, &from, &to)).await
 }
 
-/// As [`link_copy`], on a blocking thread.
+/// As [`link_copy`], off the async core.
 pub async fn link_copy_off_core(data_dir: &Path, from: &str, to: &str) -> std::io::Result<u64> {
     let (data_dir, from, to) = (data_dir.to_path_buf(), from.to_string(), to.to_string());
-    tokio::task::spawn_blocking(move || link_copy(&data_dir, &from, &to)).await.map_err(std::io::Error::other)?
+    off_core(move || link_copy(&data_dir, &from, &to)).await
 }
 
 /// Copies the filestore of `from` to `to` with hard links: Odoo never rewrites

@@ -30,6 +30,7 @@ use crate::services::Services;
 use crate::storage::{Backup, BackupReader};
 
 pub use error::{first_line, CopyError};
+pub use spool::human;
 use odoo_tree::OdooTree;
 use restore::{Counting, PgTools};
 
@@ -130,7 +131,7 @@ pub async fn make(
         None => {
             let phase = |p| tracker.phase(p);
             let counters = Counters { bytes_read: tracker.bytes_read(), restored: tracker.restored() };
-            restore_as(services, &temp_name, &backup, &marker, &counters, &phase, false).await?
+            restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false).await?
         }
     };
     tracker.neutralized(&report);
@@ -161,23 +162,11 @@ pub struct Counters {
     pub restored: Arc<Fraction>,
 }
 
-/// The full path: stream the backup into the hidden database `temp` and neutralize it.
+/// The full path: stream the backup into the hidden database `temp` and
+/// neutralize it; says which format the backup was, for the metrics.
 /// `counters` hear of the progress, `phase` of each step; pre-warm passes
 /// `low_priority` so its client programs run niced.
 pub async fn restore_and_neutralize(
-    services: &Services,
-    temp: &str,
-    backup: &Backup,
-    marker: &Marker,
-    counters: &Counters,
-    phase: &(dyn Fn(Phase) + Sync),
-    low_priority: bool,
-) -> Result<NeutralizeReport, CopyError> {
-    restore_as(services, temp, backup, marker, counters, phase, low_priority).await.map(|(report, _)| report)
-}
-
-/// [`restore_and_neutralize`], also saying which format the backup was, for the metrics.
-async fn restore_as(
     services: &Services,
     temp: &str,
     backup: &Backup,
