@@ -280,14 +280,25 @@ fn the_handmade_deflate_stream_and_crc_are_what_zip_readers_expect() {
 // The tests
 // ---------------------------------------------------------------------------
 
+/// What [`failing_job`] saw.
+struct Failed {
+    error: String,
+    /// The lowest free space of `data_dir` while the job ran.
+    lowest: u64,
+    /// Whether a spool file was ever seen.
+    spooled: bool,
+    db_name: String,
+}
+
 /// Runs a prod2x of `client`, expects it to fail, and returns its error; while
-/// it runs, watches the free space of `data_dir` and returns its lowest value too.
-async fn failing_job(stage: &Stage, client: &str) -> (String, u64, String) {
+/// it runs, watches the free space of `data_dir` and the spool directory.
+async fn failing_job(stage: &Stage, client: &str) -> Failed {
     let started = stage.run(stage.prod2x(client, "t", false)).await.expect("accepted");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut lowest = u64::MAX;
+    let (mut lowest, mut seen) = (u64::MAX, false);
     let status = loop {
         lowest = lowest.min(free_bytes(&stage.data_dir()));
+        seen |= !spooled(stage).is_empty();
         let status = stage.client.status(TOKEN.into(), started.job_id.clone()).await.expect("status answers");
         if status.state != JobState::Running {
             break status;
@@ -296,7 +307,7 @@ async fn failing_job(stage: &Stage, client: &str) -> (String, u64, String) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     assert_eq!(status.state, JobState::Error, "{client}: {status:?}\n{}", stage.sidecar_log());
-    (status.error.unwrap_or_default(), lowest, started.db_name)
+    Failed { error: status.error.unwrap_or_default(), lowest, spooled: seen, db_name: started.db_name }
 }
 
 /// Nothing of a failed job is left: no database, no filestore, no spool file.
@@ -324,7 +335,8 @@ async fn a_backup_larger_than_the_free_space_is_refused_before_downloading() {
     let size = std::fs::metadata(&big).unwrap().len();
     stage.s3.put_file(BUCKET, "big.zip", &big).unwrap();
 
-    let (error, lowest, db) = failing_job(&stage, "big").await;
+    let Failed { error, lowest, spooled, db_name: db } = failing_job(&stage, "big").await;
+    assert!(!spooled, "a spool file appeared");
     let needed = size + (size / 10).max(256 << 20);
     let spool = spool_dir(&stage);
     assert!(
@@ -416,7 +428,7 @@ async fn zip_bombs_and_a_filestore_larger_than_the_disk_are_refused_with_the_dis
     for (client, path, why) in &cases {
         stage.s3.put_file(BUCKET, &format!("{client}.zip"), path).unwrap();
         let free = free_bytes(&data);
-        let (error, lowest, db) = failing_job(&stage, client).await;
+        let Failed { error, lowest, db_name: db, .. } = failing_job(&stage, client).await;
         assert!(error.contains(why), "{client}: not refused for {why:?}: {error}");
         let zip_bytes = std::fs::metadata(path).unwrap().len();
         // The spool holds the zip for a moment; nothing it expands to is written.

@@ -70,8 +70,18 @@ enum Trace {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn meta_commands_are_refused_in_plain_gzip_and_zip_backups_and_never_run() {
-    let stage = Stage::start(Options { limit: 20, ..Options::default() });
+async fn meta_commands_are_refused_in_plain_gzip_and_zip_backups_and_never_run_streamed() {
+    meta_commands_are_refused(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn meta_commands_are_refused_in_plain_gzip_and_zip_backups_and_never_run_in_parallel() {
+    meta_commands_are_refused(2).await;
+}
+
+/// 4 meta-commands × plain, gzip and zip, loaded with `jobs` loaders: each refused, none run.
+async fn meta_commands_are_refused(jobs: usize) {
+    let stage = Stage::start(Options { limit: 20, extra_conf: format!("numikube_staging_restore_jobs = {jobs}\n"), ..Options::default() });
     let (work, _) = stage.make_backups("meta");
     let sql = std::fs::read_to_string(Stage::backup_path(&work, "meta", "sql")).unwrap();
     let zip = Stage::backup_path(&work, "meta", "zip");
