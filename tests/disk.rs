@@ -27,6 +27,30 @@ fn can_mount(test: &str) -> bool {
     }
 }
 
+/// Whether a file system is mounted on `path`.
+fn is_mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts.lines().any(|l| l.split_whitespace().nth(1) == Some(path.to_str().unwrap()))
+}
+
+#[test]
+fn the_tmpfs_is_unmounted_even_when_the_test_panics() {
+    if !can_mount("the_tmpfs_is_unmounted_even_when_the_test_panics") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let inner = path.clone();
+    let panicked = std::thread::spawn(move || {
+        let _tmpfs = Tmpfs::mount(&inner, "1m").unwrap();
+        assert!(is_mounted(&inner));
+        panic!("a failing test (on purpose)");
+    })
+    .join();
+    assert!(panicked.is_err());
+    assert!(!is_mounted(&path), "{} is still mounted", path.display());
+}
+
 /// Free bytes of the file system holding `path` (`statvfs`'s `f_bavail × f_frsize`).
 fn free_bytes(path: &Path) -> u64 {
     use std::os::unix::ffi::OsStrExt;
