@@ -55,10 +55,10 @@ impl Registry {
         Registry { inner: Arc::new(Inner::new(db)) }
     }
 
-    /// Starts a round: takes the cross-process admission lock and reads the
-    /// keys of every process's jobs in flight. Read `pg_database` only after
-    /// this: a job renames its copy into place before it gives its key back,
-    /// so it is seen one way or the other. Held until [`Round::end`] or drop.
+    /// Starts a round: takes the cross-process admission lock, reads the keys
+    /// of every process's jobs in flight, then `pg_database` (in that order: a
+    /// job renames its copy into place before it gives its key back, so it is
+    /// seen one way or the other). Held until [`Round::end`] or drop.
     pub async fn begin(&self) -> Result<Round, DbError> {
         let inner = &self.inner;
         let conn = inner.session().await?;
