@@ -144,6 +144,68 @@ async fn meta_commands_are_refused(jobs: usize) {
     }
 }
 
+/// `sql` with `line` inserted after the first line starting with `after`; and that line's number.
+fn inject_after(sql: &str, after: &str, line: &str) -> (String, u64) {
+    let start = if sql.starts_with(after) { 0 } else { sql.find(&format!("\n{after}")).expect("the marker line") + 1 };
+    let at = start + sql[start..].find('\n').unwrap() + 1;
+    let line_no = sql[..at].matches('\n').count() as u64 + 1;
+    (format!("{}{line}\n{}", &sql[..at], &sql[at..]), line_no)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn meta_commands_at_the_edges_never_run() {
+    let stage = Stage::start(Options { limit: 20, ..Options::default() });
+    let (work, _) = stage.make_backups("edge");
+    let sql = std::fs::read_to_string(Stage::backup_path(&work, "edge", "sql")).unwrap();
+    let key = sql.lines().find_map(|l| l.strip_prefix("\\restrict ")).expect("pg_dump's \\restrict").trim().to_string();
+    let m = |n: usize| stage.dir.path().join(format!("edge-marker-{n}"));
+    let touch = |n: usize| format!("\\! touch {}", m(n).display());
+    // (what, the backup and its injected line, what the error says: the command
+    // and the line, counted from the injected one).
+    let cases: Vec<(&str, (String, u64), &str, u64)> = vec![
+        ("right after COPY data", inject_after(&sql, "\\.", &touch(0)), "the psql command `\\!` at line", 0),
+        ("indented", inject_before_first_table(&sql, &format!("   {}", touch(1))), "the psql command `\\!` at line", 0),
+        (
+            "after an early \\unrestrict",
+            inject_before_first_table(&sql, &format!("\\unrestrict {key}\n{}", touch(2))),
+            "goes on at line",
+            1,
+        ),
+        (
+            "after a second \\restrict",
+            inject_before_first_table(&sql, &format!("\\restrict {key}\n{}", touch(3))),
+            "the psql command `\\restrict` at line",
+            0,
+        ),
+        (
+            "after a statement on its line",
+            inject_before_first_table(&sql, &format!("SELECT 1; {}", touch(4))),
+            "the psql command `\\!` at line",
+            0,
+        ),
+        ("inside a statement", inject_before_first_table(&sql, &format!("SELECT\n{}\n1;", touch(5))), "the psql command `\\!` at line", 1),
+    ];
+    let mut jobs = Vec::new();
+    for (n, (_, (bad, _), _, _)) in cases.iter().enumerate() {
+        let client = format!("edge{n}");
+        stage.s3.put_bytes(BUCKET, &format!("{client}.sql"), bad.clone().into_bytes()).unwrap();
+        jobs.push(stage.run(stage.prod2x(&client, "t", false)).await.expect("accepted"));
+    }
+    for (started, (what, (_, line_no), says, later)) in jobs.iter().zip(&cases) {
+        let status = stage.wait_job(&started.job_id).await;
+        assert_eq!(status.state, JobState::Error, "{what}: {status:?}\n{}", stage.sidecar_log());
+        let error = status.error.clone().unwrap_or_default();
+        let want = format!("{says} {}", line_no + later);
+        assert!(error.contains(&want), "{what}: the error does not say {want:?}: {error}");
+    }
+    for started in &jobs {
+        assert_nothing_left(&stage, &started.db_name);
+    }
+    for n in 0..cases.len() {
+        assert!(!m(n).exists(), "{}: the command ran", cases[n].0);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // What a real dump holds
 // ---------------------------------------------------------------------------
