@@ -201,8 +201,8 @@ async fn meta_commands_at_the_edges_never_run() {
     for started in &jobs {
         assert_nothing_left(&stage, &started.db_name);
     }
-    for n in 0..cases.len() {
-        assert!(!m(n).exists(), "{}: the command ran", cases[n].0);
+    for (n, (what, ..)) in cases.iter().enumerate() {
+        assert!(!m(n).exists(), "{what}: the command ran");
     }
 }
 
