@@ -61,6 +61,9 @@ fn free_bytes(path: &Path) -> u64 {
     stat.f_bavail as u64 * stat.f_frsize as u64
 }
 
+/// The least head room the disk checks keep free: max(10 %, 256 MiB).
+const HEAD_ROOM: u64 = 256 << 20;
+
 /// Where the sidecar spools downloads (`<data_dir>/numikube_staging/spool`).
 fn spool_dir(stage: &Stage) -> PathBuf {
     stage.data_dir().join("numikube_staging").join("spool")
@@ -462,4 +465,76 @@ async fn zip_bombs_and_a_filestore_larger_than_the_disk_are_refused_with_the_dis
         assert!(after.abs_diff(free) < 64 << 10, "{client}: free before {free}, after {after}");
         println!("{client}: {} zip refused: {error}", human(zip_bytes));
     }
+}
+
+/// A gzip'ed plain SQL backup of `lines` COPY rows (`0`), compressed by `gzip -1`
+/// from a pipe: hundreds of MB of SQL in a file of a few hundred KB, never on disk.
+fn gzip_bomb_sql(out: &Path, lines: usize) {
+    use std::process::{Command, Stdio};
+    let mut gzip =
+        Command::new("gzip").args(["-c", "-1", "-n"]).stdin(Stdio::piped()).stdout(std::fs::File::create(out).unwrap()).spawn().unwrap();
+    let mut stdin = gzip.stdin.take().unwrap();
+    stdin.write_all(b"SET statement_timeout = 0;\nCREATE TABLE public.bomb (n integer);\nCOPY public.bomb (n) FROM stdin;\n").unwrap();
+    let chunk = b"0\n".repeat(1 << 19);
+    for _ in 0..lines / (1 << 19) {
+        stdin.write_all(&chunk).unwrap();
+    }
+    stdin.write_all(b"\\.\n").unwrap();
+    drop(stdin);
+    assert!(gzip.wait().unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "sidecar bug: a gzip'ed plain SQL backup loaded in parallel is decompressed into plain_sql's spool file \
+            (data_dir/numikube_staging/spool) without bound: the check lets in size × 8 (14 MiB for this 1.7 MiB gzip) \
+            but the spool goes on past it into the 256 MiB head room and on to a full disk (plain_sql/src/spool.rs \
+            Writer::write has no limit)"]
+async fn a_gzip_bomb_of_plain_sql_never_fills_the_disk() {
+    if !can_mount("a_gzip_bomb_of_plain_sql_never_fills_the_disk") {
+        return;
+    }
+    // Loaded in parallel, plain SQL is decompressed to a spool file in data_dir first.
+    let stage = Stage::start(Options {
+        data_tmpfs: Some("272m".into()),
+        extra_conf: "numikube_staging_restore_jobs = 2\n".into(),
+        ..Options::default()
+    });
+    let data = stage.data_dir();
+    let path = stage.dir.path().join("bomb.sql.gz");
+    gzip_bomb_sql(&path, 200 << 20); // 400 MiB of SQL: more than the whole tmpfs
+    let size = std::fs::metadata(&path).unwrap().len();
+    stage.s3.put_file(BUCKET, "gzbomb.sql.gz", &path).unwrap();
+    let free = free_bytes(&data);
+    let started = stage.run(stage.prod2x("gzbomb", "t", false)).await.expect("accepted");
+    let (begun, mut lowest) = (Instant::now(), u64::MAX);
+    let status = loop {
+        lowest = lowest.min(free_bytes(&data));
+        let status = stage.client.status(TOKEN.into(), started.job_id.clone()).await.expect("status answers");
+        if status.state != JobState::Running || lowest < HEAD_ROOM - (1 << 20) || begun.elapsed() > Duration::from_secs(60) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    println!("after {:?}: lowest free {} of {}: {status:?}", begun.elapsed(), human(lowest), human(free));
+    if status.state == JobState::Running {
+        let cancelling = Instant::now();
+        let _ = stage.client.cancel(TOKEN.into(), started.job_id.clone()).await;
+        let cancelled = stage.wait_job(&started.job_id).await;
+        println!("cancelled in {:?}: {cancelled:?}", cancelling.elapsed());
+    }
+    // The head room the spool check keeps free (max(10 %, 256 MiB) of what it
+    // lets in) is never eaten, let alone the disk filled.
+    assert!(
+        lowest >= HEAD_ROOM - (1 << 20),
+        "data_dir went down to {} free of {} while spooling a {} gzip (the check let in {} with {} of head room)",
+        human(lowest),
+        human(free),
+        human(size),
+        human(size * 8),
+        human(HEAD_ROOM)
+    );
+    assert_eq!(status.state, JobState::Error, "{status:?}");
+    let db_name = started.db_name;
+    assert_nothing_left(&stage, &db_name);
+    assert!(free_bytes(&data).abs_diff(free) < 64 << 10);
 }
