@@ -127,6 +127,14 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    /// The decompressed SQL outgrew the room the caller allowed for its spool file.
+    #[error("the decompressed SQL of the backup is larger than the {} MiB of room for it in {}: free some disk space there, or restore it with numikube_staging_restore_jobs = 1 (no spool file)", limit >> 20, dir.display())]
+    SpoolFull {
+        /// The spool directory.
+        dir: PathBuf,
+        /// The room allowed, in bytes.
+        limit: u64,
+    },
 }
 
 /// PostgreSQL's message of `e`: the server's message, detail and SQLSTATE when it is a

@@ -60,9 +60,9 @@ pub(crate) struct Indexed {
     pub log: Vec<SessionStmt>,
 }
 
-/// Reads `reader` once into a spool file in `dir`, indexing it.
-pub(crate) async fn index<R: AsyncRead + Unpin>(reader: R, dir: &Path) -> Result<Indexed, LoadError> {
-    let mut writer = Writer::create(dir)?;
+/// Reads `reader` once into a spool file in `dir` of at most `limit` bytes, indexing it.
+pub(crate) async fn index<R: AsyncRead + Unpin>(reader: R, dir: &Path, limit: u64) -> Result<Indexed, LoadError> {
+    let mut writer = Writer::create(dir, limit)?;
     let mut pieces = Pieces::new(reader);
     let mut scanner = Scanner::new();
     let mut events = Vec::new();

@@ -68,6 +68,8 @@ pub struct LoadOptions {
     pub jobs: usize,
     /// Directory for the spool file of a parallel load; `None` streams on one connection.
     pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool file may take (a gzip'ed backup may expand to anything); `None`: no bound.
+    pub spool_limit: Option<u64>,
     /// Bytes sent to the server so far, for progress: only ever grows.
     pub progress: Arc<AtomicU64>,
 }
@@ -75,7 +77,7 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Streaming load into `target` (no spool, one connection), with a fresh progress counter.
     pub fn new(target: tokio_postgres::Config) -> Self {
-        LoadOptions { target, jobs: 1, spool_dir: None, progress: Arc::default() }
+        LoadOptions { target, jobs: 1, spool_dir: None, spool_limit: None, progress: Arc::default() }
     }
 }
 
@@ -87,7 +89,7 @@ pub async fn load<R: tokio::io::AsyncRead + Unpin + Send>(reader: R, opts: &Load
     let jobs = opts.jobs.max(1);
     let start = opts.progress.load(Relaxed);
     let began = std::time::Instant::now();
-    let indexed = index::index(reader, dir).await?;
+    let indexed = index::index(reader, dir, opts.spool_limit.unwrap_or(u64::MAX)).await?;
     let (steps, counts) = plan::plan(&indexed.items, jobs);
     let tally = report::Tally::new(opts.progress.clone());
     tally.phase("spool and index", began.elapsed());

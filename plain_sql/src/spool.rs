@@ -16,6 +16,8 @@ use crate::error::LoadError;
 pub(crate) struct Writer {
     file: tokio::io::BufWriter<tokio::fs::File>,
     reader: Spool,
+    written: u64,
+    limit: u64,
 }
 
 /// A spool file to read ranges from; cheap to clone.
@@ -26,8 +28,8 @@ pub(crate) struct Spool {
 }
 
 impl Writer {
-    /// Creates an anonymous spool file in `dir`.
-    pub(crate) fn create(dir: &Path) -> Result<Writer, LoadError> {
+    /// Creates an anonymous spool file in `dir` that may grow to `limit` bytes.
+    pub(crate) fn create(dir: &Path, limit: u64) -> Result<Writer, LoadError> {
         static COUNT: AtomicU64 = AtomicU64::new(0);
         let fail = |source| LoadError::Spool { dir: dir.to_owned(), source };
         let name = format!(".numikube-plain-sql-{}-{}.spool", std::process::id(), COUNT.fetch_add(1, Ordering::Relaxed));
@@ -38,12 +40,18 @@ impl Writer {
         Ok(Writer {
             file: tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(writer)),
             reader: Spool { file: Arc::new(file), dir: dir.to_owned() },
+            written: 0,
+            limit,
         })
     }
 
     /// Appends `bytes`.
     pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
         let dir = &self.reader.dir;
+        self.written += bytes.len() as u64;
+        if self.written > self.limit {
+            return Err(LoadError::SpoolFull { dir: dir.clone(), limit: self.limit });
+        }
         self.file.write_all(bytes).await.map_err(|source| LoadError::Spool { dir: dir.clone(), source })
     }
 

@@ -118,6 +118,8 @@ impl Restore<'_> {
             target: self.target.clone(),
             jobs: self.tools.jobs,
             spool_dir: self.parallel().then(|| self.spool_dir.to_path_buf()),
+            // A gzip'ed backup may expand to anything: never past the head room.
+            spool_limit: super::spool::free_bytes(self.spool_dir).map(super::spool::room_for),
             progress: self.restored.done.clone(),
         }
     }
@@ -174,10 +176,13 @@ pub async fn restore(r: &Restore<'_>, backup: Sniffed) -> Result<RestoreReport, 
             // far more than the download costs.
             let mut reader = backup.reader;
             let spool = spool_to_file(&mut reader, r.size, r.spool_dir, ".dump").await?;
+            // The restore reports its own progress from here on: none done yet
+            // (1 stands for the total until the TOC is counted).
+            r.restored.total.store(1, Ordering::Relaxed);
+            (r.restoring)();
             if let Some(entries) = toc_entries(tools, spool.path()).await {
                 r.restored.total.store(entries, Ordering::Relaxed);
             }
-            (r.restoring)();
             let done = Some(r.restored.done.clone());
             pipe_into(tools.pg_restore(r.db, Some(spool.path())), "pg_restore", tokio::io::empty(), done).await?;
             Ok(RestoreReport::default())

@@ -15,6 +15,11 @@ pub fn margin(bytes: u64) -> u64 {
     (bytes / 10).max(256 << 20)
 }
 
+/// The most that may be written where `free` bytes are free, keeping the head room.
+pub fn room_for(free: u64) -> u64 {
+    free.saturating_sub(256 << 20).min(free / 11 * 10)
+}
+
 /// Free bytes on the file system holding `path` (its nearest existing ancestor); `None` when unknown.
 pub fn free_bytes(path: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -67,4 +72,18 @@ pub fn human(bytes: u64) -> String {
         size /= 1024.0;
     }
     format!("{size:.1} TiB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_fits_keeps_the_head_room() {
+        for free in [0u64, 100 << 20, 300 << 20, 10 << 30] {
+            let room = room_for(free);
+            assert!(room == 0 || room + margin(room) <= free, "{free}: {room}");
+        }
+        assert_eq!(room_for(300 << 20), 44 << 20);
+    }
 }
