@@ -120,7 +120,9 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         request_id: job.request.request_id.clone(),
         ..JournalEntry::new(&id, &job.request.db_name, job.request.callback.clone(), job.request.email.clone())
     };
-    ctx.reporter.journal().write_or_log(&entry);
+    // fsync'ed: on a blocking thread, not on the async core that answers requests.
+    let (reporter, written) = (ctx.reporter.clone(), entry.clone());
+    let _ = tokio::task::spawn_blocking(move || reporter.journal().write_or_log(&written)).await;
     // "Done" means open: production hears of the copy, and the job is done
     // (for staging_status, the limit and drops), only once Odoo can open it.
     if let Ok(finished) = &outcome {
