@@ -113,12 +113,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NUMIKUBE_LOG").unwrap_or_else(|_| {
-                let default = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
-                tracing_subscriber::EnvFilter::new(default)
-            }),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NUMIKUBE_LOG").unwrap_or_else(|_| {
+            let default = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
+            tracing_subscriber::EnvFilter::new(default)
+        }))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
@@ -174,13 +172,8 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
         },
         Command::Status { job_or_db } => status(&app, json, &job_or_db).await,
         Command::Restore { client, level, suffix, no_timestamp } => {
-            let payload = RunPayload {
-                client: Some(client),
-                level: Some(level),
-                suffix,
-                timestamp: Some(!no_timestamp),
-                ..Default::default()
-            };
+            let payload =
+                RunPayload { client: Some(client), level: Some(level), suffix, timestamp: Some(!no_timestamp), ..Default::default() };
             restore::restore_here(app, json, payload).await
         }
     }

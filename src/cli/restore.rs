@@ -81,4 +81,3 @@ async fn wait_visible(app: &App, db_name: &str) -> bool {
     }
     false
 }
-

@@ -15,9 +15,11 @@ use configparser::ini::Ini;
 use regex::Regex;
 
 mod read;
+mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use sections::{DbConfig, SmtpConfig, StorageConfig};
 use read::{compile_dbfilter, default_data_dir, with_scheme, Reader};
 
 /// A configuration problem, naming the file and the key so the operator knows what to fix.
@@ -41,62 +43,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// Where the backups are: a MinIO or other S3-compatible server.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StorageConfig {
-    /// `http(s)://host:port`; `minio_endpoint` or `MINIO_ENDPOINT`.
-    pub endpoint: Option<String>,
-    /// `minio_access_key` or `MINIO_ACCESS_KEY`.
-    pub access_key: Option<String>,
-    /// `minio_secret_key` or `MINIO_SECRET_KEY`.
-    pub secret_key: Option<String>,
-    /// `minio_region`, default `us-east-1`.
-    pub region: String,
-    /// `backups_minio_bucket`, default `dev-backups`.
-    pub bucket: String,
-}
-
-/// How to reach PostgreSQL, with Odoo's meanings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DbConfig {
-    /// `db_host`; `None` means the local socket.
-    pub host: Option<String>,
-    /// `db_port`; `None` means libpq's default (5432).
-    pub port: Option<u16>,
-    /// `db_user`; `None` means the operating system user, as with libpq.
-    pub user: Option<String>,
-    /// `db_password`.
-    pub password: Option<String>,
-    /// `db_sslmode`, default `prefer`.
-    pub sslmode: String,
-    /// `db_template`, default `template0`.
-    pub template: String,
-}
-
-impl DbConfig {
-    /// The role that owns this instance's databases (`db_user`, else the OS user).
-    pub fn role(&self) -> String {
-        self.user.clone().unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "postgres".into()))
-    }
-}
-
-/// The SMTP server Odoo itself would use, for the fallback mail.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SmtpConfig {
-    /// `smtp_server`, default `localhost`.
-    pub server: String,
-    /// `smtp_port`, default 25.
-    pub port: u16,
-    /// `smtp_user`.
-    pub user: Option<String>,
-    /// `smtp_password`.
-    pub password: Option<String>,
-    /// `smtp_ssl`: in Odoo this means STARTTLS.
-    pub starttls: bool,
-    /// `email_from`: sender, and recipient when the payload carries no address.
-    pub email_from: Option<String>,
-}
 
 /// Everything the sidecar reads from `odoo.conf`.
 #[derive(Debug, Clone)]
@@ -190,7 +136,10 @@ impl Config {
         let r = Reader { path, values, env };
 
         let token = r.get("numikube_staging_token").ok_or_else(|| {
-            r.err("numikube_staging_token", "is not set; the sidecar refuses to start without a token (the same one as production's environment)")
+            r.err(
+                "numikube_staging_token",
+                "is not set; the sidecar refuses to start without a token (the same one as production's environment)",
+            )
         })?;
         let listen_text = r.string("numikube_staging_sidecar", "127.0.0.1:8075");
         let listen = listen_text
@@ -198,9 +147,10 @@ impl Config {
             .map_err(|_| r.err("numikube_staging_sidecar", format!("`{listen_text}` is not an address like 127.0.0.1:8075")))?;
         let timezone = match r.get("numikube_staging_timezone") {
             None => None,
-            Some(tz) => Some(tz.parse().map_err(|_| {
-                r.err("numikube_staging_timezone", format!("`{tz}` is not a time zone name like Europe/Brussels"))
-            })?),
+            Some(tz) => Some(
+                tz.parse()
+                    .map_err(|_| r.err("numikube_staging_timezone", format!("`{tz}` is not a time zone name like Europe/Brussels")))?,
+            ),
         };
         let dbfilter = match r.get("dbfilter") {
             None => None,
@@ -217,7 +167,9 @@ impl Config {
         });
         let metrics = match r.get("numikube_staging_metrics") {
             None => None,
-            Some(a) => Some(a.parse().map_err(|_| r.err("numikube_staging_metrics", format!("`{a}` is not an address like 0.0.0.0:9075")))?),
+            Some(a) => {
+                Some(a.parse().map_err(|_| r.err("numikube_staging_metrics", format!("`{a}` is not an address like 0.0.0.0:9075")))?)
+            }
         };
         if max_restores == 0 {
             return Err(r.err("numikube_staging_max_restores", "must be at least 1"));
@@ -237,12 +189,13 @@ impl Config {
             staging_url: r.get("numikube_staging_url"),
             template_cache: r.boolean("numikube_staging_template_cache", true)?,
             prewarm_interval: Duration::from_secs(r.number("numikube_staging_prewarm_interval", 300, "a number of seconds")?),
-            restore_jobs: r.number(
-                "numikube_staging_restore_jobs",
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-                "a whole number",
-            )?
-            .max(1),
+            restore_jobs: r
+                .number(
+                    "numikube_staging_restore_jobs",
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+                    "a whole number",
+                )?
+                .max(1),
             backup_pattern: r.get("numikube_staging_backup_pattern"),
             expire_after: r.duration("numikube_staging_expire_after")?,
             expire_warning: r.duration("numikube_staging_expire_warning")?.unwrap_or(Duration::from_secs(86_400)),
@@ -312,4 +265,3 @@ impl Config {
         self.data_dir.join("numikube_staging")
     }
 }
-

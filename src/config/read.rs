@@ -66,9 +66,7 @@ impl Reader<'_> {
 
     /// A comma list, as Odoo writes `server_wide_modules` or `addons_path`.
     pub(super) fn list(&self, key: &str) -> Vec<String> {
-        self.get(key)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
-            .unwrap_or_default()
+        self.get(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default()
     }
 }
 
@@ -94,4 +92,3 @@ pub(super) fn default_data_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/var/lib/odoo"));
     home.join(".local/share/Odoo")
 }
-

@@ -143,7 +143,6 @@ fn unreadable_file_says_which() {
     assert!(err.contains("/nonexistent/odoo.conf") && err.contains("-c"), "{err}");
 }
 
-
 #[test]
 fn short_tokens_and_open_listeners_are_warned_about() {
     let c = ok("");

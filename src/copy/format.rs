@@ -111,11 +111,7 @@ pub async fn sniff(reader: BackupReader) -> Result<Sniffed, FormatError> {
     } else {
         reader
     };
-    let (head, reader) = if gzip {
-        peek(reader, 512).await.map_err(FormatError::Gzip)?
-    } else {
-        (head, reader)
-    };
+    let (head, reader) = if gzip { peek(reader, 512).await.map_err(FormatError::Gzip)? } else { (head, reader) };
     let format = classify(&head).ok_or(FormatError::Unknown)?;
     Ok(Sniffed { format, gzip, reader })
 }

@@ -30,10 +30,6 @@ pub async fn renew(tx: &Transaction<'_>, staging_url: Option<&str>) -> Result<()
             tx.execute("DELETE FROM ir_config_parameter WHERE key = 'web.base.url'", &[]).await?;
         }
     }
-    tx.execute(
-        "DELETE FROM ir_config_parameter WHERE key IN ('web.base.url.freeze', 'database.enterprise_code')",
-        &[],
-    )
-    .await?;
+    tx.execute("DELETE FROM ir_config_parameter WHERE key IN ('web.base.url.freeze', 'database.enterprise_code')", &[]).await?;
     Ok(())
 }

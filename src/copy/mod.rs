@@ -30,9 +30,9 @@ use crate::services::Services;
 use crate::storage::{Backup, BackupReader};
 
 pub use error::{first_line, CopyError};
-pub use spool::human;
 use odoo_tree::OdooTree;
 use restore::{Counting, PgTools};
+pub use spool::human;
 
 /// Hears of a copy's progress: the job implements it.
 pub trait Tracker: Sync {

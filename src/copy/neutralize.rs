@@ -118,10 +118,7 @@ pub async fn neutralize(client: &mut Client, how: &Neutralization<'_>) -> Result
     }
     if table_exists(&tx, "ir_module_module").await.map_err(sql("looking for the modules table"))? {
         let rows = tx
-            .query(
-                "SELECT name FROM ir_module_module WHERE state IN ('installed', 'to upgrade', 'to remove') ORDER BY id",
-                &[],
-            )
+            .query("SELECT name FROM ir_module_module WHERE state IN ('installed', 'to upgrade', 'to remove') ORDER BY id", &[])
             .await
             .map_err(sql("reading the installed modules"))?;
         for row in rows {
@@ -156,13 +153,8 @@ pub async fn new_identity(client: &mut Client, staging_url: Option<&str>) -> Res
 
 async fn run_script(tx: &tokio_postgres::Transaction<'_>, module: &str, path: &Path) -> Result<(), NeutralizeError> {
     let script = std::fs::read_to_string(path).map_err(|source| NeutralizeError::Read { path: path.into(), source })?;
-    tx.batch_execute(&script).await.map_err(|e| NeutralizeError::Script {
-        module: module.into(),
-        path: path.into(),
-        detail: describe(&e),
-    })
+    tx.batch_execute(&script).await.map_err(|e| NeutralizeError::Script { module: module.into(), path: path.into(), detail: describe(&e) })
 }
-
 
 #[cfg(test)]
 mod tests {

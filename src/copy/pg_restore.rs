@@ -37,10 +37,7 @@ impl PgTools {
     /// `program` with the libpq environment, piped stdin and stderr, dying with the sidecar.
     fn std_command(&self, program: &Path) -> std::process::Command {
         let mut cmd = std::process::Command::new(program);
-        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.envs(self.env.iter().map(|(k, v)| (*k, v.as_str()))).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         die_with_parent(&mut cmd, self.low_priority);
         cmd
     }

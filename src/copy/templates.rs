@@ -86,9 +86,16 @@ pub async fn usable(services: &Services, client: &str, backup: &Backup) -> Optio
 
 /// Makes the hidden database `temp` a copy of `template`: file copy, hard-linked
 /// filestore, and its own identity. Returns the template's neutralization report.
-pub async fn copy_from(services: &Services, template: &DatabaseRow, temp: &str, marker: &Marker) -> Result<NeutralizeReport, TemplateError> {
+pub async fn copy_from(
+    services: &Services,
+    template: &DatabaseRow,
+    temp: &str,
+    marker: &Marker,
+) -> Result<NeutralizeReport, TemplateError> {
     services.db.copy_hidden(temp, &template.name, marker).await?;
-    filestore::link_copy_off_core(&services.config.data_dir, &template.name, temp).await.map_err(filestore_err("copying the template's filestore"))?;
+    filestore::link_copy_off_core(&services.config.data_dir, &template.name, temp)
+        .await
+        .map_err(filestore_err("copying the template's filestore"))?;
     let mut client = services.db.connect(temp).await?;
     neutralize::new_identity(&mut client, services.config.staging_url.as_deref()).await?;
     Ok(template.marker.as_ref().and_then(|m| m.neutralized.clone()).unwrap_or_default())
@@ -118,7 +125,13 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
 /// Keeps `source` (a finished, neutralized copy nobody uses yet) as the
 /// client's template for `backup`, then drops the client's older templates.
 /// Skipped, with a log line, when the cache is off or the disk is short.
-pub async fn keep(services: &Services, source: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Result<(), TemplateError> {
+pub async fn keep(
+    services: &Services,
+    source: &str,
+    client: &str,
+    backup: &Backup,
+    report: &NeutralizeReport,
+) -> Result<(), TemplateError> {
     let db = &services.db;
     if !services.config.template_cache {
         return Ok(());
@@ -163,7 +176,9 @@ pub async fn adopt(services: &Services, temp: &str, client: &str, backup: &Backu
     services.db.set_marker(temp, &marker).await?;
     services.db.rename(temp, &name).await?;
     services.db.keep_as_template(&name).await?;
-    filestore::rename_off_core(&services.config.data_dir, temp, &name).await.map_err(filestore_err(format!("moving the filestore of {temp}")))?;
+    filestore::rename_off_core(&services.config.data_dir, temp, &name)
+        .await
+        .map_err(filestore_err(format!("moving the filestore of {temp}")))?;
     for old in older {
         discard(services, &old.name).await;
     }

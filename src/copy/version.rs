@@ -27,9 +27,6 @@ async fn backup_version(client: &Client) -> Result<String, CopyError> {
     if !exists {
         return Ok("an unknown version (no Odoo modules in it)".into());
     }
-    let row = client
-        .query_opt("SELECT latest_version FROM ir_module_module WHERE name = 'base'", &[])
-        .await
-        .map_err(db_err)?;
+    let row = client.query_opt("SELECT latest_version FROM ir_module_module WHERE name = 'base'", &[]).await.map_err(db_err)?;
     Ok(row.and_then(|r| r.get::<_, Option<String>>(0)).unwrap_or_else(|| "an unknown version (no base module)".into()))
 }

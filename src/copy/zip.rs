@@ -12,10 +12,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio_util::io::StreamReader;
 
-use super::restore::{io, Restore, RestoreError, RestoreReport};
-use super::spool::{check_room, human, spool_to_file};
 use super::format::Sniffed;
 use super::odoo_tree::major_of;
+use super::restore::{io, Restore, RestoreError, RestoreReport};
+use super::spool::{check_room, human, spool_to_file};
 
 /// Deflate cannot compress more than about 1032 to 1: a higher declared ratio is a lie.
 const MAX_RATIO: u64 = 1032;
@@ -69,7 +69,11 @@ fn inspect(path: &Path, zip_bytes: u64) -> Result<Contents, RestoreError> {
         }
     }
     if total > zip_bytes.max(1).saturating_mul(MAX_TOTAL_RATIO) {
-        return Err(RestoreError::Bomb(format!("it expands to {} from {} (more than {MAX_TOTAL_RATIO} times)", human(total), human(zip_bytes))));
+        return Err(RestoreError::Bomb(format!(
+            "it expands to {} from {} (more than {MAX_TOTAL_RATIO} times)",
+            human(total),
+            human(zip_bytes)
+        )));
     }
     if !has_dump {
         return Err(RestoreError::Zip("the zip has no dump.sql: it is not an Odoo backup".into()));
@@ -201,7 +205,8 @@ fn extract_filestore(path: &Path, dir: &Path) -> Result<(), RestoreError> {
         }
         let declared = entry.size();
         let mut out = std::fs::File::create(&target).map_err(io(format!("cannot write {}", target.display())))?;
-        let written = std::io::copy(&mut entry.take(declared + 1), &mut out).map_err(io(format!("extracting {} failed", target.display())))?;
+        let written =
+            std::io::copy(&mut entry.take(declared + 1), &mut out).map_err(io(format!("extracting {} failed", target.display())))?;
         if written > declared {
             return Err(RestoreError::Bomb(format!("its entry {} expands beyond its declared {}", name.display(), human(declared))));
         }

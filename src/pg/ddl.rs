@@ -19,11 +19,8 @@ impl Db {
     /// Creates a hidden database as a file copy of `template` (which nobody may be connected to).
     pub async fn copy_hidden(&self, name: &str, template: &str, marker: &Marker) -> Result<(), DbError> {
         let client = self.pooled().await?;
-        let version: i32 = client
-            .query_one("SELECT current_setting('server_version_num')::int", &[])
-            .await
-            .map_err(|e| self.sql_err(e))?
-            .get(0);
+        let version: i32 =
+            client.query_one("SELECT current_setting('server_version_num')::int", &[]).await.map_err(|e| self.sql_err(e))?.get(0);
         // PostgreSQL 15 copies through the WAL by default; FILE_COPY is the fast whole-file copy of older versions.
         let strategy = if version >= 150000 { "STRATEGY FILE_COPY" } else { "" };
         let sql = format!(
@@ -140,10 +137,8 @@ impl Db {
     }
 
     async fn allows_connections(&self, client: &Client, name: &str) -> Result<Option<bool>, DbError> {
-        let row = client
-            .query_opt("SELECT datallowconn FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(|e| self.sql_err(e))?;
+        let row =
+            client.query_opt("SELECT datallowconn FROM pg_database WHERE datname = $1", &[&name]).await.map_err(|e| self.sql_err(e))?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -153,10 +148,8 @@ impl Db {
     /// dropped; see the `drop` module.
     pub async fn drop_force(&self, name: &str) -> Result<(), DbError> {
         let client = self.pooled().await?;
-        let row = client
-            .query_opt("SELECT datistemplate FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(|e| self.sql_err(e))?;
+        let row =
+            client.query_opt("SELECT datistemplate FROM pg_database WHERE datname = $1", &[&name]).await.map_err(|e| self.sql_err(e))?;
         let Some(row) = row else { return Ok(()) };
         let quoted = escape_identifier(name);
         // A database left IS_TEMPLATE by an earlier version cannot be dropped as such.

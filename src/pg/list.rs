@@ -114,10 +114,7 @@ impl Db {
     /// Whether a database of that name exists.
     pub async fn exists(&self, name: &str) -> Result<bool, DbError> {
         let client = self.pooled().await?;
-        let row = client
-            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-            .await
-            .map_err(|e| self.sql_err(e))?;
+        let row = client.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name]).await.map_err(|e| self.sql_err(e))?;
         Ok(row.is_some())
     }
 }

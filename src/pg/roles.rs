@@ -47,7 +47,8 @@ impl Db {
             return Ok(());
         }
         let (role_sql, user_sql) = (escape_identifier(&role), escape_identifier(&user));
-        let missing = || RoleError::Missing { role: role.clone(), user: user.clone(), role_sql: role_sql.clone(), user_sql: user_sql.clone() };
+        let missing =
+            || RoleError::Missing { role: role.clone(), user: user.clone(), role_sql: role_sql.clone(), user_sql: user_sql.clone() };
         if may != Some(true) {
             return Err(missing());
         }

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt};
 use minio::s3::client::{MinioClient, MinioClientBuilder};
 use minio::s3::creds::StaticProvider;
-use minio::s3::http::BaseUrl;
 use minio::s3::error::{Error as MinioError, S3ServerError};
+use minio::s3::http::BaseUrl;
 use minio::s3::types::minio_error_response::MinioErrorCode;
 use minio::s3::types::{S3Api, ToStream};
 use tokio::io::AsyncRead;
@@ -88,9 +88,7 @@ impl BackupSource {
         let client = match &storage.endpoint {
             None => None,
             Some(url) => {
-                let mut base: BaseUrl = url
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("minio_endpoint `{url}` is not a URL: {e}"))?;
+                let mut base: BaseUrl = url.parse().map_err(|e| anyhow::anyhow!("minio_endpoint `{url}` is not a URL: {e}"))?;
                 base.region = minio::s3::types::Region::new(storage.region.clone())
                     .map_err(|e| anyhow::anyhow!("minio_region `{}` is not valid: {e}", storage.region))?;
                 let provider = match (&storage.access_key, &storage.secret_key) {

@@ -14,10 +14,8 @@ static REMAINDER: LazyLock<Regex> = LazyLock::new(|| {
     let ext = r"(?:\.[A-Za-z0-9]+){1,3}";
     let date = r"(?:\d{4}-\d{2}-\d{2}|\d{4}_\d{2}_\d{2}|\d{8})";
     let time = r"(?:\d{2}-\d{2}(?:-\d{2})?|\d{2}_\d{2}(?:_\d{2})?|\d{2}:\d{2}(?::\d{2})?|\d{4}(?:\d{2})?)";
-    Regex::new(&format!(
-        r"^(?:/.+|{ext}|[-_](?:hourly|daily|weekly|monthly)[-_]\d+{ext}|[-_]{date}(?:[-_T]{time})?{ext})$"
-    ))
-    .expect("the remainder pattern compiles")
+    Regex::new(&format!(r"^(?:/.+|{ext}|[-_](?:hourly|daily|weekly|monthly)[-_]\d+{ext}|[-_]{date}(?:[-_T]{time})?{ext})$"))
+        .expect("the remainder pattern compiles")
 });
 
 /// The rule that tells a client's backups, from `numikube_staging_backup_pattern` or the default.

@@ -1,11 +1,14 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
 
+from functools import partial
+
 import odoo
 from odoo import SUPERUSER_ID, api, http
 from odoo.exceptions import UserError
 from odoo.http import request
 from odoo.modules.registry import Registry
+from odoo.service.model import retrying
 from odoo.tools.translate import LazyTranslate
 
 _lt = LazyTranslate(__name__, default_lang="en_US")
@@ -36,7 +39,11 @@ class StagingCallback(http.Controller):
                 str(_lt("Unknown database %r: no staging job can be updated.", db))
             )
         with Registry(db).cursor() as cr:
-            return self._run_callback(api.Environment(cr, SUPERUSER_ID, {}), job_id, data)
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            # As Odoo does for a request with a database: a serialization
+            # failure (Cancel or the run's answer holding the job's row) is
+            # retried, not answered as an error.
+            return retrying(partial(self._run_callback, env, job_id, data), env)
 
     def _run_callback(self, env, job_id, data):
         if "staging.job" not in env:
