@@ -19,8 +19,8 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
-pub use sections::{DbConfig, SmtpConfig, StorageConfig};
 use read::{compile_dbfilter, default_data_dir, with_scheme, Reader};
+pub use sections::{DbConfig, SmtpConfig, StorageConfig};
 
 /// A configuration problem, naming the file and the key so the operator knows what to fix.
 #[derive(Debug)]
