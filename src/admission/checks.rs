@@ -4,7 +4,8 @@
 use numikube_staging_rpc::RunPayload;
 use subtle::ConstantTimeEq;
 
-use super::{names, AdmissionError};
+use super::error::AdmissionError;
+use super::names;
 use crate::config::Config;
 use crate::job::JobRequest;
 use crate::report::callback;

@@ -5,11 +5,11 @@
 //! then its job starts in the background.
 
 pub mod checks;
+mod error;
 pub mod names;
 mod room;
 mod rounds;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use numikube_staging_rpc::RunStarted;
@@ -20,65 +20,14 @@ use crate::pg::registry::{Registry, Round};
 use crate::pg::DbError;
 use crate::report::Reporter;
 use crate::services::Services;
-
-/// Why a request was not admitted; each is a sentence for the Odoo user.
-#[derive(Debug, thiserror::Error)]
-pub enum AdmissionError {
-    /// The token is missing or wrong.
-    #[error("The staging token is wrong: the environment's token on production must equal numikube_staging_token of the staging server.")]
-    BadToken,
-    /// A field is missing or malformed.
-    #[error("{0}")]
-    Invalid(String),
-    /// The sidecar is stopping.
-    #[error("The staging service is restarting; run the job again in a minute.")]
-    Stopping,
-    /// PostgreSQL cannot be read.
-    #[error("The staging server cannot check its databases: {0}.")]
-    Unavailable(DbError),
-    /// A database the sidecar did not make has the name.
-    #[error("A database named \"{0}\" already exists on the staging server and was not made by the staging service; it is never replaced. Choose another suffix.")]
-    Foreign(String),
-    /// A timestamped name that exists already: two runs in one minute.
-    #[error("A copy named \"{0}\" was made less than a minute ago: wait a minute or choose another suffix.")]
-    Recent(String),
-    /// A job is making that name already.
-    #[error("The database \"{0}\" is already being created; wait for that job to end.")]
-    InFlight(String),
-    /// No room under the limit.
-    #[error("The staging server already holds {count} databases (its limit is {limit}); drop one with a Drop Databases job first.")]
-    LimitReached {
-        /// Databases and jobs counted.
-        count: usize,
-        /// `numikube_staging_database_limit`.
-        limit: usize,
-    },
-    /// The journal cannot be written, so no promise to report can be made.
-    #[error("The staging server cannot write its job journal in {}: {source}. Free some disk space or fix the permissions, then run the job again.", dir.display())]
-    Journal {
-        /// The journal's directory.
-        dir: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-}
+pub use error::AdmissionError;
 
 /// The admission of jobs: the rounds, the restore slots and the jobs they admit.
 pub struct Admission {
-    shared: Arc<Shared>,
+    shared: Arc<rounds::Shared>,
     queue: mpsc::UnboundedSender<rounds::Waiting>,
     /// The queue's other end, until the first request starts the rounds.
     idle: Mutex<Option<mpsc::UnboundedReceiver<rounds::Waiting>>>,
-}
-
-/// What the rounds and the admitted jobs share.
-struct Shared {
-    services: Arc<Services>,
-    jobs: Arc<Jobs>,
-    reporter: Arc<Reporter>,
-    registry: Registry,
-    slots: Arc<Semaphore>,
-    user_arrived: Notify,
 }
 
 impl Admission {
@@ -87,7 +36,7 @@ impl Admission {
         let slots = Arc::new(Semaphore::new(services.config.max_restores));
         let registry = Registry::new(&services.db);
         let (queue, idle) = mpsc::unbounded_channel();
-        let shared = Shared { services, jobs, reporter, registry, slots, user_arrived: Notify::new() };
+        let shared = rounds::Shared { services, jobs, reporter, registry, slots, user_arrived: Notify::new() };
         Admission { shared: Arc::new(shared), queue, idle: Mutex::new(Some(idle)) }
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::AdmissionError;
+use super::error::AdmissionError;
 use crate::job::JobRequest;
 use crate::pg::registry::name_key;
 use crate::pg::DatabaseRow;

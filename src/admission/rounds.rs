@@ -9,12 +9,26 @@ use std::sync::Arc;
 use numikube_staging_rpc::RunStarted;
 use tokio::sync::{mpsc, oneshot};
 
+use super::error::AdmissionError;
 use super::room::Room;
-use super::{AdmissionError, Shared};
 use crate::job::run::{self, JobContext};
-use crate::job::{take_turn, Job, JobRequest};
+use crate::job::{take_turn, Job, JobRequest, Jobs};
+use crate::pg::registry::Registry;
 use crate::pg::DbError;
 use crate::report::journal::JournalEntry;
+use crate::report::Reporter;
+use crate::services::Services;
+use tokio::sync::{Notify, Semaphore};
+
+/// What the rounds and the admitted jobs share.
+pub(super) struct Shared {
+    pub(super) services: Arc<Services>,
+    pub(super) jobs: Arc<Jobs>,
+    pub(super) reporter: Arc<Reporter>,
+    pub(super) registry: Registry,
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) user_arrived: Notify,
+}
 
 /// A request waiting for its round, and where its answer goes.
 pub struct Waiting {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use jsonrpsee::types::ErrorObjectOwned;
 use numikube_staging_rpc::{codes, DatabaseInfo, DropResult, JobStatus};
 
-use super::Exit;
+use super::exit::Exit;
 use crate::copy::human;
 
 /// Prints an answer as JSON or as text, and exits with `exit`.

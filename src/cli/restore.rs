@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use numikube_staging_rpc::{codes, JobState, RunPayload};
 
+use super::exit::Exit;
 use super::output::{fail, print};
-use super::Exit;
 use crate::admission::checks;
 use crate::app::App;
 

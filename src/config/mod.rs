@@ -6,7 +6,6 @@
 //! apply the defaults of DESIGN.md, and refuse to start on a malformed value
 //! with a message naming the key and the file.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,35 +13,15 @@ use std::time::Duration;
 use configparser::ini::Ini;
 use regex::Regex;
 
+mod error;
 mod read;
 mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use error::ConfigError;
 use read::{compile_dbfilter, default_data_dir, with_scheme, Reader};
 pub use sections::{DbConfig, SmtpConfig, StorageConfig};
-
-/// A configuration problem, naming the file and the key so the operator knows what to fix.
-#[derive(Debug)]
-pub struct ConfigError {
-    /// The file that was read.
-    pub path: PathBuf,
-    /// The key at fault, if one is.
-    pub key: Option<String>,
-    /// What is wrong and what to do.
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.key {
-            Some(key) => write!(f, "{}: `{}`: {}", self.path.display(), key, self.message),
-            None => write!(f, "{}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Everything the sidecar reads from `odoo.conf`.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// Reads `odoo.conf` values with Odoo's conventions.
 pub(super) struct Reader<'a> {

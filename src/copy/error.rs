@@ -2,8 +2,8 @@
 //! user (its `Display`) and a detail for the job's traceback.
 
 use super::format::FormatError;
+use super::loading::RestoreError;
 use super::neutralize::NeutralizeError;
-use super::restore::RestoreError;
 use super::templates::TemplateError;
 use crate::pg::DbError;
 use crate::storage::SourceError;

@@ -3,23 +3,24 @@
 //! name — replacing an earlier copy of the sidecar's (a refresh) only then,
 //! and never a database it did not make.
 
+mod discard;
 mod error;
 pub mod filestore;
 pub mod format;
 mod identity;
+mod loading;
 pub mod neutralize;
 pub mod odoo_tree;
 mod pg_restore;
 mod place;
-pub mod restore;
+mod progress;
+mod restore;
 mod spool;
 pub mod templates;
 mod verify;
 mod version;
 mod zip;
 
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 use std::time::Instant;
 
 use numikube_staging_rpc::{NeutralizeReport, Phase};
@@ -29,41 +30,13 @@ use crate::pg::{Marker, MarkerState, WorkingName};
 use crate::services::Services;
 use crate::storage::{Backup, BackupReader};
 
+pub use discard::discard;
 pub use error::{first_line, CopyError};
+pub use loading::human;
+use loading::{Counting, Restore, RestoreError};
 use odoo_tree::OdooTree;
-use restore::{Counting, PgTools};
-pub use spool::human;
-
-/// Hears of a copy's progress: the job implements it.
-pub trait Tracker: Sync {
-    /// The copy reached `phase`.
-    fn phase(&self, phase: Phase);
-    /// The backup to restore was chosen.
-    fn backup_chosen(&self, backup: &Backup);
-    /// The counter of backup bytes read.
-    fn bytes_read(&self) -> Arc<AtomicU64>;
-    /// How far the restore itself is (TOC entries restored, bytes of SQL fed).
-    fn restored(&self) -> Arc<Fraction>;
-    /// The neutralization ran.
-    fn neutralized(&self, report: &NeutralizeReport);
-}
-
-/// How far a step is: `done` of `total` (`total` 0 while unknown). Only grows.
-#[derive(Debug, Default)]
-pub struct Fraction {
-    /// Units done (shared: the plain SQL loader advances it directly).
-    pub done: Arc<AtomicU64>,
-    /// Units in all, 0 while unknown.
-    pub total: AtomicU64,
-}
-
-impl Fraction {
-    /// `done / total`, or `None` while the total is unknown.
-    pub fn ratio(&self) -> Option<f64> {
-        let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
-        (total > 0).then(|| (self.done.load(std::sync::atomic::Ordering::Relaxed) as f64 / total as f64).min(1.0))
-    }
-}
+use pg_restore::PgTools;
+pub use progress::{Counters, Fraction, Tracker};
 
 /// What to make: the job, the client and the final name.
 pub struct CopyRequest<'a> {
@@ -89,19 +62,6 @@ pub struct Finished {
     pub backup: Backup,
     /// What the neutralization ran.
     pub report: NeutralizeReport,
-}
-
-/// Drops a database the sidecar is done with (a job's hidden database, a
-/// replaced copy, a template) and its filestore, whatever state they are in.
-/// A failure is logged and leaves the rest to the next sweep.
-pub async fn discard(services: &Services, name: &str) {
-    if let Err(e) = services.db.drop_force(name).await {
-        services.cleanup_failed();
-        tracing::error!("could not drop {name}: {e}; a later sweep tries again");
-    }
-    if let Err(e) = filestore::remove_off_core(&services.config.data_dir, name).await {
-        tracing::error!("could not remove the filestore of {name}: {e}");
-    }
 }
 
 /// The steps of one copy, up to the final name, in the hidden database `temp`.
@@ -153,15 +113,6 @@ pub async fn make(
     Ok(Finished { backup, report })
 }
 
-/// The counters a restore advances: the backup's bytes read, and the restore itself.
-#[derive(Default)]
-pub struct Counters {
-    /// Bytes of the backup read from the bucket.
-    pub bytes_read: Arc<AtomicU64>,
-    /// TOC entries restored (custom dumps) or bytes of SQL fed (plain SQL).
-    pub restored: Arc<Fraction>,
-}
-
 /// The full path: stream the backup into the hidden database `temp` and
 /// neutralize it; says which format the backup was, for the metrics.
 /// `counters` hear of the progress, `phase` of each step; pre-warm passes
@@ -192,8 +143,8 @@ pub async fn restore_and_neutralize(
     let filestore_dir = filestore::path(&config.data_dir, temp).expect("working names are safe directory names");
     let spool = config.state_dir().join("spool");
     let restoring = || phase(Phase::Restoring);
-    let how = restore::Restore {
-        tools: &tools,
+    let how = Restore {
+        jobs: tools.jobs,
         target: services.db.config_for(temp),
         db: temp,
         filestore_dir: &filestore_dir,
@@ -203,8 +154,8 @@ pub async fn restore_and_neutralize(
         restored: counters.restored.clone(),
         restoring: &restoring,
     };
-    let restored = restore::restore(&how, sniffed).await.map_err(|source| match source {
-        restore::RestoreError::Version { backup, staging } => CopyError::Version { backup, staging },
+    let restored = restore::restore(&tools, &how, sniffed).await.map_err(|source| match source {
+        RestoreError::Version { backup, staging } => CopyError::Version { backup, staging },
         source => CopyError::Restore { key: backup.key.clone(), source },
     })?;
 

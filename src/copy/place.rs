@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use super::{discard, filestore, CopyError};
+use super::discard::discard;
+use super::error::CopyError;
+use super::filestore;
 use crate::pg::{Db, DbError, WorkKind, WorkingName};
 use crate::services::Services;
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use super::restore::{io, RestoreError};
+use super::loading::{io, RestoreError};
 
 /// Head room kept free on a file system after a spool or an extraction:
 /// a tenth of what is written, and at least 256 MiB.
@@ -60,18 +60,6 @@ pub async fn spool_to_file(
     tokio::io::copy(reader, &mut file).await.map_err(io(format!("downloading the backup to {} failed", spool.path().display())))?;
     file.flush().await.map_err(io("writing the spool file failed"))?;
     Ok(spool)
-}
-
-/// Human-readable bytes for messages: `1.5 GiB`, `300 MiB`.
-pub fn human(bytes: u64) -> String {
-    let mut size = bytes as f64;
-    for unit in ["B", "KiB", "MiB", "GiB"] {
-        if size < 1024.0 {
-            return format!("{size:.1} {unit}");
-        }
-        size /= 1024.0;
-    }
-    format!("{size:.1} TiB")
 }
 
 #[cfg(test)]

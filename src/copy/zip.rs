@@ -13,9 +13,9 @@ use futures::StreamExt;
 use tokio_util::io::StreamReader;
 
 use super::format::Sniffed;
+use super::loading::{human, io, Restore, RestoreError, RestoreReport};
 use super::odoo_tree::major_of;
-use super::restore::{io, Restore, RestoreError, RestoreReport};
-use super::spool::{check_room, human, spool_to_file};
+use super::spool::{check_room, spool_to_file};
 
 /// Deflate cannot compress more than about 1032 to 1: a higher declared ratio is a lie.
 const MAX_RATIO: u64 = 1032;
@@ -100,7 +100,7 @@ fn plain(v: &serde_json::Value) -> String {
 }
 
 /// Restores an Odoo zip: spool, check, then `dump.sql` and the filestore side by side.
-pub async fn restore_zip(r: &Restore<'_>, mut backup: Sniffed) -> Result<RestoreReport, RestoreError> {
+pub async fn restore_zip(r: &Restore<'_>, loader: &plain_sql::LoadOptions, mut backup: Sniffed) -> Result<RestoreReport, RestoreError> {
     let spool = spool_to_file(&mut backup.reader, r.size, r.spool_dir, ".zip").await?;
     let path = spool.path().to_path_buf();
     let zip_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(r.size);
@@ -122,7 +122,7 @@ pub async fn restore_zip(r: &Restore<'_>, mut backup: Sniffed) -> Result<Restore
     }
     let sql = async {
         let reader = entry_stream(path.clone(), contents.dump_bytes);
-        plain_sql::load(reader, &r.loader()).await.map_err(RestoreError::Sql)
+        plain_sql::load(reader, loader).await.map_err(RestoreError::Sql)
     };
     let (files_path, dir) = (path.clone(), r.filestore_dir.to_path_buf());
     let files = async {

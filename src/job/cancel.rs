@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use numikube_staging_rpc::{JobState, JobStatus};
 
-use super::Jobs;
+use super::state::Jobs;
 
 /// Why a job cannot be cancelled.
 #[derive(Debug, thiserror::Error)]

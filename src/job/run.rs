@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use numikube_staging_rpc::{JobState, Phase};
 
-use super::Job;
+use super::state::Job;
 use crate::copy::{self, templates, CopyError, CopyRequest, Finished};
 use crate::pg::{WorkKind, WorkingName};
 use crate::report::journal::JournalEntry;

@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::{Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
+use super::series::{Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE};
 
 /// What a health check returns: the same type as `futures::future::BoxFuture<'static, _>`.
 pub type HealthFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'static>>;

@@ -8,40 +8,8 @@
 
 use std::sync::Arc;
 
-use super::Metrics;
-
-/// A job's state, the `state` label of the job series.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum JobState {
-    /// Admitted, waiting for a restore slot.
-    Queued,
-    /// Downloading, restoring, neutralizing or publishing.
-    Running,
-    /// Published: the copy exists under its final name.
-    Done,
-    /// Failed or cancelled; nothing is left behind.
-    Error,
-}
-
-impl JobState {
-    /// Every state, in label order.
-    pub const ALL: [JobState; 4] = [JobState::Queued, JobState::Running, JobState::Done, JobState::Error];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Running => "running",
-            JobState::Done => "done",
-            JobState::Error => "error",
-        }
-    }
-
-    /// Whether a job in this state counts in `numikube_staging_jobs_in_flight`.
-    pub fn in_flight(self) -> bool {
-        matches!(self, JobState::Queued | JobState::Running)
-    }
-}
+use super::labels::JobState;
+use super::series::Metrics;
 
 /// An admitted job's entry in the metrics; dropping it unfinished records an error.
 #[derive(Debug)]

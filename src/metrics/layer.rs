@@ -14,8 +14,8 @@ use std::task::{Context, Poll};
 use hyper::{Request, Response};
 use tower::{Layer, Service};
 
-use super::http::answer;
-use super::{HealthCheck, Metrics};
+use super::http::{answer, HealthCheck};
+use super::series::Metrics;
 
 /// The error type jsonrpsee's HTTP middleware works with (`jsonrpsee::core::BoxError`).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -9,7 +9,8 @@
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 use tokio_postgres::Client;
 
-use super::{Db, DbError, Marker};
+use super::db::{Db, DbError};
+use super::marker::Marker;
 
 impl Db {
     async fn run(&self, client: &Client, sql: &str) -> Result<(), DbError> {

@@ -3,7 +3,9 @@
 
 use tokio_postgres::types::Type;
 
-use super::{Db, DbError, Marker, MarkerState, WorkKind, WorkingName};
+use super::db::{Db, DbError};
+use super::marker::{Marker, MarkerState};
+use super::working_name::{WorkKind, WorkingName};
 
 /// A row of `pg_database` with what the rules need.
 #[derive(Debug, Clone)]

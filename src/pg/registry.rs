@@ -23,25 +23,13 @@ use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Client;
 
-use super::{DatabaseRow, Db, DbError};
+use super::db::{Db, DbError};
+use super::list::DatabaseRow;
+mod keys;
+
+use keys::ADMISSION;
+pub use keys::{name_key, role_key};
 use session::{Conn, Inner, Statements};
-
-/// The second key of the admission lock; [`name_key`] never returns it.
-const ADMISSION: i32 = 0;
-
-/// The stable 32-bit key of a name (FNV-1a of its bytes; never [`ADMISSION`]).
-pub fn name_key(name: &str) -> i32 {
-    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-    match hash as i32 {
-        ADMISSION => 1,
-        key => key,
-    }
-}
-
-/// The key of a role, the first key of every lock of its jobs.
-pub fn role_key(role: &str) -> i32 {
-    name_key(role)
-}
 
 /// The registry of one process: its session and the locks its jobs hold.
 #[derive(Clone)]

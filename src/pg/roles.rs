@@ -6,7 +6,7 @@
 
 use postgres_protocol::escape::escape_identifier;
 
-use super::{Db, DbError};
+use super::db::{Db, DbError};
 
 /// Why the sidecar cannot start: the work role is missing and cannot be made.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +54,7 @@ impl Db {
         }
         let create = if exists { String::new() } else { format!("CREATE ROLE {role_sql} NOLOGIN; ") };
         client.batch_execute(&format!("{create}GRANT {role_sql} TO {user_sql}")).await.map_err(|e| {
-            tracing::error!("could not create the work role {role}: {}", super::describe(&e));
+            tracing::error!("could not create the work role {role}: {}", super::db::describe(&e));
             missing()
         })?;
         tracing::info!(role = %role, "created the work role that hides databases while they are restored");

@@ -11,8 +11,9 @@ use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 use tokio_postgres::{Client, NoTls, Statement};
 
-use super::ADMISSION;
-use crate::pg::{describe, Db, DbError, CONNECT_TIMEOUT};
+use super::keys::{role_key, ADMISSION};
+use crate::pg::db::CONNECT_TIMEOUT;
+use crate::pg::{describe, Db, DbError};
 
 /// How long an admission waits for another process's admission or drop.
 const LOCK_TIMEOUT: &str = "20s";
@@ -20,7 +21,7 @@ const LOCK_TIMEOUT: &str = "20s";
 /// What a registry is: the role's key, the session, the book of locks held.
 pub(super) struct Inner {
     db: Db,
-    /// [`super::role_key`] of `db_user`.
+    /// `role_key` of `db_user`.
     pub(super) role: i32,
     conn: Arc<tokio::sync::Mutex<Conn>>,
     book: Mutex<Book>,
@@ -64,7 +65,7 @@ impl Conn {
 impl Inner {
     /// The registry of `db`'s role, not connected yet.
     pub(super) fn new(db: &Db) -> Inner {
-        let role = super::role_key(&db.role());
+        let role = role_key(&db.role());
         Inner { db: db.clone(), role, conn: Default::default(), book: Default::default() }
     }
 
