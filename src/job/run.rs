@@ -156,13 +156,27 @@ async fn blame_the_database_server(services: &Services, error: &JobError) -> (St
     (format!("The copy failed because {health}; run the job again once the database server is back."), format!("{}\n{}", as_is.0, as_is.1))
 }
 
+/// How often publishing a finished copy is tried before the sweep takes over.
+const PUBLISH_TRIES: u32 = 5;
+
 /// Keeps the template (unless the cache is off) and makes the copy visible to Odoo.
 async fn publish(services: &Services, job: &Job, finished: &Finished) {
     let request = &job.request;
     if let Err(e) = templates::keep(services, &request.db_name, &request.client, &finished.backup, &finished.report).await {
         tracing::warn!(db = %request.db_name, "no template kept: {e}");
     }
-    if let Err(e) = services.db.publish(&request.db_name).await {
-        tracing::error!(db = %request.db_name, "could not make the copy visible: {e}; run ALTER DATABASE … IS_TEMPLATE false");
+    // "Done" means open: a passing failure (a lock, a restart of PostgreSQL)
+    // is retried before production is told; past that, the sweep publishes it.
+    for attempt in 1..=PUBLISH_TRIES {
+        match services.db.publish(&request.db_name).await {
+            Ok(()) => return,
+            Err(e) if attempt == PUBLISH_TRIES => {
+                tracing::error!(db = %request.db_name, "could not make the copy visible: {e}; the sweep tries again");
+            }
+            Err(e) => {
+                tracing::warn!(db = %request.db_name, attempt, "could not make the copy visible yet: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
     }
 }

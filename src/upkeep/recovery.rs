@@ -94,17 +94,20 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
     let rows = db.all(false).await?;
     // Read after the listing: a job admitted later has no database in `rows` yet.
     let mut busy = upkeep.jobs.busy_ids();
-    let mut owned_elsewhere = HashSet::new();
+    let mut running_elsewhere = HashSet::new();
     for entry in upkeep.reporter.journal().entries() {
-        if entry.owner.as_ref().is_some_and(Owner::is_alive) && upkeep.jobs.find(&entry.job_id).is_none() {
-            if entry.state == JobState::Running {
-                busy.insert(entry.job_id.replace('-', ""));
-            }
-            owned_elsewhere.insert(entry.job_id);
+        if entry.owner.as_ref().is_some_and(Owner::is_alive)
+            && upkeep.jobs.find(&entry.job_id).is_none()
+            && entry.state == JobState::Running
+        {
+            busy.insert(entry.job_id.replace('-', ""));
+            running_elsewhere.insert(entry.job_id);
         }
     }
-    // Jobs of this process or of another live one finish their own copies.
-    let known = |job_id: &str| owned_elsewhere.contains(job_id) || upkeep.jobs.find(job_id).is_some();
+    // A job still running (here or in another live process) publishes its own
+    // copy; one that ended with its copy still hidden (its process stopped, or
+    // publishing failed) gets it published here.
+    let still_running = |job_id: &str| running_elsewhere.contains(job_id) || upkeep.jobs.find(job_id).is_some_and(|j| j.is_running());
     // A pre-warm build of this process has no job: while one runs, its hidden database is spared.
     let prewarming = upkeep.prewarm.is_building();
     let names_now: HashSet<&str> = rows.iter().map(|r| r.name.as_str()).collect();
@@ -120,9 +123,8 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
     };
     for row in &rows {
         if let Some(m) = row.marker.as_ref().filter(|_| row.is_being_published()) {
-            if !known(&m.job_id) {
-                // Finished, but its process stopped before making it visible.
-                tracing::warn!("making {} visible: its job finished but its process stopped first", row.name);
+            if !still_running(&m.job_id) {
+                tracing::warn!("making {} visible: its job finished without making it so", row.name);
                 tried("make visible", &row.name, db.publish(&row.name).await);
             }
             continue;
