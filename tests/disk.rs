@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{Options, Stage, Tmpfs, BUCKET, TOKEN};
+use numikube_staging::copy::human;
 use numikube_staging_rpc::{JobState, StagingApiClient};
 
 /// Whether this process may mount a tmpfs (root, or CAP_SYS_ADMIN); says SKIPPED when not.
@@ -72,18 +73,6 @@ fn spool_dir(stage: &Stage) -> PathBuf {
 /// Files in the spool directory.
 fn spooled(stage: &Stage) -> Vec<String> {
     std::fs::read_dir(spool_dir(stage)).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
-}
-
-/// The sidecar's `human()`: `336.3 MiB`.
-fn human(bytes: u64) -> String {
-    let mut size = bytes as f64;
-    for unit in ["B", "KiB", "MiB", "GiB"] {
-        if size < 1024.0 {
-            return format!("{size:.1} {unit}");
-        }
-        size /= 1024.0;
-    }
-    format!("{size:.1} TiB")
 }
 
 /// Deterministic incompressible bytes.
