@@ -151,17 +151,18 @@ class StagingJob(models.Model):
         help="The copy on the staging server, as its environment last listed it.",
     )
 
+    def _listed(self, model, name):
+        """The record `name` of `model` as this job's environment last listed it."""
+        self.ensure_one()
+        return bool(name) and self.env[model].search(
+            [("environment_id", "=", self.environment_id.id), ("name", "=", name)],
+            limit=1,
+        )
+
     @api.depends("backup_key", "environment_id")
     def _compute_backup_id(self):
-        Backup = self.env["staging.backup"]
         for job in self:
-            job.backup_id = job.backup_key and Backup.search(
-                [
-                    ("environment_id", "=", job.environment_id.id),
-                    ("name", "=", job.backup_key),
-                ],
-                limit=1,
-            )
+            job.backup_id = job._listed("staging.backup", job.backup_key)
 
     def _inverse_backup_id(self):
         for job in self:
@@ -169,15 +170,8 @@ class StagingJob(models.Model):
 
     @api.depends("database_name", "environment_id")
     def _compute_database_id(self):
-        Database = self.env["staging.database"]
         for job in self:
-            job.database_id = job.database_name and Database.search(
-                [
-                    ("environment_id", "=", job.environment_id.id),
-                    ("name", "=", job.database_name),
-                ],
-                limit=1,
-            )
+            job.database_id = job._listed("staging.database", job.database_name)
 
     @api.onchange("environment_id")
     def _onchange_environment_id(self):
