@@ -13,7 +13,7 @@ use numikube_staging_rpc::{DropResult, Refused};
 use crate::admission::Admission;
 use crate::copy::filestore;
 use crate::job::Jobs;
-use crate::pg::{DbError, WorkKind};
+use crate::pg::{DatabaseRow, DbError, WorkKind};
 use crate::services::Services;
 
 /// Splits pasted names on any white space, dropping duplicates, keeping order.
@@ -27,7 +27,16 @@ pub fn split_names(text: &str) -> Vec<String> {
 /// Holds the admission lock of every process throughout, so no restore is
 /// admitted between the checks and the drops; the registry it comes with
 /// knows every process's jobs in flight.
-pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &Jobs, names: &[String]) -> Result<DropResult, DbError> {
+///
+/// `whose` says whether the requester may drop a database of the list (its
+/// client, DESIGN.md *Containment*), or why not.
+pub async fn drop_databases(
+    services: &Services,
+    admission: &Admission,
+    jobs: &Jobs,
+    names: &[String],
+    whose: &(dyn Fn(&DatabaseRow) -> Result<(), String> + Sync),
+) -> Result<DropResult, DbError> {
     let registry = admission.lock().await?;
     let db = &services.db;
     let rows = db.all(false).await?;
@@ -72,6 +81,10 @@ pub async fn drop_databases(services: &Services, admission: &Admission, jobs: &J
                 result.refused.push(refuse("it is protected by numikube_staging_protected_databases"));
                 continue;
             }
+        }
+        if let Err(reason) = whose(row) {
+            result.refused.push(refuse(&reason));
+            continue;
         }
         match db.drop_force(name).await {
             Ok(()) => {

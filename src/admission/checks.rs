@@ -2,7 +2,6 @@
 //! fields, the names, the callback URL. A refused request touches nothing.
 
 use numikube_staging_rpc::RunPayload;
-use subtle::ConstantTimeEq;
 
 use super::error::AdmissionError;
 use super::names;
@@ -10,16 +9,6 @@ use crate::config::Config;
 use crate::job::JobRequest;
 use crate::report::callback;
 use crate::storage::{BackupSource, SourceError};
-
-/// Refuses a missing or wrong token, comparing in constant time.
-pub fn check_token(config: &Config, given: Option<&str>) -> Result<(), AdmissionError> {
-    let expected = config.token.as_bytes();
-    if given.is_some_and(|g| g.as_bytes().ct_eq(expected).into()) {
-        Ok(())
-    } else {
-        Err(AdmissionError::BadToken)
-    }
-}
 
 /// Accepts only absolute http(s) URLs, as production sends them, to a host of
 /// `numikube_staging_callback_hosts` when that is set (`*.example.com` allowed).

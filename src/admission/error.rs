@@ -10,6 +10,9 @@ pub enum AdmissionError {
     /// The token is missing or wrong.
     #[error("The staging token is wrong: the environment's token on production must equal numikube_staging_token of the staging server.")]
     BadToken,
+    /// The token is right but serves other clients.
+    #[error("This staging token does not serve the client \"{0}\": use the token numikube_staging_client_tokens gives that client on the staging server.")]
+    OtherClient(String),
     /// A field is missing or malformed.
     #[error("{0}")]
     Invalid(String),

@@ -9,6 +9,7 @@ mod error;
 pub mod names;
 mod room;
 mod rounds;
+pub mod tenant;
 
 use std::sync::{Arc, Mutex};
 

@@ -14,7 +14,7 @@ use crate::upkeep::expiry::ExtendError;
 /// An admission refusal as a JSON-RPC error.
 pub fn admission(e: AdmissionError) -> ErrorObjectOwned {
     let code = match &e {
-        AdmissionError::BadToken => codes::BAD_TOKEN,
+        AdmissionError::BadToken | AdmissionError::OtherClient(_) => codes::BAD_TOKEN,
         AdmissionError::Invalid(_) => codes::INVALID_INPUT,
         AdmissionError::Stopping | AdmissionError::Unavailable(_) => codes::UNAVAILABLE,
         AdmissionError::Foreign(_) | AdmissionError::Recent(_) | AdmissionError::InFlight(_) => codes::CONFLICT,

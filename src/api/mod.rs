@@ -15,6 +15,7 @@ use numikube_staging_rpc::{
     BackupInfo, Backups, Cancelled, DatabaseInfo, DropResult, Extended, Health, JobStatus, RunPayload, RunResult, StagingApiServer,
 };
 
+use crate::admission::tenant::{client_of, Tenant};
 use crate::admission::{checks, names};
 use crate::app::App;
 use crate::drop;
@@ -25,50 +26,73 @@ use replay::Replay;
 pub struct Api {
     app: Arc<App>,
     replay: Replay,
+    /// The command line on this host: `numikube_staging_token` serves every client.
+    operator: bool,
 }
 
 impl Api {
     /// Serves the API over the shared state.
     pub fn new(app: Arc<App>) -> Api {
         let replay = Replay::load(app.config().state_dir(), &app.reporter.journal().entries());
-        Api { app, replay }
+        Api { app, replay, operator: false }
+    }
+
+    /// The API as the operator's command line on this host uses it, in process.
+    pub fn operator(app: Arc<App>) -> Api {
+        Api { operator: true, ..Api::new(app) }
     }
 }
 
 #[async_trait]
 impl StagingApiServer for Api {
     async fn run(&self, payload: RunPayload) -> Result<RunResult, ErrorObjectOwned> {
-        self.check_token(payload.token.as_deref())?;
-        match payload.request_id.as_deref().filter(|id| !id.is_empty()) {
-            Some(id) => self.replay.once(id, self.run_checked(&payload)).await,
-            None => self.run_checked(&payload).await,
+        let tenant = self.tenant(payload.token.as_deref())?;
+        if let Some(client) = payload.client.as_deref() {
+            tenant.check_client(self.app.config(), client).map_err(errors::admission)?;
+        }
+        // Replays are kept per client: one client's request id never answers another's.
+        let replay_id = payload.request_id.as_deref().filter(|id| !id.is_empty()).map(|id| match payload.client.as_deref() {
+            Some(client) if !client.is_empty() => format!("{client}/{id}"),
+            _ => id.to_string(),
+        });
+        match replay_id {
+            Some(id) => self.replay.once(&id, self.run_checked(&tenant, &payload)).await,
+            None => self.run_checked(&tenant, &payload).await,
         }
     }
 
     async fn drop_databases(&self, token: String, database_names: String) -> Result<DropResult, ErrorObjectOwned> {
-        self.check_token(Some(&token))?;
-        self.drop_names(&database_names).await
+        let tenant = self.tenant(Some(&token))?;
+        self.drop_names(&tenant, None, &database_names).await
     }
 
     async fn status(&self, token: String, job_or_db: String) -> Result<JobStatus, ErrorObjectOwned> {
-        self.check_token(Some(&token))?;
-        self.app.jobs.find(&job_or_db).map(|j| j.status()).ok_or_else(|| {
-            errors::not_found(format!(
-                "No job or database \"{}\" is known to the staging service since it started.",
-                job_or_db.escape_default()
-            ))
-        })
+        let tenant = self.tenant(Some(&token))?;
+        // Another client's job is as unknown as one that never was.
+        self.app.jobs.find(&job_or_db).filter(|j| tenant.serves(self.app.config(), Some(&j.request.client))).map(|j| j.status()).ok_or_else(
+            || {
+                errors::not_found(format!(
+                    "No job or database \"{}\" is known to the staging service since it started.",
+                    job_or_db.escape_default()
+                ))
+            },
+        )
     }
 
     async fn list(&self, token: String, client: Option<String>) -> Result<Vec<DatabaseInfo>, ErrorObjectOwned> {
-        self.check_token(Some(&token))?;
+        let tenant = self.tenant(Some(&token))?;
+        let config = self.app.config();
+        if let Some(c) = client.as_deref() {
+            tenant.check_client(config, c).map_err(errors::admission)?;
+        }
         let db = &self.app.services.db;
         let rows = db.all(true).await.map_err(errors::database)?;
         // A client's copies: marked with that client (markers of older versions
         // have none: then by the name, `<client>-<level>…`); never templates.
+        // A client's own token sees nothing else.
         let of_client = |r: &crate::pg::DatabaseRow| match (&client, &r.marker) {
-            (None, _) => true,
-            (Some(c), Some(m)) if !r.is_kept_template() => m.client.as_ref().map_or(r.name.starts_with(&format!("{c}-")), |mc| mc == c),
+            (None, _) => tenant == Tenant::Operator || tenant.serves(config, client_of(r).as_deref()),
+            (Some(c), Some(_)) if !r.is_kept_template() => client_of(r).as_deref() == Some(c.as_str()),
             (Some(_), _) => false,
         };
         Ok(rows
@@ -95,8 +119,9 @@ impl StagingApiServer for Api {
     }
 
     async fn backups(&self, token: String, client: String) -> Result<Backups, ErrorObjectOwned> {
-        self.check_token(Some(&token))?;
+        let tenant = self.tenant(Some(&token))?;
         names::check_part("client", &client).map_err(errors::invalid)?;
+        tenant.check_client(self.app.config(), &client).map_err(errors::admission)?;
         let mut found = self.app.services.source.backups(&client).await.map_err(errors::storage)?;
         found.sort_by(|a, b| b.modified.cmp(&a.modified).then_with(|| b.key.cmp(&a.key)));
         let backups =
@@ -105,26 +130,39 @@ impl StagingApiServer for Api {
     }
 
     async fn cancel(&self, token: String, job_id: String) -> Result<Cancelled, ErrorObjectOwned> {
-        self.check_token(Some(&token))?;
+        let tenant = self.tenant(Some(&token))?;
+        if let Some(job) = self.app.jobs.find(&job_id).filter(|j| !tenant.serves(self.app.config(), Some(&j.request.client))) {
+            return Err(errors::not_found(format!("No job \"{}\" is known to the staging service.", job.id().escape_default())));
+        }
         let status = self.app.jobs.cancel(&job_id).await.map_err(errors::cancel)?;
         Ok(Cancelled { state: status.state, error: status.error.unwrap_or_default() })
     }
 
     async fn extend(&self, token: String, db_name: String) -> Result<Extended, ErrorObjectOwned> {
-        self.check_token(Some(&token))?;
+        let tenant = self.tenant(Some(&token))?;
+        if tenant != Tenant::Operator {
+            let rows = self.app.services.db.all(false).await.map_err(errors::database)?;
+            if rows.iter().any(|r| r.name == db_name && !tenant.serves(self.app.config(), client_of(r).as_deref())) {
+                return Err(errors::not_found(format!("No copy named \"{}\" on this staging server.", db_name.escape_default())));
+            }
+        }
         let at = expiry::extend(&self.app.services, &db_name).await.map_err(errors::extend)?;
         Ok(Extended { expires_at: at.to_rfc3339() })
     }
 }
 
 impl Api {
-    fn check_token(&self, given: Option<&str>) -> Result<(), ErrorObjectOwned> {
-        checks::check_token(self.app.config(), given).map_err(errors::admission)
+    /// Whom the token serves; the command line's `numikube_staging_token` serves everyone.
+    fn tenant(&self, given: Option<&str>) -> Result<Tenant, ErrorObjectOwned> {
+        match Tenant::of_token(self.app.config(), given).map_err(errors::admission)? {
+            Tenant::Shared if self.operator => Ok(Tenant::Operator),
+            tenant => Ok(tenant),
+        }
     }
 
     /// A run payload whose token was checked: prod2x admitted (its `backup`
     /// checked in the bucket first), dropdb done.
-    async fn run_checked(&self, payload: &RunPayload) -> Result<RunResult, ErrorObjectOwned> {
+    async fn run_checked(&self, tenant: &Tenant, payload: &RunPayload) -> Result<RunResult, ErrorObjectOwned> {
         match payload.kind.as_deref() {
             Some("prod2x") => {
                 let request = checks::check_prod2x(self.app.config(), payload).map_err(errors::admission)?;
@@ -133,19 +171,33 @@ impl Api {
             }
             Some("dropdb") => {
                 let names = payload.database_names.as_deref().unwrap_or("");
-                Ok(RunResult::Dropped(self.drop_names(names).await?))
+                let client = payload.client.as_deref().filter(|c| !c.is_empty());
+                Ok(RunResult::Dropped(self.drop_names(tenant, client, names).await?))
             }
             Some(other) => Err(errors::invalid(format!("Unknown job type \"{}\": use prod2x or dropdb.", other.escape_default()))),
             None => Err(errors::invalid("The request has no \"type\" (prod2x or dropdb).")),
         }
     }
 
-    async fn drop_names(&self, text: &str) -> Result<DropResult, ErrorObjectOwned> {
+    /// Drops what `tenant` may among the names: only copies of `client` when
+    /// the payload names one (a dropdb), else of the clients the token serves.
+    async fn drop_names(&self, tenant: &Tenant, client: Option<&str>, text: &str) -> Result<DropResult, ErrorObjectOwned> {
         let names = drop::split_names(text);
         if names.is_empty() {
             return Err(errors::invalid("No database names were given to drop."));
         }
-        let app = &self.app;
-        drop::drop_databases(&app.services, &app.admission, &app.jobs, &names).await.map_err(errors::database)
+        let (app, config) = (&self.app, self.app.config());
+        let whose = |row: &crate::pg::DatabaseRow| -> Result<(), String> {
+            let of = client_of(row);
+            match client {
+                Some(c) if of.as_deref() != Some(c) => Err(format!("it is not a copy of {c}")),
+                _ if !tenant.serves(config, of.as_deref()) => match tenant {
+                    Tenant::Client(own) => Err(format!("it is not a copy of {own}")),
+                    _ => Err("it is a copy of a client served by a token of its own".into()),
+                },
+                _ => Ok(()),
+            }
+        };
+        drop::drop_databases(&app.services, &app.admission, &app.jobs, &names, &whose).await.map_err(errors::database)
     }
 }

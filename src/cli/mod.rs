@@ -115,22 +115,27 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
     let token = app.config().token.clone();
     let json = cli.json;
     if matches!(cli.command, Command::Serve | Command::Restore { .. }) {
-        match app.services.db.ensure_work_role().await {
+        let db = &app.services.db;
+        let checked = match db.check_containment().await {
+            Ok(()) => db.ensure_work_role().await,
+            Err(e) => Err(e),
+        };
+        match checked {
             Ok(()) => {}
-            Err(e @ RoleError::Missing { .. }) => {
+            Err(e @ (RoleError::Missing { .. } | RoleError::Postgres | RoleError::Containment(_))) => {
                 eprintln!("error: {e}");
                 return Exit::Usage.into();
             }
-            Err(e) => tracing::warn!("cannot check the work role now ({e}); copies fail until PostgreSQL answers"),
+            Err(e) => tracing::warn!("cannot check the roles now ({e}); copies fail until PostgreSQL answers"),
         }
     }
     match cli.command {
         Command::Serve => serve(app).await,
-        Command::List => match Api::new(app).list(token, None).await {
+        Command::List => match Api::operator(app).list(token, None).await {
             Ok(rows) => print(json, rows.as_slice(), list_table, Exit::Done),
             Err(e) => fail(json, e),
         },
-        Command::Drop { names } => match Api::new(app).drop_databases(token, names.join(" ")).await {
+        Command::Drop { names } => match Api::operator(app).drop_databases(token, names.join(" ")).await {
             Ok(result) => {
                 let exit = if !result.refused.is_empty() {
                     Exit::Refused

@@ -13,12 +13,14 @@ use std::time::Duration;
 use configparser::ini::Ini;
 use regex::Regex;
 
+mod containment;
 mod error;
 mod read;
 mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use containment::{ClientToken, CopySize};
 pub use error::ConfigError;
 use read::{compile_dbfilter, default_data_dir, with_scheme, Reader};
 pub use sections::{DbConfig, SmtpConfig, StorageConfig};
@@ -28,6 +30,10 @@ pub use sections::{DbConfig, SmtpConfig, StorageConfig};
 pub struct Config {
     /// The file this was read from.
     pub path: PathBuf,
+    /// `numikube_staging_max_copy_size`: the most a copy may grow to while it loads.
+    pub max_copy_size: CopySize,
+    /// `numikube_staging_client_tokens`: clients served by a token of their own, alone.
+    pub client_tokens: Vec<ClientToken>,
     /// `numikube_staging_token`: required.
     pub token: String,
     /// `numikube_staging_database_limit`, default 10.
@@ -156,6 +162,8 @@ impl Config {
 
         Ok(Config {
             path: path.to_path_buf(),
+            max_copy_size: r.copy_size("numikube_staging_max_copy_size")?,
+            client_tokens: r.client_tokens("numikube_staging_client_tokens", &token)?,
             token,
             database_limit: r.number("numikube_staging_database_limit", 10, "a whole number")?,
             listen,

@@ -64,6 +64,9 @@ pub enum CopyError {
     /// A timestamped name that exists already (two runs in one minute): nothing is replaced.
     #[error("A copy named \"{0}\" was made less than a minute ago: wait a minute or choose another suffix.")]
     Exists(String),
+    /// The copy grew past `numikube_staging_max_copy_size` while it loaded.
+    #[error("The copy was stopped: {0}.")]
+    TooLarge(super::size_watch::TooLarge),
     /// The filestore could not be moved to the final name.
     #[error("Moving the filestore into place failed: {0}.")]
     Filestore(std::io::Error),
@@ -86,6 +89,7 @@ impl CopyError {
             CopyError::Foreign(_) => "foreign database with the final name".into(),
             CopyError::Exists(_) => "a timestamped copy of that name exists; a timestamped run never replaces one".into(),
             CopyError::Filestore(e) => e.to_string(),
+            CopyError::TooLarge(e) => e.to_string(),
         }
     }
 

@@ -14,16 +14,22 @@ async fn set_param(tx: &Transaction<'_>, key: &str, value: &str) -> Result<(), t
     Ok(())
 }
 
-/// Gives the copy behind `tx` its own identity and marks it neutralized.
-pub async fn renew(tx: &Transaction<'_>, staging_url: Option<&str>) -> Result<(), tokio_postgres::Error> {
+/// Gives the copy behind `tx` its own identity and marks it neutralized;
+/// the inner error names what did not read back as written.
+pub async fn renew(tx: &Transaction<'_>, staging_url: Option<&str>) -> Result<Result<(), String>, tokio_postgres::Error> {
     let exists: bool = tx.query_one("SELECT to_regclass('ir_config_parameter') IS NOT NULL", &[]).await?.get(0);
     if !exists {
-        return Ok(());
+        return Ok(Ok(()));
     }
-    set_param(tx, "database.is_neutralized", "True").await?;
-    set_param(tx, "database.uuid", &uuid::Uuid::new_v4().to_string()).await?;
-    set_param(tx, "database.secret", &uuid::Uuid::new_v4().to_string()).await?;
-    set_param(tx, "database.create_date", &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()).await?;
+    let written = [
+        ("database.is_neutralized", "True".to_string()),
+        ("database.uuid", uuid::Uuid::new_v4().to_string()),
+        ("database.secret", uuid::Uuid::new_v4().to_string()),
+        ("database.create_date", chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string()),
+    ];
+    for (key, value) in &written {
+        set_param(tx, key, value).await?;
+    }
     match staging_url.map(|u| u.trim_end_matches('/')).filter(|u| !u.is_empty()) {
         Some(url) => set_param(tx, "web.base.url", url).await?,
         None => {
@@ -31,5 +37,12 @@ pub async fn renew(tx: &Transaction<'_>, staging_url: Option<&str>) -> Result<()
         }
     }
     tx.execute("DELETE FROM ir_config_parameter WHERE key IN ('web.base.url.freeze', 'database.enterprise_code')", &[]).await?;
-    Ok(())
+    // Read back: nothing may have kept production's identity.
+    for (key, value) in &written {
+        let row = tx.query_opt("SELECT value FROM ir_config_parameter WHERE key = $1", &[key]).await?;
+        if row.as_ref().map(|r| r.get::<_, Option<String>>(0)) != Some(Some(value.clone())) {
+            return Ok(Err(format!("{key} is not the value just written")));
+        }
+    }
+    Ok(Ok(()))
 }

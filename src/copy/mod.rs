@@ -7,6 +7,7 @@ mod discard;
 mod error;
 pub mod filestore;
 pub mod format;
+pub mod guard;
 mod identity;
 mod loading;
 pub mod neutralize;
@@ -15,6 +16,7 @@ mod pg_restore;
 mod place;
 mod progress;
 mod restore;
+mod size_watch;
 mod spool;
 pub mod templates;
 mod verify;
@@ -26,7 +28,7 @@ use std::time::Instant;
 use numikube_staging_rpc::{NeutralizeReport, Phase};
 
 use crate::metrics;
-use crate::pg::{Marker, MarkerState, WorkingName};
+use crate::pg::{JobRole, Marker, MarkerState, WorkingName};
 use crate::services::Services;
 use crate::storage::{Backup, BackupReader};
 
@@ -117,7 +119,31 @@ pub async fn make(
 /// neutralize it; says which format the backup was, for the metrics.
 /// `counters` hear of the progress, `phase` of each step; pre-warm passes
 /// `low_priority` so its client programs run niced.
+///
+/// Every statement of the backup, and every function it brings that runs
+/// while it loads or is neutralized, runs as the job's own role (DESIGN.md
+/// *Containment*, [`crate::pg::job_role`]); the copy is handed over to
+/// `db_user` only once complete. On failure the caller discards `temp`,
+/// which drops the role too.
 pub async fn restore_and_neutralize(
+    services: &Services,
+    temp: &str,
+    backup: &Backup,
+    marker: &Marker,
+    counters: &Counters,
+    phase: &(dyn Fn(Phase) + Sync),
+    low_priority: bool,
+) -> Result<(NeutralizeReport, metrics::Format), CopyError> {
+    let working = WorkingName::parse(temp).expect("a copy is made under a working name");
+    let role = services.db.create_job_role(&working).await?;
+    let done = load_as(&role, services, temp, backup, marker, counters, phase, low_priority).await?;
+    services.db.hand_over(temp, &role).await?;
+    Ok(done)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn load_as(
+    role: &JobRole,
     services: &Services,
     temp: &str,
     backup: &Backup,
@@ -135,17 +161,18 @@ pub async fn restore_and_neutralize(
         format::Format::OdooZip => metrics::Format::Zip,
         format::Format::PlainSql => metrics::Format::Plain,
     };
-    tracing::info!(db = %temp, key = %backup.key, format = sniffed.format.label(), gzip = sniffed.gzip, "backup opened");
-    services.db.create_hidden(temp, marker).await?;
+    tracing::info!(db = %temp, key = %backup.key, format = sniffed.format.label(), gzip = sniffed.gzip, role = role.name(), "backup opened");
+    services.db.create_hidden(temp, marker, Some(role.name())).await?;
 
     let tree = OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(CopyError::OdooTree)?;
-    let tools = PgTools { pg_restore: config.pg_tool("pg_restore"), env: services.db.libpq_env(), jobs: config.restore_jobs, low_priority };
+    let tools =
+        PgTools { pg_restore: config.pg_tool("pg_restore"), env: role.libpq_env(&services.db), jobs: config.restore_jobs, low_priority };
     let filestore_dir = filestore::path(&config.data_dir, temp).expect("working names are safe directory names");
     let spool = config.state_dir().join("spool");
     let restoring = || phase(Phase::Restoring);
     let how = Restore {
         jobs: tools.jobs,
-        target: services.db.config_for(temp),
+        target: role.config_for(&services.db, temp),
         db: temp,
         filestore_dir: &filestore_dir,
         spool_dir: &spool,
@@ -154,12 +181,18 @@ pub async fn restore_and_neutralize(
         restored: counters.restored.clone(),
         restoring: &restoring,
     };
-    let restored = restore::restore(&tools, &how, sniffed).await.map_err(|source| match source {
-        RestoreError::Version { backup, staging } => CopyError::Version { backup, staging },
-        source => CopyError::Restore { key: backup.key.clone(), source },
-    })?;
+    // A small backup may expand to anything: past the bound, the restore stops (its programs and sessions die with it).
+    let restored = tokio::select! {
+        restored = restore::restore(&tools, &how, sniffed) => restored.map_err(|source| match source {
+            RestoreError::Version { backup, staging } => CopyError::Version { backup, staging },
+            source => CopyError::Restore { key: backup.key.clone(), source },
+        })?,
+        too_large = size_watch::watch(&services.db, temp, &filestore_dir, config.max_copy_size, backup.size) => {
+            return Err(CopyError::TooLarge(too_large));
+        }
+    };
 
-    let mut client = services.db.connect(temp).await?;
+    let mut client = services.db.connect_as(role, temp).await?;
     // Before anything else runs in it: a copy Odoo cannot open is never handed out.
     version::check(&client, &tree).await?;
 

@@ -10,12 +10,12 @@
 //! closed: an installed module found nowhere (unless in
 //! `numikube_staging_neutralize_skip`) or any survivor fails the copy.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use numikube_staging_rpc::NeutralizeReport;
 use tokio_postgres::Client;
 
-use super::{identity, verify};
+use super::{guard, identity, verify};
 use crate::pg::describe;
 
 /// Why a copy could not be neutralized; the job fails and the copy is dropped.
@@ -43,6 +43,12 @@ pub enum NeutralizeError {
     /// Something stayed on after the scripts.
     #[error("the copy is not neutralized: {0}")]
     Survivors(#[from] super::verify::Survivors),
+    /// The backup holds what could hide from the checks or undo the neutralization.
+    #[error("the backup holds {} on tables the neutralization changes or verifies; any of them could undo the neutralization once the copy runs, so the copy is refused. Remove them from production (or the backup) and run the job again", .0.join(", "))]
+    Hooked(Vec<String>),
+    /// The new identity did not stay as written.
+    #[error("the copy's new identity did not stay as written ({0}); something in the backup rewrites ir_config_parameter, so the copy is refused")]
+    Identity(String),
     /// A module's script failed.
     #[error("the neutralization script of module {module} ({path}) failed: {detail}")]
     Script {
@@ -103,19 +109,17 @@ pub struct Neutralization<'a> {
 }
 
 /// Neutralizes the database behind `client` and reports what ran and what was verified.
+///
+/// Fails closed against the backup itself (DESIGN.md *Containment*): no row
+/// security, PostgreSQL's own functions first, and a backup holding a hook on
+/// a table that is changed or verified is refused before anything runs.
 pub async fn neutralize(client: &mut Client, how: &Neutralization<'_>) -> Result<NeutralizeReport, NeutralizeError> {
     let addons_path = how.search_path;
     let tx = client.transaction().await.map_err(sql("opening a transaction"))?;
+    tx.batch_execute(guard::SESSION).await.map_err(sql("pinning the session's settings"))?;
     let mut report = NeutralizeReport::default();
 
-    // The built-in set first, so that the modules' own scripts have the last word
-    // (Odoo's mail script deactivates every server, then adds an active dummy one
-    // pointing nowhere, which must stay active to shadow odoo.conf's SMTP server).
-    for (table, statement) in BUILT_IN {
-        if table_exists(&tx, table).await.map_err(sql("looking for the table"))? {
-            tx.batch_execute(statement).await.map_err(sql(format!("built-in neutralization of {table}")))?;
-        }
-    }
+    let mut scripts = Vec::new();
     if table_exists(&tx, "ir_module_module").await.map_err(sql("looking for the modules table"))? {
         let rows = tx
             .query("SELECT name FROM ir_module_module WHERE state IN ('installed', 'to upgrade', 'to remove') ORDER BY id", &[])
@@ -125,8 +129,8 @@ pub async fn neutralize(client: &mut Client, how: &Neutralization<'_>) -> Result
             let module: String = row.get(0);
             match script_of(addons_path, &module) {
                 Some(path) => {
-                    run_script(&tx, &module, &path).await?;
-                    report.scripts.push(module);
+                    let text = std::fs::read_to_string(&path).map_err(|source| NeutralizeError::Read { path: path.clone(), source })?;
+                    scripts.push((module, path, text));
                 }
                 None if !on_addons_path(addons_path, &module) => report.modules_not_found.push(module),
                 None => {}
@@ -137,23 +141,46 @@ pub async fn neutralize(client: &mut Client, how: &Neutralization<'_>) -> Result
     if !missing.is_empty() {
         return Err(NeutralizeError::Missing(missing));
     }
+    let mut touched: Vec<String> = guard::NEUTRALIZED.iter().map(|t| t.to_string()).collect();
+    touched.extend(scripts.iter().flat_map(|(_, _, text)| guard::tables_written(text)));
+    let hooks = guard::hooks_on(&tx, &touched).await.map_err(sql("looking for triggers, rules and policies"))?;
+    if !hooks.is_empty() {
+        return Err(NeutralizeError::Hooked(hooks));
+    }
 
-    identity::renew(&tx, how.staging_url).await.map_err(sql("giving the copy its own identity"))?;
+    // The built-in set first, so that the modules' own scripts have the last word
+    // (Odoo's mail script deactivates every server, then adds an active dummy one
+    // pointing nowhere, which must stay active to shadow odoo.conf's SMTP server).
+    for (table, statement) in BUILT_IN {
+        if table_exists(&tx, table).await.map_err(sql("looking for the table"))? {
+            tx.batch_execute(statement).await.map_err(sql(format!("built-in neutralization of {table}")))?;
+        }
+    }
+    for (module, path, text) in scripts {
+        tx.batch_execute(&text).await.map_err(|e| NeutralizeError::Script { module: module.clone(), path, detail: describe(&e) })?;
+        report.scripts.push(module);
+    }
+
+    renew_identity(&tx, how.staging_url).await?;
     report.verified = verify::verify(&tx).await.map_err(sql("verifying the neutralization"))??;
     tx.commit().await.map_err(sql("committing the neutralization"))?;
     Ok(report)
 }
 
+/// Gives the copy its own identity and reads it back.
+async fn renew_identity(tx: &tokio_postgres::Transaction<'_>, staging_url: Option<&str>) -> Result<(), NeutralizeError> {
+    match identity::renew(tx, staging_url).await.map_err(sql("giving the copy its own identity"))? {
+        Ok(()) => Ok(()),
+        Err(what) => Err(NeutralizeError::Identity(what)),
+    }
+}
+
 /// Gives a copy of an already neutralized template its own identity.
 pub async fn new_identity(client: &mut Client, staging_url: Option<&str>) -> Result<(), NeutralizeError> {
     let tx = client.transaction().await.map_err(sql("opening a transaction"))?;
-    identity::renew(&tx, staging_url).await.map_err(sql("giving the copy its own identity"))?;
+    tx.batch_execute(guard::SESSION).await.map_err(sql("pinning the session's settings"))?;
+    renew_identity(&tx, staging_url).await?;
     tx.commit().await.map_err(sql("committing the new identity"))
-}
-
-async fn run_script(tx: &tokio_postgres::Transaction<'_>, module: &str, path: &Path) -> Result<(), NeutralizeError> {
-    let script = std::fs::read_to_string(path).map_err(|source| NeutralizeError::Read { path: path.into(), source })?;
-    tx.batch_execute(&script).await.map_err(|e| NeutralizeError::Script { module: module.into(), path: path.into(), detail: describe(&e) })
 }
 
 #[cfg(test)]

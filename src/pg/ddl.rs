@@ -34,8 +34,9 @@ impl Db {
         self.private_with(&client, name, marker).await
     }
 
-    /// Creates an empty hidden database, owned by the work role.
-    pub async fn create_hidden(&self, name: &str, marker: &Marker) -> Result<(), DbError> {
+    /// Creates an empty hidden database owned by `owner`: the job role the
+    /// backup loads as (see [`super::job_role`]), else the work role.
+    pub async fn create_hidden(&self, name: &str, marker: &Marker, owner: Option<&str>) -> Result<(), DbError> {
         let client = self.pooled().await?;
         let template = &self.cfg.template;
         // Odoo's own choice: C collation when built from template0.
@@ -44,7 +45,7 @@ impl Db {
             "CREATE DATABASE {} ENCODING 'unicode' {collate} TEMPLATE {} OWNER {}",
             escape_identifier(name),
             escape_identifier(template),
-            escape_identifier(&self.work_role)
+            escape_identifier(owner.unwrap_or(&self.work_role))
         );
         self.run(&client, &sql).await?;
         self.private_with(&client, name, marker).await

@@ -14,7 +14,7 @@ pub struct DatabaseRow {
     pub name: String,
     /// Owned by `db_user`.
     pub owned: bool,
-    /// Owned by `numikube_staging_work_role`: hidden while restored and neutralized.
+    /// Owned by `numikube_staging_work_role`, or by one of this `db_user`'s job roles while a backup loads: hidden.
     pub hidden: bool,
     /// `datistemplate`.
     pub is_template: bool,
@@ -58,8 +58,11 @@ impl Db {
         let size = if with_size { "pg_database_size(d.oid)" } else { "NULL::bigint" };
         let sql = format!(
             "SELECT d.datname, pg_get_userbyid(d.datdba) = $1, d.datistemplate, d.datallowconn,
-                    shobj_description(d.oid, 'pg_database'), {size}, pg_get_userbyid(d.datdba) = $2
-             FROM pg_database d ORDER BY d.datname"
+                    shobj_description(d.oid, 'pg_database'), {size},
+                    pg_get_userbyid(d.datdba) = $2
+                    OR (starts_with(pg_get_userbyid(d.datdba), '{job}') AND pg_has_role($1, d.datdba, 'MEMBER'))
+             FROM pg_database d ORDER BY d.datname",
+            job = super::job_role::PREFIX
         );
         // Typed parameters: one trip, not a prepare then an execute (admission reads this in every round).
         let (role, work_role) = (self.role(), &self.work_role);

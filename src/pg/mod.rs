@@ -9,6 +9,7 @@
 
 pub(crate) mod db;
 mod ddl;
+pub mod job_role;
 mod list;
 pub mod marker;
 pub mod registry;
@@ -16,6 +17,7 @@ mod roles;
 pub mod working_name;
 
 pub use db::{describe, pg_config, Db, DbError};
+pub use job_role::JobRole;
 pub use list::DatabaseRow;
 pub use marker::{Marker, MarkerState};
 pub use roles::RoleError;

@@ -26,6 +26,12 @@ pub enum RoleError {
         /// `db_user`, quoted for SQL.
         user_sql: String,
     },
+    /// `db_user` is `postgres`: refused, as Odoo refuses it.
+    #[error("db_user is postgres: numikube-staging refuses to run as PostgreSQL's superuser, as Odoo does. Set db_user to the role the staging Odoo uses (with CREATEDB and CREATEROLE).")]
+    Postgres,
+    /// What containment needs is missing (CREATEROLE, a job role's login).
+    #[error("{0}")]
+    Containment(String),
 }
 
 impl Db {
@@ -59,5 +65,34 @@ impl Db {
         })?;
         tracing::info!(role = %role, "created the work role that hides databases while they are restored");
         Ok(())
+    }
+
+    /// Checks what running each backup as a role of its own needs (DESIGN.md
+    /// *Containment*): not `postgres`, CREATEROLE, and a job role that can log
+    /// in over `db_host`; warns when `db_user` is a superuser.
+    pub async fn check_containment(&self) -> Result<(), RoleError> {
+        let user = self.role();
+        if user == "postgres" {
+            return Err(RoleError::Postgres);
+        }
+        let client = self.pooled().await?;
+        let row = client
+            .query_one("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = $1", &[&user])
+            .await
+            .map_err(|e| self.sql_err(e))?;
+        let (superuser, createrole): (bool, bool) = (row.get(0), row.get(1));
+        if superuser {
+            tracing::warn!(
+                "db_user {user} is a superuser: a backup still runs as a role of its own, but the staging Odoo, which runs the copies as \
+                 {user}, can then reach every database of the server; give Odoo a role with CREATEDB and CREATEROLE only"
+            );
+        } else if !createrole {
+            return Err(RoleError::Containment(format!(
+                "db_user {user} may not create roles. numikube-staging runs every backup's SQL as a login role of its own that owns \
+                 nothing but the copy being made, so db_user needs CREATEROLE: as a superuser run once\n    ALTER ROLE {} CREATEROLE;",
+                escape_identifier(&user)
+            )));
+        }
+        self.check_job_login().await.map_err(RoleError::Containment)
     }
 }

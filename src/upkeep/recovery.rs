@@ -15,7 +15,7 @@ use crate::copy::filestore;
 use crate::job::run::INTERRUPTED;
 use crate::job::{Job, JobRequest};
 use crate::metrics::{self, Swept};
-use crate::pg::{DbError, MarkerState, WorkKind, WorkingName};
+use crate::pg::{job_role, DbError, MarkerState, WorkKind, WorkingName};
 use crate::process::Owner;
 
 /// How often unfinished work of dead processes and leftovers are looked for.
@@ -160,6 +160,17 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
                 tried("drop", &row.name, dropped);
             }
         }
+    }
+    // The roles backups ran as, left by a job that is gone (a crash before its discard).
+    // A role whose database is still there goes at the next sweep, after the database.
+    for role in db.job_roles().await? {
+        let id = role.strip_prefix(job_role::PREFIX).unwrap_or_default();
+        let temp = WorkingName::for_job(WorkKind::Temp, id).to_string();
+        if busy.contains(id) || prewarming || names_now.contains(temp.as_str()) {
+            continue;
+        }
+        tracing::warn!("dropping the role {role}, left by a job that no longer runs");
+        tried("drop the role", &role, db.drop_job_role(&role).await);
     }
     if failed > 0 {
         upkeep.services.cleanup_failed();

@@ -65,7 +65,7 @@ impl Stage {
     /// Starts every server and the sidecar.
     pub fn start(options: Options) -> Stage {
         let pg = Postgres::start().expect("PostgreSQL starts (run scripts/install-deps)");
-        pg.create_role(ROLE, "odoo-pw", true).expect("role created");
+        pg.create_db_user(ROLE, "odoo-pw").expect("role created");
         // What a superuser runs once (DESIGN.md, *Hidden*): db_user may not create roles.
         pg.psql("postgres", &format!("CREATE ROLE {WORK_ROLE} NOLOGIN; GRANT {WORK_ROLE} TO {ROLE};")).expect("work role created");
         let s3 = S3::start().expect("moto_server starts (run scripts/install-deps)");

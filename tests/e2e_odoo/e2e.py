@@ -205,7 +205,7 @@ class World:
             check=True, stdout=subprocess.DEVNULL,
         )
         for role in ("odoo_prod", "odoo_stage"):
-            self.psql("postgres", f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD 'odoo-pw'")
+            self.psql("postgres", f"CREATE ROLE {role} LOGIN CREATEDB CREATEROLE PASSWORD 'odoo-pw'")
         # DESIGN.md *Hidden*: copies being restored belong to the NOLOGIN work
         # role (default <db_user>_staging) of which db_user is a member. The
         # staging's db_user may not create roles (no CREATEROLE), so the

@@ -30,7 +30,7 @@ async fn main() -> Result<()> {
 
     step("starting a throw-away PostgreSQL cluster, moto's S3 server and production's callback receiver");
     let pg = Postgres::start()?;
-    pg.create_role("odoo", "odoo-pw", true)?;
+    pg.create_db_user("odoo", "odoo-pw")?;
     pg.create_work_role("odoo")?;
     let s3 = S3::start()?;
     s3.create_bucket(BUCKET)?;

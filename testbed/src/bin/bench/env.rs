@@ -50,7 +50,7 @@ impl Env {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(cores.max(2)).enable_all().build()?;
         log.say("starting PostgreSQL, moto S3 and the callback receiver");
         let pg = Postgres::start().context("PostgreSQL (run scripts/install-deps)")?;
-        pg.create_role(ROLE, ROLE_PW, true)?;
+        pg.create_db_user(ROLE, ROLE_PW)?;
         pg.create_work_role(ROLE)?;
         let s3 = S3::start().context("moto_server (run scripts/install-deps)")?;
         s3.create_bucket(BUCKET)?;

@@ -39,7 +39,7 @@ impl Instance {
     /// working databases as leftovers and sweep them away mid-restore.
     fn start(env: &Env, name: &'static str, limit: usize, extra: &str) -> Result<Instance> {
         let role = format!("{ROLE}_{name}");
-        env.pg.create_role(&role, ROLE_PW, true)?;
+        env.pg.create_db_user(&role, ROLE_PW)?;
         env.pg.create_work_role(&role)?;
         let dir = env.work.join(format!("sidecar-{name}"));
         fs::create_dir_all(dir.join("data"))?;

@@ -1,0 +1,76 @@
+//! What a backup may not hold on the tables the neutralization (or the
+//! anonymization) changes or verifies (DESIGN.md *Containment*): a trigger,
+//! a rule, a row-security policy or forced row security, or a function
+//! called by a constraint, a default or an index of such a table. Each could
+//! hide a row from the checks, undo a change, or run the backup's own SQL
+//! with the power of whoever writes the table; the copy is refused, naming them.
+
+use tokio_postgres::Transaction;
+
+/// The tables the built-in neutralization and its verification change or read.
+pub const NEUTRALIZED: &[&str] = &[
+    "ir_mail_server",
+    "fetchmail_server",
+    "ir_cron",
+    "payment_provider",
+    "ir_act_server",
+    "ir_config_parameter",
+    "staging_environment",
+    "ir_module_module",
+    "ir_model_data",
+];
+
+/// What one session of the neutralization sets first: no row hidden by a
+/// policy (a query a policy would filter fails instead), and PostgreSQL's
+/// own functions and operators before anything the backup defines.
+pub const SESSION: &str = "SET LOCAL row_security = off; SET LOCAL search_path = pg_catalog, public";
+
+/// The tables a script writes (UPDATE, INSERT, DELETE targets), as PostgreSQL's own parser reads it.
+pub fn tables_written(sql: &str) -> Vec<String> {
+    match pg_query::parse(sql, 0) {
+        Ok(parsed) => parsed.dml_tables().into_iter().map(|t| t.rsplit('.').next().unwrap_or(&t).to_string()).collect(),
+        // A script PostgreSQL's parser cannot read fails when it runs.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The hooks on `tables` (in schema `public`), each named for the user; empty when there are none.
+pub async fn hooks_on(tx: &Transaction<'_>, tables: &[String]) -> Result<Vec<String>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "WITH t AS (
+                 SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = 'public' AND c.relname = ANY($1)),
+             called AS (
+                 SELECT d.refobjid AS proc, 'the constraint ' || con.conname || ' of ' || t.relname AS what
+                 FROM pg_catalog.pg_constraint con JOIN t ON con.conrelid = t.oid
+                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass
+                      AND d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.objid = con.oid
+                 UNION ALL
+                 SELECT d.refobjid, 'a default of ' || t.relname
+                 FROM pg_catalog.pg_attrdef ad JOIN t ON ad.adrelid = t.oid
+                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass
+                      AND d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.objid = ad.oid
+                 UNION ALL
+                 SELECT d.refobjid, 'the index ' || i.indexrelid::regclass::text || ' of ' || t.relname
+                 FROM pg_catalog.pg_index i JOIN t ON i.indrelid = t.oid
+                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass
+                      AND d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.objid = i.indexrelid
+             )
+             SELECT 'the table ' || relname || ', which is not a plain table' FROM t WHERE relkind NOT IN ('r', 'p')
+             UNION ALL SELECT 'row-level security on ' || relname FROM t WHERE relrowsecurity OR relforcerowsecurity
+             UNION ALL SELECT 'the policy ' || p.polname || ' on ' || t.relname FROM pg_catalog.pg_policy p JOIN t ON p.polrelid = t.oid
+             UNION ALL SELECT 'the trigger ' || g.tgname || ' on ' || t.relname
+                 FROM pg_catalog.pg_trigger g JOIN t ON g.tgrelid = t.oid WHERE NOT g.tgisinternal
+             UNION ALL SELECT 'the rule ' || r.rulename || ' on ' || t.relname
+                 FROM pg_catalog.pg_rewrite r JOIN t ON r.ev_class = t.oid WHERE r.rulename <> '_RETURN'
+             UNION ALL SELECT 'the function ' || p.proname || ' called by ' || called.what
+                 FROM called JOIN pg_catalog.pg_proc p ON p.oid = called.proc
+                 WHERE p.pronamespace <> 'pg_catalog'::regnamespace
+             ORDER BY 1",
+            &[&tables],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
