@@ -20,11 +20,15 @@ impl CopySize {
     /// DESIGN.md's default: fifty times the backup.
     pub const DEFAULT: CopySize = CopySize::Times(50.0);
 
-    /// The bound in bytes for a backup of `backup_size` bytes.
+    /// The least a multiple allows: an empty Odoo database alone weighs tens
+    /// of megabytes, more than fifty times a small backup.
+    pub const FLOOR: u64 = 256 << 20;
+
+    /// The bound in bytes for a backup of `backup_size` bytes (a multiple never below [`CopySize::FLOOR`]).
     pub fn bound(self, backup_size: u64) -> u64 {
         match self {
             CopySize::Bytes(b) => b,
-            CopySize::Times(x) => (backup_size as f64 * x).min(u64::MAX as f64) as u64,
+            CopySize::Times(x) => ((backup_size as f64 * x).min(u64::MAX as f64) as u64).max(Self::FLOOR),
         }
     }
 
@@ -112,7 +116,8 @@ mod tests {
         for bad in ["", "x", "0x", "-3x", "lots", "0"] {
             assert_eq!(CopySize::parse(bad), None, "{bad}");
         }
-        assert_eq!(CopySize::Times(50.0).bound(1000), 50_000);
+        assert_eq!(CopySize::Times(50.0).bound(1000), CopySize::FLOOR);
+        assert_eq!(CopySize::Times(50.0).bound(1 << 30), 50 << 30);
         assert_eq!(CopySize::Bytes(7).bound(1000), 7);
     }
 }

@@ -60,9 +60,13 @@ impl JobRole {
 }
 
 impl Db {
-    /// Opens a one-off connection to `dbname` as the job role; it closes when dropped.
+    /// Opens a one-off connection to `dbname` as the job role, for the steps
+    /// after loading; it closes when dropped. What the backup set on its role
+    /// or database cannot make that session read-only.
     pub async fn connect_as(&self, role: &JobRole, dbname: &str) -> Result<Client, DbError> {
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, role.config_for(self, dbname).connect(tokio_postgres::NoTls))
+        let mut config = role.config_for(self, dbname);
+        config.options("-c default_transaction_read_only=off");
+        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
             .await
             .map_err(|_| self.err("did not answer in time"))?
             .map_err(|e| self.err(format!("refused the restore's role {} a connection to database \"{dbname}\" ({e})", role.name)))?;
