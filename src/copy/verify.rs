@@ -69,7 +69,7 @@ async fn has_column(tx: &Transaction<'_>, table: &str, column: &str) -> Result<b
     let row = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM information_schema.columns
-                             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2)",
+                             WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2)",
             &[&table, &column],
         )
         .await?;
