@@ -32,7 +32,7 @@ use crate::pg::{JobRole, Marker, MarkerState, WorkingName};
 use crate::services::Services;
 use crate::storage::{Backup, BackupReader};
 
-pub use discard::discard;
+pub use discard::{discard, drop_with_filestore};
 pub use error::{first_line, CopyError};
 pub use loading::human;
 use loading::{Counting, Restore, RestoreError};

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Upkeep;
-use crate::copy::filestore;
+use crate::copy;
 use crate::pg::{DatabaseRow, Db, DbError, MarkerState};
 use crate::report::mail;
 use crate::services::Services;
@@ -131,12 +131,9 @@ async fn sweep_with(upkeep: &Upkeep, life: Duration) -> Result<(), DbError> {
 /// Drops an expired copy and its filestore, as a Drop job would.
 async fn drop_expired(services: &Services, row: &DatabaseRow, expired_at: DateTime<Utc>) {
     let requested_by = row.marker.as_ref().and_then(|m| m.requested_by.clone()).unwrap_or_default();
-    match services.db.drop_force(&row.name).await {
+    match copy::drop_with_filestore(services, &row.name).await {
         Ok(()) => {
             services.metrics.swept(crate::metrics::Swept::Database, 1);
-            if let Err(e) = filestore::remove_off_core(&services.config.data_dir, &row.name).await {
-                tracing::error!(db = %row.name, "dropped the expired copy but could not remove its filestore: {e}");
-            }
             tracing::info!(db = %row.name, expired_at = %expired_at.to_rfc3339(), %requested_by, "dropped the expired copy");
         }
         Err(e) => {

@@ -11,7 +11,7 @@ use chrono::Utc;
 use numikube_staging_rpc::JobState;
 
 use super::{expiry, spool, Upkeep};
-use crate::copy::filestore;
+use crate::copy::{self, filestore};
 use crate::job::run::INTERRUPTED;
 use crate::job::{Job, JobRequest};
 use crate::metrics::{self, Swept};
@@ -152,10 +152,9 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
             }
             _ => {
                 tracing::warn!("dropping {}, left by a job that no longer runs", row.name);
-                let dropped = db.drop_force(&row.name).await;
+                let dropped = copy::drop_with_filestore(&upkeep.services, &row.name).await;
                 if dropped.is_ok() {
                     upkeep.services.metrics.swept(Swept::Database, 1);
-                    let _ = filestore::remove_off_core(data_dir, &row.name).await;
                 }
                 tried("drop", &row.name, dropped);
             }
