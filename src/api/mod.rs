@@ -51,10 +51,7 @@ impl StagingApiServer for Api {
             tenant.check_client(self.app.config(), client).map_err(errors::admission)?;
         }
         // Replays are kept per client: one client's request id never answers another's.
-        let replay_id = payload.request_id.as_deref().filter(|id| !id.is_empty()).map(|id| match payload.client.as_deref() {
-            Some(client) if !client.is_empty() => format!("{client}/{id}"),
-            _ => id.to_string(),
-        });
+        let replay_id = payload.request_id.as_deref().filter(|id| !id.is_empty()).map(|id| replay::key(payload.client.as_deref(), id));
         match replay_id {
             Some(id) => self.replay.once(&id, self.run_checked(&tenant, &payload)).await,
             None => self.run_checked(&tenant, &payload).await,

@@ -22,6 +22,17 @@ use crate::report::journal::JournalEntry;
 /// How long an answer is given again.
 pub const WINDOW: TimeDelta = TimeDelta::hours(24);
 
+/// The most answers kept: the newest, so that a flood of ids cannot grow the store without bound.
+pub const MAX_ANSWERS: usize = 10_000;
+
+/// The key of a request id: one client's id never answers another client's request.
+pub fn key(client: Option<&str>, request_id: &str) -> String {
+    match client.filter(|c| !c.is_empty()) {
+        Some(client) => format!("{client}/{request_id}"),
+        None => request_id.to_string(),
+    }
+}
+
 /// One remembered answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Answered {
@@ -55,7 +66,7 @@ impl Replay {
             };
             let at = entry.started_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map_or_else(Utc::now, |t| t.to_utc());
             let answer = RunResult::Started(RunStarted { db_name: entry.db_name.clone(), job_id: entry.job_id.clone(), backup: None });
-            answers.entry(id.clone()).or_insert(Answered { at, answer });
+            answers.entry(key(entry.client.as_deref(), id)).or_insert(Answered { at, answer });
         }
         Replay { path, answers: Mutex::new(answers), answering: Mutex::new(HashMap::new()) }
     }
@@ -88,6 +99,12 @@ impl Replay {
         let mut answers = self.answers.lock().unwrap();
         let now = Utc::now();
         answers.retain(|_, a| now - a.at < WINDOW);
+        if answers.len() >= MAX_ANSWERS {
+            let mut ages: Vec<DateTime<Utc>> = answers.values().map(|a| a.at).collect();
+            ages.sort_unstable();
+            let cut = ages[answers.len() - MAX_ANSWERS];
+            answers.retain(|_, a| a.at > cut);
+        }
         answers.insert(id.to_string(), Answered { at: now, answer: answer.clone() });
         self.answering.lock().unwrap().retain(|k, turn| answers.contains_key(k) || Arc::strong_count(turn) > 1);
         if let Err(e) = write_atomically(&self.path, &serde_json::to_vec(&*answers).expect("answers serialize")) {
@@ -139,9 +156,32 @@ mod tests {
     #[tokio::test]
     async fn request_ids_of_the_journal_are_known_at_start() {
         let dir = tempfile::tempdir().unwrap();
-        let entry = JournalEntry { request_id: Some("r".into()), ..JournalEntry::new("j1", "cosmos-lab", None, None) };
+        let entry = JournalEntry {
+            request_id: Some("r".into()),
+            client: Some("cosmos".into()),
+            ..JournalEntry::new("j1", "cosmos-lab", None, None)
+        };
         let replay = Replay::load(dir.path().to_path_buf(), &[entry]);
-        let again: Result<_, ()> = replay.once("r", async { Ok(started("j2")) }).await;
+        let again: Result<_, ()> = replay.once(&key(Some("cosmos"), "r"), async { Ok(started("j2")) }).await;
         assert_eq!(again, Ok(started("j1")));
+        let other: Result<_, ()> = replay.once(&key(Some("flex"), "r"), async { Ok(started("j3")) }).await;
+        assert_eq!(other, Ok(started("j3")), "another client's id is another request");
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_the_newest_answers_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let replay = Replay::load(dir.path().to_path_buf(), &[]);
+        {
+            let mut answers = replay.answers.lock().unwrap();
+            let old = Utc::now() - TimeDelta::hours(1);
+            for i in 0..MAX_ANSWERS {
+                answers.insert(format!("r{i}"), Answered { at: old + TimeDelta::milliseconds(i as i64), answer: started("j") });
+            }
+        }
+        let _: Result<_, ()> = replay.once("new", async { Ok(started("j-new")) }).await;
+        let answers = replay.answers.lock().unwrap();
+        assert!(answers.len() <= MAX_ANSWERS, "{}", answers.len());
+        assert!(answers.contains_key("new") && !answers.contains_key("r0"));
     }
 }
