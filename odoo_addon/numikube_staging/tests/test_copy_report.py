@@ -12,9 +12,9 @@ RUN = "/web/staging/run"
 STATUS = "/web/staging/status"
 CANCEL = "/web/staging/cancel"
 
-def done_mail_body(job):
+def done_mail_body(job, subject="is ready"):
     """The body of the job's *done* mail."""
-    message = job.message_ids.filtered(lambda m: "is ready" in (m.subject or ""))
+    message = job.message_ids.filtered(lambda m: subject in (m.subject or ""))
     return str(message.ensure_one().body)
 
 
@@ -232,3 +232,14 @@ class TestFilestore(StagingMixin, TransactionCase):
         self.assertFalse(job.filestore)
         self.assertEqual(job.missing_attachments, 0)
         self.assertFalse(job.anonymize_report)
+
+    def test_said_in_the_users_language(self):
+        self.env["res.lang"]._activate_lang("fr_FR")
+        self.env.ref("base.module_numikube_staging")._update_translations("fr_FR")
+        self.user.lang = "fr_FR"
+        job = self.done(filestore="none", missing_attachments=2)
+        self.assertIn("Cette copie n'a pas de pièces jointes", done_mail_body(job, "est prête"))
+        self.assertIn(
+            "Cette copie n'a pas de pièces jointes",
+            job.with_context(lang="fr_FR").filestore_notice,
+        )
