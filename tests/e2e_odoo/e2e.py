@@ -844,6 +844,42 @@ def step_expiry(ctx, checks):
         checks.check("and no longer listed", db_name not in copies(ctx))
 
 
+def step_runner_rights(ctx, checks):
+    """What the staging owns is the system's, also through the API; the
+    callback route checks the token before it tells whether a job exists."""
+    runner = Odoo(ctx.prod_url, "prod", RUNNER[0], RUNNER[1])
+    job_id = runner.call("staging.job", "create", {
+        "environment_id": ctx.env_id, "type_": "prod2x", "suffix": "rights", "timestamp": True,
+    })
+    for values in ({"state": "running"}, {"staging_job_id": "someone-elses-job"}):
+        try:
+            runner.call("staging.job", "write", [job_id], values)
+            refused = None
+        except RpcError as err:
+            refused = err
+        checks.check(f"the runner's write of {sorted(values)} is refused",
+                     refused is not None and refused.name == "odoo.exceptions.AccessError",
+                     refused)
+    job = read_job(ctx, job_id)
+    checks.check("the job is unchanged", job["state"] == "pending", job["state"])
+
+    def callback(target):
+        request = urllib.request.Request(
+            f"{ctx.prod_url}/web/staging/callback/{target}?db=prod",
+            data=json.dumps({"state": "done", "token": "a-guess"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            data = json.load(response).get("error", {}).get("data", {})
+        return data.get("name"), data.get("message")
+
+    existing, unknown = callback(job_id), callback(job_id + 100000)
+    checks.check("a wrong token gets one refusal for an existing and an unknown job",
+                 existing == unknown == ("odoo.exceptions.AccessError",
+                                         "Wrong given staging token"),
+                 (existing, unknown))
+
+
 STEPS = [
     ("seed", "Run -> Running -> Done on the newest backup, neutralized copy, done mail",
      step_seed),
@@ -855,6 +891,8 @@ STEPS = [
      step_older_backup),
     ("dropjob", "a Drop Databases job (a copy and a missing name)", step_dropjob),
     ("wrong_token", "the staging route refuses a wrong token", step_wrong_token),
+    ("runner_rights", "a runner cannot write what the staging owns; callback token first",
+     step_runner_rights),
     ("cancel", "action_cancel() during a restore leaves no database", step_cancel),
     ("expiry", f"expire_after = {EXPIRE_AFTER}s: warning mail, then dropped", step_expiry),
 ]

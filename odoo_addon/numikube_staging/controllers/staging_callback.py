@@ -50,7 +50,6 @@ class StagingCallback(http.Controller):
             raise UserError(
                 env._("The numikube_staging module is not installed in this database.")
             )
-        job = env["staging.job"].browse(job_id).exists()
-        if not job:
-            raise UserError(env._("The staging job %s does not exist.", job_id))
+        # The token first: a wrong one is refused alike for every job id.
+        job = env["staging.job"]._get_callback_job(job_id, data)
         return job.run_callback(data)

@@ -7,17 +7,20 @@ the body's token and one value to the sidecar method of the same name, like
 from odoo import http
 from odoo.http import request
 
+from ..models.staging_client import (
+    BACKUPS_PATH,
+    CANCEL_PATH,
+    EXTEND_PATH,
+    LIST_PATH,
+    STATUS_PATH,
+)
 from . import sidecar
-
-LIST_PATH = "/web/staging/list"
-STATUS_PATH = "/web/staging/status"
-BACKUPS_PATH = "/web/staging/backups"
-CANCEL_PATH = "/web/staging/cancel"
-EXTEND_PATH = "/web/staging/extend"
 
 
 def forward(method, key):
-    """Call the sidecar's ``method`` with ``[token, <body's key>]``."""
+    """Call the sidecar's ``method`` with ``[token, <body's key>]``. The token
+    is not checked here: the sidecar knows the staging's token and the
+    clients' own (``numikube_staging_client_tokens``)."""
     data = request.get_json_data()
     return sidecar.call(method, [data.get("token"), data.get(key)])
 

@@ -5,18 +5,8 @@ import odoo
 from odoo import http
 from odoo.http import request
 
-from . import sidecar, staging_routes
-
-RUN_PATH = "/web/staging/run"
-# Every staging route: none needs a database.
-STAGING_PATHS = {
-    RUN_PATH,
-    staging_routes.LIST_PATH,
-    staging_routes.STATUS_PATH,
-    staging_routes.BACKUPS_PATH,
-    staging_routes.CANCEL_PATH,
-    staging_routes.EXTEND_PATH,
-}
+from ..models.staging_client import RUN_PATH, STAGING_PATHS
+from . import sidecar
 
 
 class StagingRun(http.Controller):
@@ -24,7 +14,8 @@ class StagingRun(http.Controller):
 
     ``auth="none"`` and no use of the database: the module is loaded as a
     server-wide module, and the route must answer on a server with no
-    database at all. The sidecar checks the token."""
+    database at all. The sidecar checks the token (the staging's or a
+    client's own): it is forwarded as it came, never compared here."""
 
     @http.route(RUN_PATH, type="json", auth="none", csrf=False, methods=["POST"])
     def staging_run(self, **_kwargs):
@@ -46,6 +37,7 @@ _get_session_and_dbname = http.Request._get_session_and_dbname
 def _get_session_and_dbname_for_staging_run(self):
     session, dbname = _get_session_and_dbname(self)
     if (
+        # Every staging route: none needs a database.
         self.httprequest.path in STAGING_PATHS
         and "numikube_staging" in odoo.conf.server_wide_modules
     ):

@@ -7,7 +7,8 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.osv import expression
 
-from .staging_environment import EXTEND_PATH, parse_datetime
+from .staging_client import EXTEND_PATH
+from .staging_environment import parse_datetime
 
 
 def format_size(size_bytes):

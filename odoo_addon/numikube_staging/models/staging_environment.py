@@ -5,31 +5,23 @@ import logging
 import re
 from datetime import datetime, timezone
 
-import requests
-
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+
+from .staging_client import (
+    BACKUPS_PATH,
+    DEFAULT_TIMEOUT,
+    LIST_PATH,
+    QUICK_TIMEOUT,
+    StagingClient,
+    StagingRouteMissing,
+)
 
 _logger = logging.getLogger(__name__)
 
 # DESIGN.md "Names": suffix, client and level share this rule, and the sidecar
 # checks it again, so a name refused here would be refused there too.
 NAME_PATTERN = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
-
-# Seconds to wait for the staging server (connect, then each read), unless the
-# system parameter numikube_staging.timeout says otherwise.
-DEFAULT_TIMEOUT = 60
-# Seconds to wait at most for what a form asks by itself (the progress of a
-# running job every few seconds, the databases and backups when it opens): a
-# slow staging must not keep the user's requests waiting.
-QUICK_TIMEOUT = 10
-
-# Routes of DESIGN.md "More staging routes": an older staging answers 404.
-LIST_PATH = "/web/staging/list"
-STATUS_PATH = "/web/staging/status"
-BACKUPS_PATH = "/web/staging/backups"
-CANCEL_PATH = "/web/staging/cancel"
-EXTEND_PATH = "/web/staging/extend"
 
 # RFC 3339 fraction of a second: Python before 3.11 reads at most 6 digits.
 _FRACTION = re.compile(r"(\.\d{1,6})\d*")
@@ -49,11 +41,6 @@ def parse_datetime(value):
     if moment.tzinfo:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
-
-
-class StagingRouteMissing(UserError):
-    """The staging answered 404 to one of the newer routes: it is older and
-    does not offer that feature. Callers keep the older behaviour."""
 
 
 class StagingEnvironment(models.Model):
@@ -89,6 +76,10 @@ class StagingEnvironment(models.Model):
         "of the staging server.",
     )
     active = fields.Boolean(default=True)
+    anonymize = fields.Boolean(
+        help="Mask the people (customers, contacts, portal users, employees) "
+        "in every copy made for this environment.",
+    )
     database_selector_url = fields.Char(
         "Database Selector",
         compute="_compute_database_selector_url",
@@ -164,93 +155,14 @@ class StagingEnvironment(models.Model):
 
     # ------------------------------------------------------ staging routes
 
-    def _older_staging_message(self, path):
-        messages = {
-            LIST_PATH: self.env._(
-                "This staging is older and does not list its databases."
-            ),
-            STATUS_PATH: self.env._(
-                "This staging is older and does not report the progress of "
-                "its jobs: you will get an e-mail when the job ends."
-            ),
-            BACKUPS_PATH: self.env._(
-                "This staging is older and does not offer a choice of backup: "
-                "it restores the newest one."
-            ),
-            CANCEL_PATH: self.env._(
-                "This staging is older and does not offer cancelling a job."
-            ),
-            EXTEND_PATH: self.env._(
-                "This staging is older and does not offer keeping a database "
-                "longer."
-            ),
-        }
-        return messages.get(
-            path,
-            self.env._("This staging is older and does not offer %s.", path),
-        )
-
     def _call_staging(self, path, body, timeout=None):
         """POST ``body`` (the token is added) to ``path`` of the staging and
-        return the ``result`` of its Odoo JSON-RPC answer.
+        return the ``result`` of its Odoo JSON-RPC answer (see StagingClient).
 
         Raises StagingRouteMissing when the staging answers 404 (an older
         staging), else a UserError whose message is for the user."""
         self.ensure_one()
-        url = self._get_url(path)
-        body = {"token": self.sudo().token or "", **body}
-        try:
-            response = requests.post(
-                url, json=body, timeout=timeout or self._get_timeout()
-            )
-        except requests.Timeout as err:
-            raise UserError(
-                self.env._(
-                    "The staging server %(url)s did not answer in time. "
-                    "Try again later or open a ticket.",
-                    url=url,
-                )
-            ) from err
-        except requests.RequestException as err:
-            raise UserError(
-                self.env._(
-                    "The staging server %(url)s could not be reached. "
-                    "Check the environment's URL or try again later.",
-                    url=url,
-                )
-            ) from err
-        if response.status_code == 404:
-            raise StagingRouteMissing(self._older_staging_message(path))
-        if response.status_code != 200:
-            raise UserError(
-                self.env._(
-                    "The staging server answered with HTTP error %(code)s "
-                    "%(reason)s.",
-                    code=response.status_code,
-                    reason=response.reason or "",
-                )
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not ("result" in data or "error" in data):
-            raise UserError(
-                self.env._(
-                    "The staging server gave an answer that is not a JSON-RPC "
-                    "response. Is the environment's URL that of a staging Odoo?"
-                )
-            )
-        error = data.get("error")
-        if error:
-            error = error if isinstance(error, dict) else {"message": str(error)}
-            detail = error.get("data") if isinstance(error.get("data"), dict) else {}
-            raise UserError(
-                detail.get("message")
-                or error.get("message")
-                or self.env._("The staging server refused the request.")
-            )
-        return data.get("result")
+        return StagingClient(self, timeout).call(path, body)
 
     # ------------------------------------------------------------ copies
 

@@ -1,34 +1,24 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
 
-import hmac
 import logging
-import traceback as tb
 from urllib.parse import urlencode
 
-import requests
-
-from odoo import SUPERUSER_ID, api, fields, models
+from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 
-from .staging_environment import (
-    CANCEL_PATH,
-    NAME_PATTERN,
-    QUICK_TIMEOUT,
-    STATUS_PATH,
-    StagingRouteMissing,
-)
+from .staging_client import RUN_PATH
+from .staging_environment import NAME_PATTERN
 
 _logger = logging.getLogger(__name__)
 
-# How much of an unexpected answer is kept in the job's traceback.
-MAX_DETAIL = 4000
 # The sidecar's phases (rpc crate, Phase).
 PHASES = [
     ("queued", "Queued"),
     ("downloading", "Downloading"),
     ("restoring", "Restoring"),
     ("neutralizing", "Neutralizing"),
+    ("anonymizing", "Anonymizing"),
     ("finishing", "Finishing"),
     ("done", "Done"),
     ("error", "Error"),
@@ -40,7 +30,10 @@ class StagingJob(models.Model):
     production backup (prod2x) or drop databases (dropdb).
 
     Field and method names are those of the first numikube_staging module, so
-    existing jobs and integrations keep working."""
+    existing jobs and integrations keep working. This file holds the fields
+    and the Run; the staging's answer to Run is read in staging_job_send, the
+    progress and Cancel in staging_job_status, the callback in
+    staging_job_callback."""
 
     _name = "staging.job"
     _description = "Staging Job"
@@ -150,6 +143,42 @@ class StagingJob(models.Model):
         compute="_compute_database_id",
         help="The copy on the staging server, as its environment last listed it.",
     )
+    anonymize = fields.Boolean(
+        compute="_compute_anonymize",
+        store=True,
+        readonly=False,
+        precompute=True,
+        tracking=True,
+        help="The people (customers, contacts, portal users, employees) are "
+        "masked in the copy. Set by the environment; the staging server must "
+        "confirm it, or the job fails.",
+    )
+    environment_anonymize = fields.Boolean(
+        "Environment Anonymizes", related="environment_id.anonymize"
+    )
+    anonymize_report = fields.Text(
+        "Anonymization",
+        readonly=True,
+        copy=False,
+        help="What the staging server masked in the copy, as it reported it.",
+    )
+    filestore = fields.Char(
+        "Files From",
+        readonly=True,
+        copy=False,
+        help="Where the copy's attachments came from, as the staging server "
+        "said: zip (the backup's own), companion <archive>, source <folder> "
+        "(production's filestore on the staging host), or none.",
+    )
+    missing_attachments = fields.Integer(
+        readonly=True,
+        copy=False,
+        help="Attachments of the copy whose file is missing.",
+    )
+    filestore_notice = fields.Char(
+        compute="_compute_filestore_notice",
+        help="Said plainly when the copy lacks attachments' files.",
+    )
 
     def _listed(self, model, name):
         """The record `name` of `model` as this job's environment last listed it."""
@@ -172,6 +201,40 @@ class StagingJob(models.Model):
     def _compute_database_id(self):
         for job in self:
             job.database_id = job._listed("staging.database", job.database_name)
+
+    @api.depends("environment_id")
+    def _compute_anonymize(self):
+        """Copied from the environment when the job is made for it. A job
+        already run keeps what it asked."""
+        for job in self:
+            if job.state in (False, "pending", "error"):
+                job.anonymize = job.environment_id.anonymize
+            else:
+                job.anonymize = job.anonymize
+
+    @api.depends("filestore", "missing_attachments", "state", "type_")
+    def _compute_filestore_notice(self):
+        for job in self:
+            job.filestore_notice = job._get_filestore_notice()
+
+    def _get_filestore_notice(self):
+        """A sentence when the copy lacks attachments' files, else False."""
+        if self.type_ != "prod2x" or not self.filestore:
+            return False
+        if self.filestore == "none":
+            return self.env._(
+                "This copy has no attachments: the backup has no filestore "
+                "and the staging server found none beside it. Documents and "
+                "images of production do not open in it."
+            )
+        if self.missing_attachments > 0:
+            return self.env._(
+                "This copy has no attachments for %(count)s records: their "
+                "files are missing from its filestore (%(origin)s).",
+                count=self.missing_attachments,
+                origin=self.filestore,
+            )
+        return False
 
     @api.onchange("environment_id")
     def _onchange_environment_id(self):
@@ -208,6 +271,77 @@ class StagingJob(models.Model):
             if job.type_ == "dropdb" and not (job.dropdb_database_names or "").split():
                 raise ValidationError(
                     self.env._("Give the names of the databases to drop.")
+                )
+
+    # ------------------------------------------------------------- access
+
+    # What the staging, the callback and the Run own: users see them, only
+    # administrators and the code paths that need them (as superuser) write
+    # them. A user who could write staging_job_id could cancel someone else's
+    # job on the staging; state, a Run never made.
+    SYSTEM_FIELDS = (
+        "state",
+        "start_datetime",
+        "error",
+        "traceback",
+        "database_name",
+        "dropdb_report",
+        "staging_job_id",
+        "run_count",
+        "phase",
+        "progress",
+        "status_unsupported",
+        "backup_used",
+        "anonymize_report",
+        "filestore",
+        "missing_attachments",
+    )
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_system_fields(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_system_fields(vals)
+        if "anonymize" in vals and not (self.env.su or self.env.is_system()):
+            self._check_anonymize(vals)
+        return super().write(vals)
+
+    def _check_system_fields(self, vals):
+        if self.env.su or self.env.is_system():
+            return
+        owned = sorted(set(vals) & set(self.SYSTEM_FIELDS))
+        if owned:
+            names = ", ".join(self._fields[name]._description_string(self.env) for name in owned)
+            raise AccessError(
+                self.env._(
+                    "Only the staging server and administrators change %(fields)s "
+                    "of a staging job: use the Run and Cancel buttons.",
+                    fields=names,
+                )
+            )
+
+    def _check_anonymize(self, vals):
+        """A user may ask for a masked copy before the job runs, never for
+        real data where the environment masks them."""
+        asked = bool(vals["anonymize"])
+        environment = (
+            self.env["staging.environment"].browse(vals["environment_id"])
+            if vals.get("environment_id")
+            else None
+        )
+        for job in self:
+            if (asked != job.anonymize and job.state not in ("pending", "error")) or (
+                not asked and (environment or job.environment_id).anonymize
+            ):
+                raise AccessError(
+                    self.env._(
+                        "Only administrators change whether the copy of %(job)s is "
+                        "anonymized: the environment decides.",
+                        job=job.display_name,
+                    )
                 )
 
     # ------------------------------------------------------------------ run
@@ -249,70 +383,19 @@ class StagingJob(models.Model):
             "progress": 0,
             "status_unsupported": False,
             "backup_used": False,
+            "anonymize_report": False,
+            "filestore": False,
+            "missing_attachments": 0,
             "run_count": self.run_count + 1,
         }
         if self.type_ == "prod2x":
             values["database_name"] = False
-        self.write(values)
-        self._send_after_commit(
-            self.environment_id._get_url("/web/staging/run"),
-            self._get_webhook_data(),
-            self._get_timeout(),
-        )
-
-    def _send_after_commit(self, url, payload, timeout):
-        """Post ``payload`` once this transaction is committed, and write the
-        answer through a cursor of its own."""
-        registry = self.env.registry
-        uid, context = self.env.uid, dict(self.env.context)
-        job_id, run_count = self.id, self.run_count
-
-        def send():
-            with registry.cursor() as cr:
-                env = api.Environment(cr, uid, context)
-                job = env["staging.job"].browse(job_id).sudo()
-                job._send_run(url, payload, timeout, run_count)
-
-        self.env.cr.postcommit.add(send)
-
-    def _send_run(self, url, payload, timeout, run_count):
-        # The row stays locked until the answer is written: a callback that
-        # comes first (a copy from a kept template takes under a second)
-        # waits for it, and then finds the job id it must match.
-        self._lock()
-        if not self.exists() or self.state != "running" or self.run_count != run_count:
-            _logger.info("Staging job %s changed before it was sent: not sent", self.id)
-            return
-        try:
-            response = requests.post(url, json=payload, timeout=timeout)
-        except requests.Timeout as err:
-            return self._set_error(
-                self.env._(
-                    "The staging server %(url)s did not answer in time. "
-                    "Try again later or open a ticket.",
-                    url=url,
-                ),
-                str(err),
-            )
-        except requests.RequestException as err:
-            return self._set_error(
-                self.env._(
-                    "The staging server %(url)s could not be reached. "
-                    "Check the environment's URL or try again later.",
-                    url=url,
-                ),
-                str(err),
-            )
-        try:
-            self._handle_response(response)
-        except Exception:  # the job must not stay Running for ever
-            _logger.exception("Staging job %s: the answer could not be applied", self.id)
-            self.env.cr.rollback()
-            self._lock()
-            self._set_error(
-                self.env._("The staging server's answer could not be applied."),
-                tb.format_exc()[-MAX_DETAIL:],
-            )
+            # The environment decides: a job made before it masked does too.
+            values["anonymize"] = self.anonymize or self.environment_id.anonymize
+        # The user may run the job (checked by run()); what the Run changes
+        # is the system's.
+        self.sudo().write(values)
+        self._send_after_commit(RUN_PATH, self._get_webhook_data(), self._get_timeout())
 
     def _lock(self):
         """Lock the jobs' rows until the end of the transaction, and read them
@@ -333,109 +416,9 @@ class StagingJob(models.Model):
     def _get_timeout(self):
         return self.environment_id._get_timeout()
 
-    def _handle_response(self, response):
-        if response.status_code != 200:
-            return self._set_error(
-                self.env._(
-                    "The staging server answered with HTTP error %(code)s "
-                    "%(reason)s.",
-                    code=response.status_code,
-                    reason=response.reason or "",
-                ),
-                response.text[:MAX_DETAIL],
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict) or not ("result" in data or "error" in data):
-            return self._set_error(
-                self.env._(
-                    "The staging server gave an answer that is not a JSON-RPC "
-                    "response. Is the environment's URL that of a staging Odoo?"
-                ),
-                response.text[:MAX_DETAIL],
-            )
-        if data.get("error"):
-            return self._handle_odoo_error_response(data["error"])
-        result = data.get("result")
-        result = result if isinstance(result, dict) else {}
-        if self.type_ == "dropdb":
-            return self._handle_dropdb_success(result)
-        return self._handle_prod2x_running(result)
-
-    def _handle_prod2x_running(self, result):
-        values = {
-            "state": "running",
-            "database_name": result.get("db_name") or False,
-            "staging_job_id": str(result["job_id"]) if result.get("job_id") else False,
-            "backup_used": result.get("backup") or False,
-        }
-        self.write(values)
-        if self.backup_key and result.get("backup") != self.backup_key:
-            # An older staging ignores the key and restores the newest backup.
-            self._set_error(
-                self.env._(
-                    "The staging server did not confirm that it restores the "
-                    "backup %(backup)s: it is probably older and restores the "
-                    "newest backup instead. Drop %(database)s if it appears, "
-                    "and run the job again without choosing a backup.",
-                    backup=self.backup_key,
-                    database=self.database_name or "",
-                ),
-                str(result)[:MAX_DETAIL],
-            )
-
-    def _handle_dropdb_success(self, result):
-        self.write({"state": "done", "dropdb_report": self._format_dropdb_report(result)})
-        dropped = [str(name) for name in result.get("dropped") or []]
-        if dropped:
-            self.env["staging.database"].sudo().search(
-                [
-                    ("environment_id", "=", self.environment_id.id),
-                    ("name", "in", dropped),
-                ]
-            ).unlink()
-
-    def _format_dropdb_report(self, result):
-        """One line per outcome. Older stagings answer ``{"status": "done"}``
-        without details."""
-        lines = []
-        if result.get("dropped"):
-            lines.append(
-                self.env._("Dropped: %s", ", ".join(map(str, result["dropped"])))
-            )
-        if result.get("missing"):
-            lines.append(
-                self.env._("Not found: %s", ", ".join(map(str, result["missing"])))
-            )
-        for refused in result.get("refused") or []:
-            if isinstance(refused, dict):
-                lines.append(
-                    self.env._(
-                        "Refused: %(name)s (%(reason)s)",
-                        name=refused.get("name"),
-                        reason=refused.get("reason"),
-                    )
-                )
-            else:
-                lines.append(self.env._("Refused: %s", refused))
-        return "\n".join(lines) or self.env._("The staging server dropped the databases.")
-
-    def _handle_odoo_error_response(self, error):
-        error = error if isinstance(error, dict) else {"message": str(error)}
-        data = error.get("data") if isinstance(error.get("data"), dict) else {}
-        message = (
-            data.get("message")
-            or error.get("message")
-            or self.env._("The staging server refused the job.")
-        )
-        debug = data.get("debug") or ""
-        self._set_error(message, debug.replace("\\n", "\n"))
-
     def _set_error(self, error, traceback):
         _logger.info("Staging job %s failed: %s", self.id, error)
-        self.write({"state": "error", "error": error, "traceback": traceback or False})
+        self.sudo().write({"state": "error", "error": error, "traceback": traceback or False})
 
     def _get_webhook_data(self):
         """The run payload of DESIGN.md "Wire protocol"."""
@@ -454,6 +437,10 @@ class StagingJob(models.Model):
             data["suffix"] = self.suffix or None
             if self.backup_key:
                 data["backup"] = self.backup_key
+            if self.anonymize:
+                # Only when asked: an older staging ignores it, and the
+                # answer must echo it (staging_job_send).
+                data["anonymize"] = True
         else:
             data["database_names"] = self.dropdb_database_names or ""
         if self.user_id.email:
@@ -479,98 +466,6 @@ class StagingJob(models.Model):
         query = urlencode({"db": self.env.cr.dbname})
         return f"{base_url.rstrip('/')}/web/staging/callback/{self.id}?{query}"
 
-    # -------------------------------------------------------------- status
-
-    def refresh_status(self):
-        """Ask the staging where each running job stands
-        (``/web/staging/status``) and keep its phase and progress; the form
-        calls it every few seconds. An older staging (404) is asked once."""
-        self.check_access("read")
-        # Whoever may read the job may see it move; the write is the system's.
-        for job in self.sudo():
-            if (
-                job.state != "running"
-                or job.type_ != "prod2x"
-                or job.status_unsupported
-                or not job.staging_job_id
-            ):
-                continue
-            try:
-                result = job.environment_id._call_staging(
-                    STATUS_PATH,
-                    {"job_id": job.staging_job_id},
-                    timeout=min(job._get_timeout(), QUICK_TIMEOUT),
-                )
-            except StagingRouteMissing:
-                job.status_unsupported = True
-                continue
-            except UserError as err:
-                _logger.info("Staging job %s: no status: %s", job.id, err)
-                continue
-            job._apply_status(result if isinstance(result, dict) else {})
-        return True
-
-    def _apply_status(self, result):
-        if result.get("job_id") and str(result["job_id"]) != self.staging_job_id:
-            return
-        values = {}
-        if result.get("phase") in dict(PHASES):
-            values["phase"] = result["phase"]
-        progress = result.get("progress")
-        if isinstance(progress, (int, float)) and not isinstance(progress, bool):
-            # 0..1 on the wire; it never goes back.
-            values["progress"] = max(
-                self.progress, min(100.0, max(0.0, round(progress * 100, 1)))
-            )
-        if result.get("backup") and not self.backup_used:
-            values["backup_used"] = result["backup"]
-        if result.get("state") in ("done", "error"):
-            # The callback may be on its way: whichever comes first ends the job.
-            self._lock()
-            if self.state == "running":
-                # Ended by the system, as by the callback, not by whoever
-                # watched the form.
-                self.with_user(SUPERUSER_ID)._apply_end(
-                    {"state": result["state"], "error": result.get("error")}, values
-                )
-            return
-        values = {key: value for key, value in values.items() if self[key] != value}
-        if values:
-            self.write(values)
-
-    # -------------------------------------------------------------- cancel
-
-    def action_cancel(self):
-        """Stop a running job on the staging (``/web/staging/cancel``); the job
-        goes to Error and can be run again."""
-        for job in self:
-            job.check_access("write")
-            job._lock()
-            if job.state != "running" or job.type_ != "prod2x":
-                raise UserError(
-                    self.env._(
-                        "Only a running New Database job can be cancelled; "
-                        "%(job)s is %(state)s.",
-                        job=job.display_name,
-                        state=job.state,
-                    )
-                )
-            if job.staging_job_id:
-                # StagingRouteMissing (an older staging) is a UserError that
-                # says so; the job goes on.
-                job.environment_id._call_staging(
-                    CANCEL_PATH, {"job_id": job.staging_job_id}
-                )
-            job.write(
-                {
-                    "state": "error",
-                    "error": self.env._("Cancelled by %s", self.env.user.name),
-                    "traceback": False,
-                    "phase": False,
-                }
-            )
-        return True
-
     def action_open_database(self):
         """The copy's login page on the staging, in a new tab."""
         self.ensure_one()
@@ -583,81 +478,3 @@ class StagingJob(models.Model):
             ),
             "target": "new",
         }
-
-    # ------------------------------------------------------------- callback
-
-    def run_callback(self, data):
-        """Apply the staging's callback ``data`` (DESIGN.md "Callback") and
-        e-mail the job's user.
-
-        Every callback with the right token is answered with success, applied
-        or not: a late one (a cancelled or earlier run of the job) is neither
-        applied nor retried by the staging."""
-        self.ensure_one()
-        self._check_callback_token(data)
-        self._lock()
-        given = data.get("job_id")
-        if self.state != "running":
-            _logger.info(
-                "Staging job %s is %s: callback not applied", self.id, self.state
-            )
-        elif given and str(given) != (self.staging_job_id or ""):
-            _logger.info(
-                "Staging job %s: callback of staging job %s, not of the current "
-                "run %s: not applied",
-                self.id,
-                given,
-                self.staging_job_id,
-            )
-        else:
-            self._apply_end(data)
-        return True
-
-    def _apply_end(self, data, values=None):
-        values = dict(values or {})
-        if data.get("state") == "done":
-            values.update(
-                {
-                    "state": "done",
-                    "error": False,
-                    "traceback": False,
-                    "phase": "done",
-                    "progress": 100,
-                }
-            )
-            self.write(values)
-            self._send_message("numikube_staging.staging_job_done_template")
-        else:
-            values.update(
-                {
-                    "state": "error",
-                    "phase": "error",
-                    "error": data.get("error")
-                    or self.env._("The staging server reported an error."),
-                    # Older productions read "traceback", older stagings sent
-                    # "stacktrace": accept either.
-                    "traceback": data.get("traceback") or data.get("stacktrace") or False,
-                }
-            )
-            self.write(values)
-            self._send_message("numikube_staging.staging_job_failed_template")
-
-    def _check_callback_token(self, data):
-        expected = self.environment_id.sudo().token or ""
-        given = data.get("token")
-        if not (
-            expected
-            and isinstance(given, str)
-            and hmac.compare_digest(expected.encode(), given.encode())
-        ):
-            raise AccessError(self.env._("Wrong given staging token"))
-
-    def _send_message(self, template_xmlid):
-        template = self.env.ref(template_xmlid)
-        # mail_notify_author: the user who ran the job may also be the author
-        # of the message, and must get the e-mail all the same.
-        self.with_context(mail_notify_author=True).message_post_with_source(
-            template,
-            subtype_xmlid="mail.mt_comment",
-            partner_ids=self.user_id.partner_id.ids,
-        )

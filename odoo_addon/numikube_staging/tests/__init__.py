@@ -1,4 +1,6 @@
 from . import test_access
+from . import test_copy_report
+from . import test_security
 from . import test_staging_callback
 from . import test_staging_database
 from . import test_staging_environment

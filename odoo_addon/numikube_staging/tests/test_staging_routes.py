@@ -180,3 +180,24 @@ class TestStagingRoutes(StagingMixin, HttpCase):
                 "staging_cancel",
             ],
         )
+
+    def test_client_tokens_are_forwarded_not_checked(self):
+        """With per-client tokens (numikube_staging_client_tokens), a client's
+        token is not numikube_staging_token: the route forwards whatever it
+        got, and the sidecar decides."""
+        staging_wide = {"numikube_staging_token": "the-staging-token"}
+        with patch.dict(config.options, staging_wide):
+            for path, body, method, params in ROUTES:
+                body = {**body, "token": "cosmos-own-token"}
+                with self.subTest(path=path), self.sidecar(rpc_result({"m": method})) as sidecar:
+                    answer = self.post(path, body)
+                    self.assertEqual(answer["result"], {"m": method})
+                    self.assertEqual(
+                        sidecar.received[0]["json"]["params"],
+                        ["cosmos-own-token", *params[1:]],
+                    )
+            payload = {"token": "cosmos-own-token", "client": "cosmos", "type": "prod2x"}
+            with self.sidecar(rpc_result({"db_name": "cosmos-lab"})) as sidecar:
+                answer = self.post("/web/staging/run", payload)
+            self.assertEqual(answer["result"], {"db_name": "cosmos-lab"})
+            self.assertEqual(sidecar.received[0]["json"]["params"], [payload])
