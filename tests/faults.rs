@@ -130,6 +130,8 @@ async fn sigkill_during_pg_restore_leaves_nothing_and_reports_the_interruption()
     }
     stage.kill_sidecar();
     assert!(!stage.working_leftovers().is_empty(), "the crash left a half-made database to clean");
+    let job_roles = "SELECT count(*) FROM pg_roles WHERE starts_with(rolname, 'numikube_job_')";
+    assert_eq!(stage.query("postgres", job_roles), "1", "the crash left the role the backup ran as");
     let spooled = std::fs::read_dir(stage.data_dir().join("numikube_staging/spool")).map(|d| d.count()).unwrap_or(0);
 
     stage.start_sidecar();
@@ -149,6 +151,12 @@ async fn sigkill_during_pg_restore_leaves_nothing_and_reports_the_interruption()
     assert_eq!(orphans, "0");
     let status = stage.client.status(TOKEN.into(), started.job_id.clone()).await.unwrap();
     assert_eq!(status.state, JobState::Error, "known after the restart, and not running: {status:?}");
+    // The sweep after the one that dropped the database drops its role.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while stage.query("postgres", job_roles) != "0" {
+        assert!(std::time::Instant::now() < deadline, "the job's role is left\n{}", stage.sidecar_log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
