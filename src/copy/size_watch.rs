@@ -11,7 +11,7 @@ use crate::config::CopySize;
 use crate::pg::{Db, DbError};
 
 /// How often the copy is measured.
-const EVERY: Duration = Duration::from_secs(2);
+const EVERY: Duration = Duration::from_secs(1);
 
 /// A copy that grew past its bound, or could not be measured.
 #[derive(Debug, thiserror::Error)]
