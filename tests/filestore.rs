@@ -43,9 +43,12 @@ fn tar_of(dir: &Path, prefix: &str) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
+/// A hand-made tar entry: its raw name, type, data and link target.
+type RawEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], Option<&'a str>);
+
 /// A tar of hand-made entries: raw names (a `../` gets past the builder's
 /// checks), any type, a link target for links.
-fn raw_tar(entries: &[(&[u8], tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> {
+fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, kind, data, link) in entries {
         let mut h = tar::Header::new_old();
