@@ -292,6 +292,16 @@ async fn every_copy_gets_its_filestore_from_the_zip_a_companion_or_production_an
     assert_eq!((body["filestore"].as_str(), body["missing_attachments"].as_u64()), (Some("none"), Some(attachments)));
     assert!(stage.sidecar_log().contains(&format!("{attachments} attachments of the copy point to a file missing")));
 
+    // A job cancelled while its database loads leaves no filestore behind.
+    stage.put_slow_backup("slow", "slow-daily-1.sql", 5);
+    stage.s3.put_bytes(BUCKET, "slow-daily-1.filestore.tar.gz", gzip(&tar_of(&production, ""))).unwrap();
+    let started = stage.run(stage.prod2x("slow", "a", false)).await.expect("accepted");
+    stage.wait_phase(&started.job_id, numikube_staging_rpc::Phase::Restoring).await;
+    stage.client.cancel(TOKEN.into(), started.job_id.clone()).await.expect("cancelled");
+    assert_eq!(stage.wait_job(&started.job_id).await.state, JobState::Error);
+    stage.wait_no_leftovers(Duration::from_secs(10));
+    assert!(!stage.data_dir().join("filestore").join(&started.db_name).exists());
+
     // Hostile companions fail the job, naming the entry, and leave nothing.
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (

@@ -119,8 +119,9 @@ pub fn unpack(archive: impl Read, compressed: u64, dir: &Path, stop: &AtomicBool
     let mut room = Room::new(dir);
     let mut files = 0;
     let mut entries = tar.entries().map_err(|e| tripped(e, "the filestore archive is not a tar archive"))?;
+    // The window covers each entry's data (read whole, or skipped by the
+    // parser) and the next entry's headers: it is moved once per entry.
     loop {
-        state.window.set(state.read.get() + HEADER_ROOM);
         let Some(entry) = entries.next() else { break };
         let mut entry = entry.map_err(|e| tripped(e, "the filestore archive is not a tar archive, or is truncated"))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -297,6 +298,15 @@ mod tests {
         let archive = tar_of(&[("ab/zeros", &[0u8; 100_000])]);
         let err = unpack(archive.as_slice(), 100, dir.path(), &AtomicBool::new(false)).unwrap_err();
         assert!(matches!(err, CompanionError::Bomb { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_name_longer_than_the_header_room_is_refused_before_it_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("ab/{}", "x".repeat(2 << 20));
+        let archive = tar_of(&[("ab/abc", b"one"), (long.as_str(), b"two")]);
+        let err = unpack(archive.as_slice(), archive.len() as u64, dir.path(), &AtomicBool::new(false)).unwrap_err();
+        assert!(matches!(err, CompanionError::Headers), "{err}");
     }
 
     #[test]

@@ -118,5 +118,8 @@ mod tests {
         assert!(Marker::parse(Some("a comment of somebody else")).is_none());
         let back = Marker::parse(Some(&m.to_json())).unwrap();
         assert_eq!(back, m);
+        assert!(m.filestore.is_none() && !m.to_json().contains("filestore"));
+        let from = Marker { filestore: Some("companion a-1.filestore.tar.gz".into()), ..m };
+        assert_eq!(Marker::parse(Some(&from.to_json())).unwrap(), from);
     }
 }
