@@ -121,8 +121,7 @@ pub fn unpack(archive: impl Read, compressed: u64, dir: &Path, stop: &AtomicBool
     let mut entries = tar.entries().map_err(|e| tripped(e, "the filestore archive is not a tar archive"))?;
     // The window covers each entry's data (read whole, or skipped by the
     // parser) and the next entry's headers: it is moved once per entry.
-    loop {
-        let Some(entry) = entries.next() else { break };
+    while let Some(entry) = entries.next() {
         let mut entry = entry.map_err(|e| tripped(e, "the filestore archive is not a tar archive, or is truncated"))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let declared = entry.size();
