@@ -118,10 +118,10 @@ pub fn unpack(archive: impl Read, compressed: u64, dir: &Path, stop: &AtomicBool
     std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
     let mut room = Room::new(dir);
     let mut files = 0;
-    let mut entries = tar.entries().map_err(|e| tripped(e, "the filestore archive is not a tar archive"))?;
+    let entries = tar.entries().map_err(|e| tripped(e, "the filestore archive is not a tar archive"))?;
     // The window covers each entry's data (read whole, or skipped by the
     // parser) and the next entry's headers: it is moved once per entry.
-    while let Some(entry) = entries.next() {
+    for entry in entries {
         let mut entry = entry.map_err(|e| tripped(e, "the filestore archive is not a tar archive, or is truncated"))?;
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let declared = entry.size();
