@@ -18,14 +18,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::io::SyncIoBridge;
 
 use super::loading::{human, RestoreError};
-use super::spool::{free_bytes, margin, room_for};
+use super::spool::Room;
 use super::zip::MAX_TOTAL_RATIO;
 use crate::storage::BackupReader;
 
 /// What the headers of one entry (its name, long-name and pax records) may take at most.
 const HEADER_ROOM: u64 = 1 << 20;
-/// Free space is read again after this much was written (others write to the disk too).
-const RECHECK_EVERY: u64 = 64 << 20;
 
 /// Why a companion archive was refused or could not be unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +136,7 @@ pub fn unpack(archive: impl Read, compressed: u64, dir: &Path, stop: &AtomicBool
             std::fs::create_dir_all(&target).map_err(io(format!("cannot create {}", target.display())))?;
             continue;
         }
-        room.take(declared, &name)?;
+        room.take(declared, &format!("the filestore archive's entry {name}")).map_err(CompanionError::Room)?;
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io(format!("cannot create {}", parent.display())))?;
         }
@@ -219,40 +217,6 @@ impl<R: Read> Read for Guarded<'_, R> {
             return trip(CompanionError::Headers);
         }
         Ok(n)
-    }
-}
-
-/// The disk's room for the files still to come, keeping the head room; read
-/// again when short and every [`RECHECK_EVERY`] bytes.
-struct Room<'a> {
-    dir: &'a Path,
-    left: u64,
-    since: u64,
-}
-
-impl<'a> Room<'a> {
-    fn new(dir: &'a Path) -> Room<'a> {
-        Room { dir, left: 0, since: RECHECK_EVERY }
-    }
-
-    /// Takes `bytes` for the entry `name`, or says the disk is short.
-    fn take(&mut self, bytes: u64, name: &str) -> Result<(), CompanionError> {
-        if bytes > self.left || self.since >= RECHECK_EVERY {
-            let Some(free) = free_bytes(self.dir) else { return Ok(()) };
-            (self.left, self.since) = (room_for(free), 0);
-            if bytes > self.left {
-                let what = format!("the filestore archive's entry {name}");
-                return Err(CompanionError::Room(RestoreError::NoRoom {
-                    what,
-                    dir: self.dir.to_path_buf(),
-                    needed: bytes + margin(bytes),
-                    free,
-                }));
-            }
-        }
-        self.left -= bytes;
-        self.since += bytes;
-        Ok(())
     }
 }
 
