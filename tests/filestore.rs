@@ -297,6 +297,15 @@ async fn every_copy_gets_its_filestore_from_the_zip_a_companion_or_production_an
     stage.s3.put_bytes(BUCKET, "slow-daily-1.filestore.tar.gz", gzip(&tar_of(&production, ""))).unwrap();
     let started = stage.run(stage.prod2x("slow", "a", false)).await.expect("accepted");
     stage.wait_phase(&started.job_id, numikube_staging_rpc::Phase::Restoring).await;
+    // Unpacked while the database loads, not after: the hidden copy's filestore fills during the restore.
+    let hidden = stage.data_dir().join("filestore").join(format!("numikube_tmp_{}", started.job_id.replace('-', "")));
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    while fixture::count_files(&hidden) < expected.len() {
+        assert!(std::time::Instant::now() < deadline, "{} holds {} files", hidden.display(), fixture::count_files(&hidden));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = stage.client.status(TOKEN.into(), started.job_id.clone()).await.unwrap();
+    assert_eq!(status.phase, numikube_staging_rpc::Phase::Restoring, "{status:?}");
     stage.client.cancel(TOKEN.into(), started.job_id.clone()).await.expect("cancelled");
     assert_eq!(stage.wait_job(&started.job_id).await.state, JobState::Error);
     stage.wait_no_leftovers(Duration::from_secs(10));
