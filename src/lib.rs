@@ -12,12 +12,12 @@
 //! - [`admission`]: token and field checks, names, the limit, admission of a job.
 //! - [`drop`]: who may be dropped, and dropping (a Drop job).
 //! - [`job`]: a job's state and progress, the registry, its life from slot to report.
-//! - [`copy`]: one copy: backup format, restore, neutralize, templates, filestore, final name.
+//! - [`copy`]: one copy: backup format, restore, filestore (zip, companion, production's folder), neutralize, templates, final name.
 //! - [`report`]: the journal, the callback to production, the fallback mail.
 //! - [`upkeep`]: the sweep of leftovers and orphaned jobs, and pre-warm.
 //! - [`services`]: configuration, PostgreSQL and the bucket, handed down to every stage.
 //! - [`pg`]: PostgreSQL: working names, markers, the instance's list, create/close/rename/drop.
-//! - [`storage`]: the bucket: which backups are a client's, streamed.
+//! - [`storage`]: the bucket: which backups are a client's (never a companion archive), their companions, streamed.
 //! - [`config`]: reads the staging `odoo.conf` the way Odoo does.
 //! - [`process`]: this process's identity, to tell whose work is whose.
 //! - [`metrics`]: the Prometheus series, `GET /metrics` and `GET /healthz` (own listener or JSON-RPC's).

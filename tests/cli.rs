@@ -117,6 +117,7 @@ async fn restore_runs_a_whole_prod2x_here_and_status_asks_the_server() {
     let out = cli(&conf, &["restore", "--client", "sierra", "--level", "test"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(stdout(&out).contains("is ready (from sierra-2026-11-24.dump)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("filestore: none, "), "a custom dump without a companion: {}", stdout(&out));
     assert!(stderr(&out).contains("Done"), "{}", stderr(&out));
 
     // Refusals: a bad name is bad usage; a missing backup is a failed job.

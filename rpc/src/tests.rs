@@ -140,6 +140,27 @@ fn openrpc_documents_every_key_of_the_new_shapes() {
         extra: Default::default(),
     };
     assert_eq!(documented_keys("RunPayload"), keys_of(&payload));
+    let status = JobStatus {
+        job_id: "j".into(),
+        db_name: "a".into(),
+        state: JobState::Done,
+        phase: Phase::Done,
+        progress: Some(1.0),
+        error: None,
+        started_at: "t".into(),
+        finished_at: None,
+        backup: None,
+        neutralized: None,
+        filestore: Some("none".into()),
+        missing_attachments: Some(2),
+    };
+    assert_eq!(documented_keys("JobStatus"), keys_of(&status));
+    let old: JobStatus = serde_json::from_value(json!({
+        "job_id": "j", "db_name": "a", "state": "running", "phase": "queued", "progress": null,
+        "error": null, "started_at": "t", "finished_at": null
+    }))
+    .unwrap();
+    assert_eq!((old.filestore, old.missing_attachments), (None, None));
 }
 
 /// A server that answers `staging_list` with the client it was given, for the optional parameter.

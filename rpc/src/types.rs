@@ -120,6 +120,12 @@ pub struct JobStatus {
     /// What the neutralization ran, once it has.
     #[serde(default)]
     pub neutralized: Option<NeutralizeReport>,
+    /// Where the copy's filestore came from, once known: `zip`, `companion <key>`, `source <folder>` or `none`.
+    #[serde(default)]
+    pub filestore: Option<String>,
+    /// How many attachments point to a file missing from the copy's filestore, once counted.
+    #[serde(default)]
+    pub missing_attachments: Option<u64>,
 }
 
 /// One database of this instance, as `staging_list` shows it.

@@ -57,13 +57,23 @@ pub async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> Exi
                     );
                     return fail(json, numikube_staging_rpc::error(codes::INTERNAL, message, None));
                 }
-                print(json, &s, |s| format!("{} is ready (from {})\n", s.db_name, s.backup.as_deref().unwrap_or("?")), Exit::Done)
+                print(json, &s, ready, Exit::Done)
             } else {
                 fail(json, numikube_staging_rpc::error(codes::INTERNAL, s.error.clone().unwrap_or_default(), None))
             };
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The line that says a copy is ready: its backup, its filestore's origin and the attachments it lacks.
+fn ready(s: &numikube_staging_rpc::JobStatus) -> String {
+    let missing = match s.missing_attachments {
+        Some(n) if n > 0 => format!(", {n} attachments without their file"),
+        _ => String::new(),
+    };
+    let filestore = s.filestore.as_deref().unwrap_or("?");
+    format!("{} is ready (from {}); filestore: {filestore}{missing}\n", s.db_name, s.backup.as_deref().unwrap_or("?"))
 }
 
 /// A job is done once the copy is complete; it becomes visible to Odoo a

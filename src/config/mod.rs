@@ -76,6 +76,8 @@ pub struct Config {
     pub odoo_path: Option<PathBuf>,
     /// `numikube_staging_metrics`: the plain-HTTP listener for `/metrics` and `/healthz`; `None`: on the JSON-RPC listener.
     pub metrics: Option<SocketAddr>,
+    /// `numikube_staging_filestore_source`: production's filestore mounted on this host, `{client}` replaced; `None`: none.
+    pub filestore_source: Option<String>,
     /// The object storage.
     pub storage: StorageConfig,
     /// PostgreSQL.
@@ -191,6 +193,7 @@ impl Config {
             work_role,
             odoo_path: r.get("numikube_staging_odoo_path").map(PathBuf::from),
             metrics,
+            filestore_source: r.get("numikube_staging_filestore_source"),
             storage: StorageConfig {
                 endpoint: r.get_or_env("minio_endpoint", "MINIO_ENDPOINT").map(|e| with_scheme(&e, &r)).transpose()?,
                 access_key: r.get_or_env("minio_access_key", "MINIO_ACCESS_KEY"),
@@ -245,6 +248,11 @@ impl Config {
             ));
         }
         warnings
+    }
+
+    /// Production's filestore of `client` on this host (`numikube_staging_filestore_source`), if one is configured.
+    pub fn filestore_source_for(&self, client: &str) -> Option<PathBuf> {
+        self.filestore_source.as_ref().map(|folder| PathBuf::from(folder.replace("{client}", client)))
     }
 
     /// Where the sidecar keeps its job journal and spooled downloads.

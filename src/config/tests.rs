@@ -133,6 +133,14 @@ fn the_example_parses_and_names_every_key_read() {
 }
 
 #[test]
+fn the_filestore_source_names_each_clients_folder() {
+    assert!(ok("").filestore_source_for("cosmos").is_none());
+    assert!(ok("numikube_staging_filestore_source = False\n").filestore_source_for("cosmos").is_none());
+    let c = ok("numikube_staging_filestore_source = /mnt/production/filestore/{client}\n");
+    assert_eq!(c.filestore_source_for("cosmos").unwrap(), PathBuf::from("/mnt/production/filestore/cosmos"));
+}
+
+#[test]
 fn unknown_keys_are_ignored() {
     ok("workers = 4\nsome_future_key = whatever\n");
 }

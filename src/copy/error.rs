@@ -1,6 +1,7 @@
 //! Why a copy failed: one variant per step, each a sentence for the Odoo
 //! user (its `Display`) and a detail for the job's traceback.
 
+use super::filling::FillError;
 use super::format::FormatError;
 use super::loading::RestoreError;
 use super::neutralize::NeutralizeError;
@@ -67,6 +68,14 @@ pub enum CopyError {
     /// The copy grew past `numikube_staging_max_copy_size` while it loaded.
     #[error("The copy was stopped: {0}.")]
     TooLarge(super::size_watch::TooLarge),
+    /// The copy's filestore could not be filled (a companion archive refused, production's filestore unreadable).
+    #[error("The copy's filestore could not be filled from {origin}: {}; nothing was kept.", first_line(&.source.to_string()))]
+    Fill {
+        /// Where it was filled from (`companion <key>`, `source <folder>`).
+        origin: String,
+        /// Why.
+        source: FillError,
+    },
     /// The filestore could not be moved to the final name.
     #[error("Moving the filestore into place failed: {0}.")]
     Filestore(std::io::Error),
@@ -90,6 +99,7 @@ impl CopyError {
             CopyError::Exists(_) => "a timestamped copy of that name exists; a timestamped run never replaces one".into(),
             CopyError::Filestore(e) => e.to_string(),
             CopyError::TooLarge(e) => e.to_string(),
+            CopyError::Fill { origin, source } => format!("filling the filestore from {origin}: {source}"),
         }
     }
 

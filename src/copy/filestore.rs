@@ -1,6 +1,7 @@
 //! The filestore directories, `<data_dir>/filestore/<db>`, that go with databases.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether a database name can safely be a directory name under `filestore/`.
 fn safe(name: &str) -> bool {
@@ -68,22 +69,34 @@ pub fn link_copy(data_dir: &Path, from: &str, to: &str) -> std::io::Result<u64> 
     if !src.exists() {
         return Ok(0);
     }
-    link_tree(&src, &dst)
+    link_tree(&src, &dst, &AtomicBool::new(false))
 }
 
-fn link_tree(src: &Path, dst: &Path) -> std::io::Result<u64> {
+/// Hard-links every file below `src` into `dst` (made as needed), copying
+/// those that cannot be linked (another file system, a file of another
+/// owner under `fs.protected_hardlinks`); returns how many files it placed.
+/// `src` is only read: opened read-only, never chmod'ed nor touched. Anything
+/// but files and folders (a symbolic link, a socket) is skipped with a
+/// warning. Stops with an error once `stop` is set.
+pub fn link_tree(src: &Path, dst: &Path, stop: &AtomicBool) -> std::io::Result<u64> {
     std::fs::create_dir_all(dst)?;
     let mut files = 0;
     for entry in std::fs::read_dir(src)? {
+        if stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("stopped"));
+        }
         let entry = entry?;
         let target = dst.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            files += link_tree(&entry.path(), &target)?;
-        } else {
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            files += link_tree(&entry.path(), &target, stop)?;
+        } else if kind.is_file() {
             if std::fs::hard_link(entry.path(), &target).is_err() {
                 std::fs::copy(entry.path(), &target)?;
             }
             files += 1;
+        } else {
+            tracing::warn!("{} is neither a file nor a folder: not put in the copy's filestore", entry.path().display());
         }
     }
     Ok(files)
@@ -126,5 +139,21 @@ mod tests {
         let a = std::fs::metadata(src.join("ab/f")).unwrap();
         let b = std::fs::metadata(path(dir.path(), "copy").unwrap().join("ab/f")).unwrap();
         assert_eq!(a.ino(), b.ino());
+    }
+
+    #[test]
+    fn link_tree_skips_symbolic_links_and_leaves_the_source_as_it_was() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir_all(src.join("ab")).unwrap();
+        std::fs::write(src.join("ab/f"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", src.join("ab/link")).unwrap();
+        let before = std::fs::metadata(src.join("ab/f")).unwrap();
+        assert_eq!(link_tree(&src, &dir.path().join("dst"), &AtomicBool::new(false)).unwrap(), 1);
+        assert!(!dir.path().join("dst/ab/link").exists() && dir.path().join("dst/ab/f").exists());
+        let after = std::fs::metadata(src.join("ab/f")).unwrap();
+        assert_eq!((before.mtime(), before.mode(), before.nlink() + 1), (after.mtime(), after.mode(), after.nlink()));
+        assert!(link_tree(&src, &dir.path().join("again"), &AtomicBool::new(true)).is_err());
     }
 }

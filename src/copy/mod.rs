@@ -3,15 +3,19 @@
 //! name — replacing an earlier copy of the sidecar's (a refresh) only then,
 //! and never a database it did not make.
 
+mod attachments;
+mod companion;
 mod discard;
 mod error;
 pub mod filestore;
+mod filling;
 pub mod format;
 pub mod guard;
 mod identity;
 mod loading;
 pub mod neutralize;
 pub mod odoo_tree;
+mod origin;
 mod pg_restore;
 mod place;
 mod progress;
@@ -34,9 +38,11 @@ use crate::storage::{Backup, BackupReader};
 
 pub use discard::{discard, drop_with_filestore};
 pub use error::{first_line, CopyError};
+pub use filling::FillError;
 pub use loading::human;
 use loading::{Counting, Restore, RestoreError};
 use odoo_tree::OdooTree;
+pub use origin::Origin;
 use pg_restore::PgTools;
 pub use progress::{Counters, Fraction, Tracker};
 
@@ -64,6 +70,18 @@ pub struct Finished {
     pub backup: Backup,
     /// What the neutralization ran.
     pub report: NeutralizeReport,
+    /// Where its filestore came from and what it lacks.
+    pub filestore: FilestoreReport,
+}
+
+/// Where a copy's filestore came from and what it lacks, for the job's report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FilestoreReport {
+    /// `zip`, `companion <key>`, `source <folder>` or `none` ([`Origin`]);
+    /// `None` for a copy of a template kept by an older version, which did not record it.
+    pub origin: Option<String>,
+    /// Attachments whose file is missing from the filestore; `None` when they could not be counted.
+    pub missing_attachments: Option<u64>,
 }
 
 /// The steps of one copy, up to the final name, in the hidden database `temp`.
@@ -79,7 +97,7 @@ pub async fn make(
     tracker.backup_chosen(&backup);
     let marker = Marker::new(MarkerState::Restoring, request.job_id.into(), request.db_name.into(), request.client, &backup);
     let started = Instant::now();
-    let (report, format) = match templates::usable(services, request.client, &backup).await {
+    let (report, format, origin) = match templates::usable(services, request.client, &backup).await {
         Some(template) => {
             // A repeat copy of a backup already restored: seconds, not minutes.
             tracker.phase(Phase::Restoring);
@@ -88,15 +106,19 @@ pub async fn make(
             let report = templates::copy_from(services, &template, &temp_name, &marker).await.map_err(CopyError::Template)?;
             services.metrics.template_copied(copying.elapsed());
             tracker.bytes_read().store(backup.size, std::sync::atomic::Ordering::Relaxed);
-            (report, metrics::Format::Template)
+            // Its filestore is the template's (hard links), wherever that one came from.
+            (report, metrics::Format::Template, template.marker.as_ref().and_then(|m| m.filestore.clone()))
         }
         None => {
             let phase = |p| tracker.phase(p);
             let counters = Counters { bytes_read: tracker.bytes_read(), restored: tracker.restored() };
-            restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false).await?
+            let (report, format, origin) = restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false).await?;
+            (report, format, Some(origin.to_string()))
         }
     };
     tracker.neutralized(&report);
+    let filestore = FilestoreReport { missing_attachments: count_missing(services, &temp_name, request.db_name).await?, origin };
+    tracker.filestore(&filestore);
 
     tracker.phase(Phase::Finishing);
     let done = Marker {
@@ -105,6 +127,7 @@ pub async fn make(
         requested_by: request.requested_by.map(Into::into),
         // Counted from now, when the copy is made, not from the job's start.
         expires_at: request.life.map(|life| chrono::Utc::now() + life),
+        filestore: filestore.origin.clone(),
         ..marker
     };
     services.db.set_marker(&temp_name, &done).await?;
@@ -112,11 +135,30 @@ pub async fn make(
     // Under its final name: the restore is over (for a template copy, the backup's size counts as read).
     let bytes = tracker.bytes_read().load(std::sync::atomic::Ordering::Relaxed);
     services.metrics.restore_finished(format, started.elapsed(), bytes);
-    Ok(Finished { backup, report })
+    Ok(Finished { backup, report, filestore })
+}
+
+/// Counts the attachments of the hidden copy `temp` (to be `db_name`) whose
+/// file is missing; warns when there are any. `None` when they cannot be counted.
+async fn count_missing(services: &Services, temp: &str, db_name: &str) -> Result<Option<u64>, CopyError> {
+    let dir = filestore::path(&services.config.data_dir, temp).expect("working names are safe directory names");
+    let mut client = services.db.connect(temp).await?;
+    match attachments::missing(&mut client, &dir).await {
+        Ok(0) => Ok(Some(0)),
+        Ok(missing) => {
+            tracing::warn!(db = %db_name, missing, "{missing} attachments of the copy point to a file missing from its filestore");
+            Ok(Some(missing))
+        }
+        Err(e) => {
+            tracing::warn!(db = %db_name, "the attachments whose file is missing were not counted: {e}");
+            Ok(None)
+        }
+    }
 }
 
 /// The full path: stream the backup into the hidden database `temp` and
-/// neutralize it; says which format the backup was, for the metrics.
+/// neutralize it, its filestore filled beside the load; says which format the
+/// backup was, for the metrics, and where the filestore came from.
 /// `counters` hear of the progress, `phase` of each step; pre-warm passes
 /// `low_priority` so its client programs run niced.
 ///
@@ -133,7 +175,7 @@ pub async fn restore_and_neutralize(
     counters: &Counters,
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
-) -> Result<(NeutralizeReport, metrics::Format), CopyError> {
+) -> Result<(NeutralizeReport, metrics::Format, Origin), CopyError> {
     let working = WorkingName::parse(temp).expect("a copy is made under a working name");
     let role = services.db.create_job_role(&working).await?;
     let done = load_as(&role, services, temp, backup, marker, counters, phase, low_priority).await?;
@@ -151,7 +193,7 @@ async fn load_as(
     counters: &Counters,
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
-) -> Result<(NeutralizeReport, metrics::Format), CopyError> {
+) -> Result<(NeutralizeReport, metrics::Format, Origin), CopyError> {
     let config = &services.config;
     let stream = services.source.open(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
     let counted: BackupReader = Box::pin(Counting::new(stream, counters.bytes_read.clone()));
@@ -181,12 +223,23 @@ async fn load_as(
         restored: counters.restored.clone(),
         restoring: &restoring,
     };
-    // A small backup may expand to anything: past the bound, the restore stops (its programs and sessions die with it).
-    let restored = tokio::select! {
-        restored = restore::restore(&tools, &how, sniffed) => restored.map_err(|source| match source {
+    let (origin, filling) = origin::choose(services, backup, sniffed.format, marker.client.as_deref(), &filestore_dir).await?;
+    let load = async {
+        restore::restore(&tools, &how, sniffed).await.map_err(|source| match source {
             RestoreError::Version { backup, staging } => CopyError::Version { backup, staging },
             source => CopyError::Restore { key: backup.key.clone(), source },
-        })?,
+        })
+    };
+    let load = async {
+        match filling {
+            Some(filling) => filling.beside(load).await,
+            None => load.await,
+        }
+    };
+    // A small backup may expand to anything: past the bound, the restore stops
+    // (its programs, sessions and the filestore's filling die with it).
+    let restored = tokio::select! {
+        restored = load => restored?,
         too_large = size_watch::watch(&services.db, temp, &filestore_dir, config.max_copy_size, backup.size) => {
             return Err(CopyError::TooLarge(too_large));
         }
@@ -204,5 +257,5 @@ async fn load_as(
     let mut report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
     tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
     report.tolerated = restored.tolerated;
-    Ok((report, counted_as))
+    Ok((report, counted_as, origin))
 }

@@ -20,6 +20,8 @@ pub trait Tracker: Sync {
     fn restored(&self) -> Arc<Fraction>;
     /// The neutralization ran.
     fn neutralized(&self, report: &NeutralizeReport);
+    /// The copy's filestore is known: where it came from, what it lacks.
+    fn filestore(&self, report: &super::FilestoreReport);
 }
 
 /// How far a step is: `done` of `total` (`total` 0 while unknown). Only grows.

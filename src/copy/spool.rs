@@ -41,6 +41,40 @@ pub fn check_room(dir: &Path, bytes: u64, what: &str) -> Result<(), RestoreError
     Ok(())
 }
 
+/// Free space is read again after this much was written (others write to the disk too).
+const RECHECK_EVERY: u64 = 64 << 20;
+
+/// The room left in a directory for files written one by one (an archive
+/// unpacked), keeping the head room: free space is read again when short
+/// and every [`RECHECK_EVERY`] bytes.
+pub struct Room<'a> {
+    dir: &'a Path,
+    left: u64,
+    since: u64,
+}
+
+impl<'a> Room<'a> {
+    /// The room in `dir` (read at the first [`Room::take`]).
+    pub fn new(dir: &'a Path) -> Room<'a> {
+        Room { dir, left: 0, since: RECHECK_EVERY }
+    }
+
+    /// Takes `bytes` for `what`, or says the disk is short.
+    pub fn take(&mut self, bytes: u64, what: &str) -> Result<(), RestoreError> {
+        if bytes > self.left || self.since >= RECHECK_EVERY {
+            let Some(free) = free_bytes(self.dir) else { return Ok(()) };
+            (self.left, self.since) = (room_for(free), 0);
+            if bytes > self.left {
+                let needed = bytes + margin(bytes);
+                return Err(RestoreError::NoRoom { what: what.into(), dir: self.dir.to_path_buf(), needed, free });
+            }
+        }
+        self.left -= bytes;
+        self.since += bytes;
+        Ok(())
+    }
+}
+
 /// Writes a stream of about `size` bytes to a temporary file in `dir` (deleted
 /// when dropped), after checking that it fits.
 pub async fn spool_to_file(
@@ -73,5 +107,14 @@ mod tests {
             assert!(room == 0 || room + margin(room) <= free, "{free}: {room}");
         }
         assert_eq!(room_for(300 << 20), 44 << 20);
+    }
+
+    #[test]
+    fn room_is_taken_until_the_disk_is_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut room = Room::new(dir.path());
+        room.take(1 << 10, "a file").unwrap();
+        let err = room.take(u64::MAX / 4, "the entry ab/big").unwrap_err().to_string();
+        assert!(err.contains("not enough free disk for the entry ab/big"), "{err}");
     }
 }

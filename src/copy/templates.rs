@@ -101,12 +101,13 @@ pub async fn copy_from(
     Ok(template.marker.as_ref().and_then(|m| m.neutralized.clone()).unwrap_or_default())
 }
 
-/// The marker of a template of `client` made from `backup`.
-fn marker(name: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Marker {
+/// The marker of a template of `client` made from `backup`, its filestore from `filestore`.
+fn marker(name: &str, client: &str, backup: &Backup, report: &NeutralizeReport, filestore: Option<&str>) -> Marker {
     Marker {
         job_id: String::new(),
         created_at: Utc::now(),
         neutralized: Some(report.clone()),
+        filestore: filestore.map(Into::into),
         owner: None,
         ..Marker::new(MarkerState::Template, String::new(), name.into(), client, backup)
     }
@@ -125,12 +126,14 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
 /// Keeps `source` (a finished, neutralized copy nobody uses yet) as the
 /// client's template for `backup`, then drops the client's older templates.
 /// Skipped, with a log line, when the cache is off or the disk is short.
+/// `filestore` says where the copy's filestore came from, for the template's copies.
 pub async fn keep(
     services: &Services,
     source: &str,
     client: &str,
     backup: &Backup,
     report: &NeutralizeReport,
+    filestore: Option<&str>,
 ) -> Result<(), TemplateError> {
     let db = &services.db;
     if !services.config.template_cache {
@@ -148,7 +151,7 @@ pub async fn keep(
         None => tracing::info!("cannot read PostgreSQL's data directory to check free space; making the template anyway"),
     }
     let name = WorkingName::fresh(WorkKind::Template).to_string();
-    let marker = marker(&name, client, backup, report);
+    let marker = marker(&name, client, backup, report, filestore);
     let step = |what, e: TemplateError| TemplateError::Step { what, name: name.clone(), source: Box::new(e) };
     db.copy_hidden(&name, source, &marker).await.map_err(|e| step("making the template", e.into()))?;
     // Nobody (autovacuum included) may be inside a template when a copy is made from it.
@@ -169,10 +172,18 @@ pub async fn keep(
 
 /// Turns the hidden database `temp` (restored for pre-warm) into the client's
 /// template for `backup` by renaming it, then drops the client's older templates.
-pub async fn adopt(services: &Services, temp: &str, client: &str, backup: &Backup, report: &NeutralizeReport) -> Result<(), TemplateError> {
+/// `filestore` says where its filestore came from.
+pub async fn adopt(
+    services: &Services,
+    temp: &str,
+    client: &str,
+    backup: &Backup,
+    report: &NeutralizeReport,
+    filestore: Option<&str>,
+) -> Result<(), TemplateError> {
     let older = of_client(&services.db, client).await?;
     let name = WorkingName::fresh(WorkKind::Template).to_string();
-    let marker = marker(&name, client, backup, report);
+    let marker = marker(&name, client, backup, report, filestore);
     services.db.set_marker(temp, &marker).await?;
     services.db.rename(temp, &name).await?;
     services.db.keep_as_template(&name).await?;

@@ -21,7 +21,7 @@ use super::spool::{check_room, spool_to_file};
 const MAX_RATIO: u64 = 1032;
 /// What a whole Odoo zip may expand to, at most, against its own size
 /// (SQL compresses about 5 to 10 times, a filestore hardly at all).
-const MAX_TOTAL_RATIO: u64 = 200;
+pub(super) const MAX_TOTAL_RATIO: u64 = 200;
 /// Entries a zip may hold (a filestore of a million files is already rare).
 const MAX_ENTRIES: usize = 2_000_000;
 

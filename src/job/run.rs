@@ -118,6 +118,8 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         client: Some(job.request.client.clone()),
         finished_at: Some(finished_at.clone()),
         request_id: job.request.request_id.clone(),
+        filestore: outcome.as_ref().ok().and_then(|f| f.filestore.origin.clone()),
+        missing_attachments: outcome.as_ref().ok().and_then(|f| f.filestore.missing_attachments),
         ..JournalEntry::new(&id, &job.request.db_name, job.request.callback.clone(), job.request.email.clone())
     };
     // fsync'ed: on a blocking thread, not on the async core that answers requests.
@@ -162,7 +164,8 @@ const PUBLISH_TRIES: u32 = 5;
 /// Keeps the template (unless the cache is off) and makes the copy visible to Odoo.
 async fn publish(services: &Services, job: &Job, finished: &Finished) {
     let request = &job.request;
-    if let Err(e) = templates::keep(services, &request.db_name, &request.client, &finished.backup, &finished.report).await {
+    let origin = finished.filestore.origin.as_deref();
+    if let Err(e) = templates::keep(services, &request.db_name, &request.client, &finished.backup, &finished.report, origin).await {
         tracing::warn!(db = %request.db_name, "no template kept: {e}");
     }
     // "Done" means open: a passing failure (a lock, a restart of PostgreSQL)

@@ -9,7 +9,7 @@ use numikube_staging_rpc::{JobState, JobStatus, NeutralizeReport, Phase};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::copy::{Fraction, Tracker};
+use crate::copy::{FilestoreReport, Fraction, Tracker};
 use crate::pg::registry::Reservation;
 use crate::storage::Backup;
 
@@ -136,6 +136,13 @@ impl Tracker for Job {
 
     fn neutralized(&self, report: &NeutralizeReport) {
         self.update(|s| s.neutralized = Some(report.clone()));
+    }
+
+    fn filestore(&self, report: &FilestoreReport) {
+        self.update(|s| {
+            s.filestore = report.origin.clone();
+            s.missing_attachments = report.missing_attachments;
+        });
     }
 }
 

@@ -54,6 +54,10 @@ pub struct Marker {
     /// When the copy expires (`numikube_staging_expire_after`), if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// Where its filestore came from (`zip`, `companion <key>`, `source <folder>`, `none`):
+    /// a template keeps it for the copies made from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filestore: Option<String>,
     /// Whether the requester was mailed that the copy expires soon (once per expiry).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expiry_warned: bool,
@@ -80,6 +84,7 @@ impl Marker {
             owner: Some(Owner::me()),
             requested_by: None,
             expires_at: None,
+            filestore: None,
             expiry_warned: false,
         }
     }
@@ -113,5 +118,8 @@ mod tests {
         assert!(Marker::parse(Some("a comment of somebody else")).is_none());
         let back = Marker::parse(Some(&m.to_json())).unwrap();
         assert_eq!(back, m);
+        assert!(m.filestore.is_none() && !m.to_json().contains("filestore"));
+        let from = Marker { filestore: Some("companion a-1.filestore.tar.gz".into()), ..m };
+        assert_eq!(Marker::parse(Some(&from.to_json())).unwrap(), from);
     }
 }

@@ -32,7 +32,14 @@ pub fn check_url(url: &str) -> Result<String, String> {
 /// The callback body of the wire protocol (both `traceback` and `stacktrace` on error).
 pub fn body(entry: &JournalEntry, token: &str) -> Value {
     match entry.state {
-        JobState::Done => json!({"state": "done", "token": token, "db_name": entry.db_name, "job_id": entry.job_id}),
+        JobState::Done => json!({
+            "state": "done",
+            "token": token,
+            "db_name": entry.db_name,
+            "job_id": entry.job_id,
+            "filestore": entry.filestore,
+            "missing_attachments": entry.missing_attachments,
+        }),
         _ => {
             let detail = entry.detail.clone().unwrap_or_default();
             json!({
@@ -202,6 +209,23 @@ mod tests {
         assert_eq!(b["token"], "t");
         assert_eq!(b["job_id"], "j");
         assert_eq!(body(&JournalEntry::new("j", "d", None, None), "t")["job_id"], "j");
+    }
+
+    #[test]
+    fn done_body_says_where_the_filestore_came_from() {
+        let entry = JournalEntry {
+            state: JobState::Done,
+            filestore: Some("companion cosmos-daily-1.filestore.tar.gz".into()),
+            missing_attachments: Some(3),
+            ..JournalEntry::new("j", "d", None, None)
+        };
+        let b = body(&entry, "t");
+        assert_eq!(b["filestore"], "companion cosmos-daily-1.filestore.tar.gz");
+        assert_eq!(b["missing_attachments"], 3);
+        let old: JournalEntry =
+            serde_json::from_str(r#"{"job_id":"j","db_name":"d","callback":null,"email":null,"state":"done","error":null,"detail":null}"#)
+                .unwrap();
+        assert!(body(&old, "t")["filestore"].is_null());
     }
 
     #[tokio::test]

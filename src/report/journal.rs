@@ -62,6 +62,12 @@ pub struct JournalEntry {
     /// Production's id of the run (`request_id`), so that a repeat after a restart gets the first answer.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// Where a done copy's filestore came from (`zip`, `companion <key>`, `source <folder>`, `none`).
+    #[serde(default)]
+    pub filestore: Option<String>,
+    /// How many attachments of a done copy point to a missing file.
+    #[serde(default)]
+    pub missing_attachments: Option<u64>,
 }
 
 impl JournalEntry {
@@ -80,6 +86,8 @@ impl JournalEntry {
             finished_at: None,
             owner: Some(Owner::me()),
             request_id: None,
+            filestore: None,
+            missing_attachments: None,
         }
     }
 }
@@ -104,6 +112,8 @@ impl JournalEntry {
             finished_at: self.finished_at.clone(),
             backup: None,
             neutralized: None,
+            filestore: self.filestore.clone(),
+            missing_attachments: self.missing_attachments,
         }
     }
 }

@@ -34,9 +34,10 @@ pub fn compose(entry: &JournalEntry, staging_url: Option<&str>) -> (String, Stri
         JobState::Done => (
             format!("Staging database {} is ready", entry.db_name),
             format!(
-                "Your staging database {db} is ready (state: done).\n\n\
+                "Your staging database {db} is ready (state: done).\n\n{attachments}\
                  Open it from the database selector: {selector} (database {db}).\n\n{footer}\n",
-                db = entry.db_name
+                db = entry.db_name,
+                attachments = attachments_note(entry),
             ),
         ),
         _ => (
@@ -49,6 +50,21 @@ pub fn compose(entry: &JournalEntry, staging_url: Option<&str>) -> (String, Stri
                 entry.detail.clone().unwrap_or_default()
             ),
         ),
+    }
+}
+
+/// A paragraph when attachments of the copy lack their file; empty otherwise.
+fn attachments_note(entry: &JournalEntry) -> String {
+    match (entry.filestore.as_deref(), entry.missing_attachments) {
+        (Some("none"), Some(missing)) if missing > 0 => format!(
+            "This copy has no attachments: its backup has no filestore, and none was found beside it in the bucket \
+             (<backup>.filestore.tar.gz) nor on the staging server (numikube_staging_filestore_source); \
+             {missing} attachments point to a missing file.\n\n"
+        ),
+        (origin, Some(missing)) if missing > 0 => {
+            format!("{missing} attachments of this copy point to a file missing from its filestore (from {}).\n\n", origin.unwrap_or("?"))
+        }
+        _ => String::new(),
     }
 }
 
@@ -153,6 +169,15 @@ mod tests {
         assert!(linked.contains("https://staging.example.com/web/database/selector"), "{linked}");
         let (subject, text) = compose(&JournalEntry { state: JobState::Done, ..entry }, None);
         assert!(subject.contains("ready") && text.contains("state: done") && text.contains("/web/database/selector"));
+    }
+
+    #[test]
+    fn the_done_mail_says_when_attachments_lack_their_file() {
+        let done = JournalEntry { state: JobState::Done, ..JournalEntry::new("j", "cosmos-lab_x", None, None) };
+        let (_, text) = compose(&JournalEntry { filestore: Some("none".into()), missing_attachments: Some(25), ..done.clone() }, None);
+        assert!(text.contains("This copy has no attachments") && text.contains("25 attachments"), "{text}");
+        let (_, text) = compose(&JournalEntry { filestore: Some("zip".into()), missing_attachments: Some(0), ..done }, None);
+        assert!(!text.contains("attachments"), "{text}");
     }
 
     #[test]

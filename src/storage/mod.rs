@@ -2,6 +2,7 @@
 //! objects are a client's, the newest one, read as a stream. The `minio`
 //! crate stays behind this module (its API changes at every release).
 
+pub mod companion;
 mod ownership;
 
 pub use ownership::Ownership;
@@ -137,13 +138,13 @@ impl BackupSource {
         }
     }
 
-    /// Every backup of `client`, by the ownership rule.
-    pub async fn backups(&self, client: &str) -> Result<Vec<Backup>, SourceError> {
+    /// Every object whose key starts with `prefix` (folders excluded).
+    async fn objects(&self, prefix: String) -> Result<Vec<Backup>, SourceError> {
         let minio = self.client()?;
         let mut pages = minio
             .list_objects(self.bucket.as_str())
             .map_err(|e| self.unavailable(e))?
-            .prefix(Some(self.ownership.prefix(client)))
+            .prefix(Some(prefix))
             .recursive(true)
             .build()
             .to_stream()
@@ -151,10 +152,7 @@ impl BackupSource {
         let mut found = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.unavailable(e))?;
-            for entry in page.contents {
-                if entry.is_prefix || !self.ownership.belongs_to(&entry.name, client) {
-                    continue;
-                }
+            for entry in page.contents.into_iter().filter(|e| !e.is_prefix) {
                 found.push(Backup {
                     etag: entry.etag.unwrap_or_default().trim_matches('"').to_string(),
                     size: entry.size.unwrap_or(0),
@@ -163,6 +161,13 @@ impl BackupSource {
                 });
             }
         }
+        Ok(found)
+    }
+
+    /// Every backup of `client`, by the ownership rule.
+    pub async fn backups(&self, client: &str) -> Result<Vec<Backup>, SourceError> {
+        let mut found = self.objects(self.ownership.prefix(client)).await?;
+        found.retain(|b| self.ownership.belongs_to(&b.key, client));
         Ok(found)
     }
 
@@ -183,6 +188,17 @@ impl BackupSource {
             .into_iter()
             .find(|b| b.key == key)
             .ok_or_else(|| SourceError::NotTheClients { key: key.into(), client: client.into() })
+    }
+
+    /// The companion archive of `backup` (its filestore, beside it in the
+    /// bucket), if there is one; the newest when there are several.
+    pub async fn companion(&self, backup: &Backup) -> Result<Option<Backup>, SourceError> {
+        let candidates = companion::candidates(&backup.key);
+        let found = self.objects(format!("{}.filestore.tar", companion::stem(&backup.key))).await?;
+        Ok(found
+            .into_iter()
+            .filter(|o| candidates.contains(&o.key))
+            .max_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.key.cmp(&b.key))))
     }
 
     /// Opens `backup` as a stream; nothing is held in memory beyond a chunk.

@@ -2,6 +2,7 @@
 //! backup is a client's*): the client's name followed by a remainder that
 //! matches, in full, one of the producers' patterns — so `cosmos-eu-daily-1.dump`
 //! is never `cosmos`'s — or, when `numikube_staging_backup_pattern` is set, that glob.
+//! Under either rule a companion archive (`….filestore.tar.gz`) is nobody's backup.
 
 use std::sync::LazyLock;
 
@@ -46,6 +47,9 @@ impl Ownership {
 
     /// Whether `key` is a backup of `client`.
     pub fn belongs_to(&self, key: &str, client: &str) -> bool {
+        if super::companion::is_companion(key) {
+            return false;
+        }
         match &self.pattern {
             None => key.strip_prefix(client).is_some_and(|rest| REMAINDER.is_match(rest)),
             Some(p) => glob(p, client).is_match(key),
@@ -128,5 +132,19 @@ mod tests {
         assert_eq!(deep.prefix("cosmos"), "backups/");
         assert!(Ownership::new(Some("a.b+{client}".into())).belongs_to("a.b+x", "x"));
         assert!(!Ownership::new(Some("a.b+{client}".into())).belongs_to("aXb+x", "x"));
+    }
+
+    #[test]
+    fn a_companion_archive_is_nobodys_backup() {
+        let rule = Ownership::new(None);
+        for companion in
+            ["cosmos-daily-1.filestore.tar.gz", "cosmos.filestore.tar", "cosmos/x.filestore.tar.zst", "cosmos_2026-11-24.filestore.tar"]
+        {
+            assert!(!rule.belongs_to(companion, "cosmos"), "{companion}");
+        }
+        assert!(rule.belongs_to("cosmos-daily-1.dump", "cosmos"));
+        let pattern = Ownership::new(Some("{client}/**".into()));
+        assert!(pattern.belongs_to("cosmos/x.dump", "cosmos"));
+        assert!(!pattern.belongs_to("cosmos/x.filestore.tar.gz", "cosmos"));
     }
 }
