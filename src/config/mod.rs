@@ -13,12 +13,14 @@ use std::time::Duration;
 use configparser::ini::Ini;
 use regex::Regex;
 
+mod anonymize;
 mod error;
 mod read;
 mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use anonymize::AnonymizePolicy;
 pub use error::ConfigError;
 use read::{compile_dbfilter, default_data_dir, with_scheme, Reader};
 pub use sections::{DbConfig, SmtpConfig, StorageConfig};
@@ -70,6 +72,10 @@ pub struct Config {
     pub odoo_path: Option<PathBuf>,
     /// `numikube_staging_metrics`: the plain-HTTP listener for `/metrics` and `/healthz`; `None`: on the JSON-RPC listener.
     pub metrics: Option<SocketAddr>,
+    /// `numikube_staging_anonymize`: whether copies are anonymized, default on request.
+    pub anonymize: AnonymizePolicy,
+    /// `numikube_staging_anonymize_key`: the key of deterministic masking; `None`: a random one per copy.
+    pub anonymize_key: Option<String>,
     /// The object storage.
     pub storage: StorageConfig,
     /// PostgreSQL.
@@ -183,6 +189,8 @@ impl Config {
             work_role,
             odoo_path: r.get("numikube_staging_odoo_path").map(PathBuf::from),
             metrics,
+            anonymize: anonymize::policy(&r)?,
+            anonymize_key: r.get("numikube_staging_anonymize_key"),
             storage: StorageConfig {
                 endpoint: r.get_or_env("minio_endpoint", "MINIO_ENDPOINT").map(|e| with_scheme(&e, &r)).transpose()?,
                 access_key: r.get_or_env("minio_access_key", "MINIO_ACCESS_KEY"),

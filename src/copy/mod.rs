@@ -3,6 +3,7 @@
 //! name — replacing an earlier copy of the sidecar's (a refresh) only then,
 //! and never a database it did not make.
 
+pub mod anonymize;
 mod discard;
 mod error;
 pub mod filestore;
@@ -23,7 +24,7 @@ mod zip;
 
 use std::time::Instant;
 
-use numikube_staging_rpc::{NeutralizeReport, Phase};
+use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport, Phase};
 
 use crate::metrics;
 use crate::pg::{Marker, MarkerState, WorkingName};
@@ -54,6 +55,8 @@ pub struct CopyRequest<'a> {
     pub requested_by: Option<&'a str>,
     /// How long the copy lives once made (`numikube_staging_expire_after`); `None`: for ever.
     pub life: Option<std::time::Duration>,
+    /// Whether the copy is anonymized (see [`anonymize`]).
+    pub anonymize: bool,
 }
 
 /// What a finished copy hands over.
@@ -62,6 +65,8 @@ pub struct Finished {
     pub backup: Backup,
     /// What the neutralization ran.
     pub report: NeutralizeReport,
+    /// What the anonymization masked; `None`: the copy is not anonymized.
+    pub anonymized: Option<AnonymizeReport>,
 }
 
 /// The steps of one copy, up to the final name, in the hidden database `temp`.
@@ -77,7 +82,16 @@ pub async fn make(
     tracker.backup_chosen(&backup);
     let marker = Marker::new(MarkerState::Restoring, request.job_id.into(), request.db_name.into(), request.client, &backup);
     let started = Instant::now();
-    let (report, format) = match templates::usable(services, request.client, &backup).await {
+    // An anonymized copy is never made from a kept template: the full restore
+    // path runs every masking statement under the job's own role, in the
+    // copy's own database, and a template (kept as restored) must never be
+    // what a copy asked to be anonymized starts from without that path.
+    // A copy not asked to be anonymized keeps the template path.
+    let template = match request.anonymize {
+        true => None,
+        false => templates::usable(services, request.client, &backup).await,
+    };
+    let (report, format, anonymized) = match template {
         Some(template) => {
             // A repeat copy of a backup already restored: seconds, not minutes.
             tracker.phase(Phase::Restoring);
@@ -86,12 +100,12 @@ pub async fn make(
             let report = templates::copy_from(services, &template, &temp_name, &marker).await.map_err(CopyError::Template)?;
             services.metrics.template_copied(copying.elapsed());
             tracker.bytes_read().store(backup.size, std::sync::atomic::Ordering::Relaxed);
-            (report, metrics::Format::Template)
+            (report, metrics::Format::Template, None)
         }
         None => {
             let phase = |p| tracker.phase(p);
             let counters = Counters { bytes_read: tracker.bytes_read(), restored: tracker.restored() };
-            restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false).await?
+            restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false, request.anonymize).await?
         }
     };
     tracker.neutralized(&report);
@@ -110,13 +124,14 @@ pub async fn make(
     // Under its final name: the restore is over (for a template copy, the backup's size counts as read).
     let bytes = tracker.bytes_read().load(std::sync::atomic::Ordering::Relaxed);
     services.metrics.restore_finished(format, started.elapsed(), bytes);
-    Ok(Finished { backup, report })
+    Ok(Finished { backup, report, anonymized })
 }
 
 /// The full path: stream the backup into the hidden database `temp` and
-/// neutralize it; says which format the backup was, for the metrics.
-/// `counters` hear of the progress, `phase` of each step; pre-warm passes
-/// `low_priority` so its client programs run niced.
+/// neutralize it (and anonymize it when `anonymize`); says which format the
+/// backup was, for the metrics. `counters` hear of the progress, `phase` of
+/// each step; pre-warm passes `low_priority` so its client programs run niced.
+#[allow(clippy::too_many_arguments)]
 pub async fn restore_and_neutralize(
     services: &Services,
     temp: &str,
@@ -125,7 +140,8 @@ pub async fn restore_and_neutralize(
     counters: &Counters,
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
-) -> Result<(NeutralizeReport, metrics::Format), CopyError> {
+    anonymize: bool,
+) -> Result<(NeutralizeReport, metrics::Format, Option<AnonymizeReport>), CopyError> {
     let config = &services.config;
     let stream = services.source.open(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
     let counted: BackupReader = Box::pin(Counting::new(stream, counters.bytes_read.clone()));
@@ -171,5 +187,15 @@ pub async fn restore_and_neutralize(
     let mut report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
     tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
     report.tolerated = restored.tolerated;
-    Ok((report, counted_as))
+    // On the same connection as the neutralization (the job's own role), never one of our own.
+    let anonymized = match anonymize {
+        true => {
+            let how = anonymize::Anonymization { search_path: &search_path, key: config.anonymize_key.as_deref() };
+            let masked = anonymize::anonymize(&mut client, &how).await.map_err(CopyError::Anonymize)?;
+            tracing::info!(db = %temp, scripts = ?masked.scripts, tables = ?masked.tables, values = masked.values, "anonymized");
+            Some(masked)
+        }
+        false => None,
+    };
+    Ok((report, counted_as, anonymized))
 }

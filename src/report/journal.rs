@@ -25,7 +25,7 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use numikube_staging_rpc::{JobState, JobStatus, Phase};
+use numikube_staging_rpc::{AnonymizeReport, JobState, JobStatus, Phase};
 use serde::{Deserialize, Serialize};
 
 use crate::process::Owner;
@@ -62,6 +62,12 @@ pub struct JournalEntry {
     /// Production's id of the run (`request_id`), so that a repeat after a restart gets the first answer.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// Whether the copy is anonymized (older journals: no).
+    #[serde(default)]
+    pub anonymize: bool,
+    /// What the anonymization masked, once the copy is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymized: Option<AnonymizeReport>,
 }
 
 impl JournalEntry {
@@ -80,6 +86,8 @@ impl JournalEntry {
             finished_at: None,
             owner: Some(Owner::me()),
             request_id: None,
+            anonymize: false,
+            anonymized: None,
         }
     }
 }
@@ -104,6 +112,8 @@ impl JournalEntry {
             finished_at: self.finished_at.clone(),
             backup: None,
             neutralized: None,
+            anonymize: self.anonymize,
+            anonymized: self.anonymized.clone(),
         }
     }
 }
