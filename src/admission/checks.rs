@@ -142,10 +142,10 @@ mod tests {
     #[test]
     fn the_staging_decides_whether_a_copy_is_anonymized() {
         use AnonymizePolicy::*;
-        assert_eq!(anonymize(OnRequest, true).unwrap(), true);
-        assert_eq!(anonymize(OnRequest, false).unwrap(), false);
-        assert_eq!(anonymize(Always, false).unwrap(), true);
-        assert_eq!(anonymize(Never, false).unwrap(), false);
+        assert!(anonymize(OnRequest, true).unwrap());
+        assert!(!anonymize(OnRequest, false).unwrap());
+        assert!(anonymize(Always, false).unwrap());
+        assert!(!anonymize(Never, false).unwrap());
         assert!(matches!(anonymize(Never, true), Err(AdmissionError::Invalid(m)) if m == NO_ANONYMIZED_COPIES));
     }
 }
