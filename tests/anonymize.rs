@@ -25,18 +25,18 @@ const PEOPLE: &str = r#"
 ALTER TABLE res_partner ADD COLUMN company_registry varchar;
 INSERT INTO res_partner (id, company_id, name, complete_name, type, email, phone, mobile, street, street2, zip, city,
                          vat, company_registry, website, comment, is_company, active, create_date, write_date) VALUES
-  (9001, 1, 'Zebulon Quartermaine', 'Zebulon Quartermaine', 'contact', 'zebulon.quartermaine@customer.test',
+  (900001, 1, 'Zebulon Quartermaine', 'Zebulon Quartermaine', 'contact', 'zebulon.quartermaine@customer.test',
    '+32 475 11 22 33', '0476 98 76 54', '17 Rue des Planteurs', 'Boite 4', '1050', 'Ixelles', 'BE0999888777',
    'RPM 0999.888.777', 'https://quartermaine.customer.test', '<p>Call Zebulon on +32 475 11 22 33</p>', false, true, now(), now()),
-  (9002, 1, 'Philomena Quartermaine', 'Philomena Quartermaine', 'contact', 'ZEBULON.Quartermaine@customer.test',
+  (900002, 1, 'Philomena Quartermaine', 'Philomena Quartermaine', 'contact', 'ZEBULON.Quartermaine@customer.test',
    NULL, '', NULL, NULL, NULL, 'Ixelles', NULL, NULL, NULL, NULL, false, true, now(), now());
 UPDATE res_users SET password = '$pbkdf2-sha512$portal-secret-hash' WHERE id = 4;
 INSERT INTO res_users (id, company_id, partner_id, active, login, password, share, notification_type, create_date, write_date)
-  VALUES (5, 1, 9001, true, 'zebulon.quartermaine@customer.test', '$pbkdf2-sha512$zebulon-secret-hash', true, 'email', now(), now());
+  VALUES (5, 1, 900001, true, 'zebulon.quartermaine@customer.test', '$pbkdf2-sha512$zebulon-secret-hash', true, 'email', now(), now());
 CREATE TABLE res_partner_bank (id serial PRIMARY KEY, partner_id integer NOT NULL, acc_number varchar NOT NULL,
                                sanitized_acc_number varchar, acc_holder_name varchar);
 INSERT INTO res_partner_bank (partner_id, acc_number, sanitized_acc_number, acc_holder_name) VALUES
-  (9001, 'BE71 0961 2345 6769', 'BE71096123456769', 'Zebulon Quartermaine'),
+  (900001, 'BE71 0961 2345 6769', 'BE71096123456769', 'Zebulon Quartermaine'),
   (1, 'BE68 5390 0754 7034', 'BE68539007547034', 'Numikube Production SA');
 UPDATE mail_message SET body = '<p>Zebulon Quartermaine (zebulon.quartermaine@customer.test, +32 475 11 22 33) asked for a quote.</p>',
        email_from = '"Zebulon Quartermaine" <zebulon.quartermaine@customer.test>', subject = 'Quote for Zebulon Quartermaine',
@@ -52,7 +52,7 @@ INSERT INTO mail_tracking_value (mail_message_id, old_value_char, new_value_char
 CREATE TABLE crm_lead (id serial PRIMARY KEY, name varchar, partner_id integer, contact_name varchar, partner_name varchar,
                        email_from varchar, phone varchar, street varchar, city varchar, zip varchar, description text);
 INSERT INTO crm_lead (name, partner_id, contact_name, partner_name, email_from, phone, street, city, zip, description) VALUES
-  ('Interest in desks', 9001, 'Zebulon Quartermaine', 'Quartermaine Holdings', 'zebulon.quartermaine@customer.test',
+  ('Interest in desks', 900001, 'Zebulon Quartermaine', 'Quartermaine Holdings', 'zebulon.quartermaine@customer.test',
    '+32 475 11 22 33', '17 Rue des Planteurs', 'Ixelles', '1050', '<p>Met at the fair</p>');
 CREATE TABLE hr_employee (id serial PRIMARY KEY, name varchar, user_id integer, private_email varchar, private_phone varchar,
                           private_street varchar, private_city varchar, ssnid varchar, passport_id varchar,
@@ -64,7 +64,7 @@ INSERT INTO hr_employee (name, user_id, private_email, private_phone, private_st
 CREATE TABLE x_loyalty_card (id serial PRIMARY KEY, partner_id integer, holder_name varchar, holder_email varchar,
                              notes text, points integer);
 INSERT INTO x_loyalty_card (partner_id, holder_name, holder_email, notes, points) VALUES
-  (9001, 'Zebulon Quartermaine', 'zebulon.quartermaine@customer.test', 'Gold since 2019', 120);
+  (900001, 'Zebulon Quartermaine', 'zebulon.quartermaine@customer.test', 'Gold since 2019', 120);
 "#;
 
 /// Production's values that no anonymized copy may hold anywhere.
@@ -178,7 +178,7 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
     for value in PLANTED {
         assert!(!dump.contains(value), "{value} survived in the copy");
     }
-    let customers = stage.query(prod, "SELECT string_agg(email || '|' || phone, '|') FROM res_partner WHERE id > 3 AND id < 9000");
+    let customers = stage.query(prod, "SELECT string_agg(email || '|' || phone, '|') FROM res_partner WHERE id > 3 AND id < 900000");
     for value in customers.split('|').filter(|v| !v.is_empty()) {
         assert!(!dump.contains(value), "the fixture's customer value {value} survived");
     }
@@ -190,7 +190,7 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
         stage.query(prod, "SELECT partner_id FROM res_partner_bank ORDER BY id")
     );
     // NULLs stay NULL, empty strings empty.
-    assert_eq!(stage.query(db, "SELECT phone IS NULL, mobile, street IS NULL FROM res_partner WHERE id = 9002"), "t||t");
+    assert_eq!(stage.query(db, "SELECT phone IS NULL, mobile, street IS NULL FROM res_partner WHERE id = 900002"), "t||t");
 
     // Internal users, the company and its bank account are as they were.
     let internal = "SELECT string_agg(login || ':' || coalesce(password, '-'), ',' ORDER BY id) FROM res_users WHERE NOT share";
@@ -200,18 +200,21 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
     assert_eq!(stage.query(db, "SELECT acc_number FROM res_partner_bank WHERE partner_id = 1"), "BE68 5390 0754 7034");
 
     // Deterministic: one e-mail, one mask, wherever it appears; shapes kept.
-    let masked = stage.query(db, "SELECT email FROM res_partner WHERE id = 9001");
+    let masked = stage.query(db, "SELECT email FROM res_partner WHERE id = 900001");
     assert!(masked.ends_with("@example.com") && masked.len() > "@example.com".len() + 11, "{masked}");
-    assert_eq!(stage.query(db, "SELECT email FROM res_partner WHERE id = 9002"), masked, "a shared e-mail stays shared");
+    assert_eq!(stage.query(db, "SELECT email FROM res_partner WHERE id = 900002"), masked, "a shared e-mail stays shared");
     assert_eq!(stage.query(db, "SELECT login FROM res_users WHERE id = 5"), masked, "the portal login is the masked e-mail");
     assert_eq!(stage.query(db, "SELECT email_from FROM crm_lead"), masked);
     assert_eq!(stage.query(db, "SELECT holder_email FROM x_loyalty_card"), masked, "the module's script masks alike");
-    assert_eq!(stage.query(db, "SELECT holder_name FROM x_loyalty_card"), stage.query(db, "SELECT name FROM res_partner WHERE id = 9001"));
+    assert_eq!(
+        stage.query(db, "SELECT holder_name FROM x_loyalty_card"),
+        stage.query(db, "SELECT name FROM res_partner WHERE id = 900001")
+    );
     assert_eq!(stage.query(db, "SELECT notes FROM x_loyalty_card"), "masked by x_loyalty");
     assert_eq!(stage.query(db, "SELECT password IS NULL FROM res_users WHERE id IN (4, 5) ORDER BY id"), "t\nt");
-    let phone = stage.query(db, "SELECT phone FROM res_partner WHERE id = 9001");
+    let phone = stage.query(db, "SELECT phone FROM res_partner WHERE id = 900001");
     assert!(phone.starts_with('+') && phone.len() == "+32475112233".len() && phone[1..].bytes().all(|b| b.is_ascii_digit()), "{phone}");
-    let vat = stage.query(db, "SELECT vat FROM res_partner WHERE id = 9001");
+    let vat = stage.query(db, "SELECT vat FROM res_partner WHERE id = 900001");
     assert!(vat.starts_with("BE") && vat.len() == "BE0999888777".len(), "{vat}");
     let logins = stage.query(db, "SELECT count(DISTINCT login) = count(*) FROM res_users");
     assert_eq!(logins, "t", "logins stay unique");
@@ -228,12 +231,12 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
     assert!(!plain.anonymize);
     assert_eq!(status.state, JobState::Done, "{status:?}");
     assert!(!status.anonymize && status.anonymized.is_none());
-    assert_eq!(stage.query(&plain.db_name, "SELECT email FROM res_partner WHERE id = 9001"), ZEBULON);
+    assert_eq!(stage.query(&plain.db_name, "SELECT email FROM res_partner WHERE id = 900001"), ZEBULON);
     // A template of it is kept now, and never serves an anonymized copy.
     assert!(stage.databases().iter().any(|d| d.starts_with("numikube_tpl_")), "{:?}", stage.databases());
     let (again, status) = run(&stage, RunPayload { anonymize: Some(true), ..stage.prod2x("anon", "again", false) }).await;
     assert_eq!(status.state, JobState::Done, "{status:?}");
-    let remasked = stage.query(&again.db_name, "SELECT email FROM res_partner WHERE id = 9001");
+    let remasked = stage.query(&again.db_name, "SELECT email FROM res_partner WHERE id = 900001");
     assert_ne!(remasked, ZEBULON);
     assert_ne!(remasked, masked, "without numikube_staging_anonymize_key, a key per copy");
 }
@@ -295,4 +298,43 @@ async fn the_staging_may_always_or_never_anonymize() {
     assert_eq!(stage.receiver.received().len(), calls, "nobody is called");
     let plain = stage.run(RunPayload { anonymize: Some(false), ..stage.prod2x("lima", "c", false) }).await.unwrap();
     assert!(!plain.anonymize);
+}
+
+/// The time anonymizing adds to a first copy of a larger production
+/// (`cargo test --test anonymize -- --ignored`; `NUMIKUBE_ANON_BENCH_BYTES`
+/// sets its size, default 200 MB): a plain copy, then an anonymized one,
+/// both full restores (no template), timed to the moment they are done.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn anonymizing_adds_little_to_a_copy() {
+    let bytes: u64 = std::env::var("NUMIKUBE_ANON_BENCH_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(200 << 20);
+    let stage = Stage::start(Options { extra_conf: "numikube_staging_template_cache = False\n".into(), ..Options::default() });
+    let spec = fixture::Spec { filestore_files: 20, ..fixture::Spec::bench(bytes) };
+    stage.put_custom_dump("prod_bench", "bench-2026-11-24.dump", &spec, &format!("{PEOPLE}{}", install("x_loyalty")));
+    let mut took = Vec::new();
+    for (suffix, anonymize) in [("plain", false), ("masked", true)] {
+        let started_at = std::time::Instant::now();
+        let job = stage.run(RunPayload { anonymize: Some(anonymize), ..stage.prod2x("bench", suffix, false) }).await.unwrap().job_id;
+        let status = loop {
+            let status = numikube_staging_rpc::StagingApiClient::status(&stage.client, common::TOKEN.into(), job.clone()).await.unwrap();
+            if status.state != JobState::Running {
+                break status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(status.state, JobState::Done, "{status:?}");
+        took.push(started_at.elapsed());
+    }
+    let log = stage.sidecar_log();
+    let masking: Vec<&str> = log.lines().filter(|l| l.contains("took")).collect();
+    let partners = stage.query("prod_bench", "SELECT count(*) FROM res_partner");
+    let messages = stage.query("prod_bench", "SELECT count(*) FROM mail_message");
+    println!(
+        "{} MB, {partners} partners, {messages} messages: plain copy {:.1?}, anonymized copy {:.1?} ({:.2}x)\n{}",
+        bytes >> 20,
+        took[0],
+        took[1],
+        took[1].as_secs_f64() / took[0].as_secs_f64(),
+        masking.join("\n")
+    );
 }

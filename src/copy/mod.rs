@@ -191,8 +191,10 @@ pub async fn restore_and_neutralize(
     let anonymized = match anonymize {
         true => {
             let how = anonymize::Anonymization { search_path: &search_path, key: config.anonymize_key.as_deref() };
+            let masking = Instant::now();
             let masked = anonymize::anonymize(&mut client, &how).await.map_err(CopyError::Anonymize)?;
-            tracing::info!(db = %temp, scripts = ?masked.scripts, tables = ?masked.tables, values = masked.values, "anonymized");
+            let took = masking.elapsed();
+            tracing::info!(db = %temp, scripts = ?masked.scripts, tables = ?masked.tables, values = masked.values, ?took, "anonymized");
             Some(masked)
         }
         false => None,

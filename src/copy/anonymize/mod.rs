@@ -96,6 +96,7 @@ pub struct Anonymization<'a> {
 
 /// Anonymizes the database behind `client` and reports what was masked.
 pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<AnonymizeReport, AnonymizeError> {
+    let started = std::time::Instant::now();
     let tx = client.transaction().await.map_err(sql("opening a transaction"))?;
     tx.batch_execute("SET LOCAL row_security = off; SET LOCAL search_path = pg_catalog, public")
         .await
@@ -104,7 +105,7 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
     kept_partners(&tx).await.map_err(sql("finding the partners of the companies and internal users"))?;
     verify::prepare(&tx).await.map_err(sql("preparing the check"))?;
     let collected = verify::collect(&tx).await.map_err(sql("collecting the e-mails and phones of the people to mask"))?;
-    tracing::debug!(collected, "e-mail addresses and phone numbers to look for after masking");
+    tracing::debug!(collected, took = ?started.elapsed(), "e-mail addresses and phone numbers to look for after masking");
 
     let mut report = AnonymizeReport::default();
     let mut guarded: Vec<String> = Vec::new();
@@ -117,7 +118,9 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
         };
         guard(&tx, table.name, &mut guarded).await?;
         checked.push(table.name.into());
+        let step = std::time::Instant::now();
         let masked = mask_table(&tx, table, &columns).await.map_err(sql(format!("masking {}", table.name)))?;
+        tracing::debug!(table = table.name, masked, took = ?step.elapsed(), "built-in masking");
         if masked > 0 {
             report.values += masked;
             report.tables.push(table.name.into());
@@ -132,6 +135,9 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
         for table in script.targets() {
             if schema::columns(&tx, &table).await.map_err(sql(format!("looking for table {table}")))?.is_some() {
                 guard(&tx, &table, &mut guarded).await?;
+                if !checked.contains(&table) {
+                    checked.push(table);
+                }
             }
         }
         tx.batch_execute(&script.text).await.map_err(|e| AnonymizeError::Script {
@@ -172,9 +178,12 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
 
     // Fail closed.
     verify::forget_chance_matches(&tx).await.map_err(sql("preparing the search for survivors"))?;
+    let kinds = verify::kinds(&tx).await.map_err(sql("preparing the search for survivors"))?;
     let mut survivors = Vec::new();
     for table in &checked {
-        survivors.extend(verify::survivors_in(&tx, table).await.map_err(sql(format!("searching {table} for survivors")))?);
+        let step = std::time::Instant::now();
+        survivors.extend(verify::survivors_in(&tx, table, &kinds).await.map_err(sql(format!("searching {table} for survivors")))?);
+        tracing::debug!(table, took = ?step.elapsed(), "searched for survivors");
     }
     if !survivors.is_empty() {
         return Err(AnonymizeError::Survivors(survivors));
@@ -183,7 +192,6 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
     for table in &guarded {
         guard::enable_triggers(&tx, table).await.map_err(sql(format!("enabling the triggers of {table} again")))?;
     }
-    verify::finish(&tx).await.map_err(sql("cleaning up"))?;
     functions::drop(&tx).await.map_err(sql("dropping the masking functions"))?;
     tx.commit().await.map_err(sql("committing the anonymization"))?;
     Ok(report)

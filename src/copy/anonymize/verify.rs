@@ -28,27 +28,13 @@ pub struct Survivor {
     pub values: i64,
 }
 
-/// Makes the temporary tables and the search function.
+/// Makes the temporary tables of the collected values.
 pub async fn prepare(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE numikube_seen (kind text NOT NULL, value text NOT NULL, PRIMARY KEY (kind, value)) ON COMMIT DROP;
-         CREATE TEMP TABLE numikube_kept_values (kind text NOT NULL, value text NOT NULL, PRIMARY KEY (kind, value)) ON COMMIT DROP;
-         CREATE FUNCTION pg_temp.numikube_leaks(v text) RETURNS boolean LANGUAGE sql STABLE AS $numikube$
-           SELECT v IS NOT NULL AND (
-                  (position('@' IN v) > 0 AND EXISTS (
-                      SELECT 1 FROM regexp_matches(v, '{EMAIL_RE}', 'g') AS m
-                        JOIN {SEEN} AS s ON s.kind = 'email' AND s.value = lower(m[1])))
-               OR (v ~ '[0-9]' AND EXISTS (
-                      SELECT 1 FROM regexp_matches(v, '{PHONE_RE}', 'g') AS m
-                        JOIN {SEEN} AS s ON s.kind = 'phone' AND s.value = regexp_replace(m[1], '[^0-9]', '', 'g'))))
-         $numikube$;"
+         CREATE TEMP TABLE numikube_kept_values (kind text NOT NULL, value text NOT NULL, PRIMARY KEY (kind, value)) ON COMMIT DROP;"
     ))
     .await
-}
-
-/// Drops the search function (the tables go with the transaction).
-pub async fn finish(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-    tx.batch_execute("DROP FUNCTION IF EXISTS pg_temp.numikube_leaks(text)").await
 }
 
 /// The values of `column` of the `rows` of `table` (if both exist) into `into`.
@@ -112,16 +98,56 @@ pub async fn forget_chance_matches(tx: &Transaction<'_>) -> Result<(), tokio_pos
     Ok(())
 }
 
-/// Searches every text column of `table` for the collected values.
-pub async fn survivors_in(tx: &Transaction<'_>, table: &str) -> Result<Vec<Survivor>, tokio_postgres::Error> {
+/// Which kinds of values are still looked for (none: nothing to search).
+pub async fn kinds(tx: &Transaction<'_>) -> Result<Vec<Kind>, tokio_postgres::Error> {
+    let rows = tx.query(&format!("SELECT DISTINCT kind FROM {SEEN}"), &[]).await?;
+    let found: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    Ok([Kind::Email, Kind::Phone].into_iter().filter(|k| found.iter().any(|f| f == k.label())).collect())
+}
+
+/// SQL: whether text `v` holds a collected value of `kinds`.
+fn leak(v: &str, kinds: &[Kind]) -> String {
+    let one = |kind: &Kind| match kind {
+        Kind::Email => format!(
+            "(position('@' IN {v}) > 0 AND EXISTS (SELECT 1 FROM regexp_matches({v}, '{EMAIL_RE}', 'g') AS m
+                                                      JOIN {SEEN} AS s ON s.kind = 'email' AND s.value = lower(m[1])))"
+        ),
+        Kind::Phone => format!(
+            "({v} ~ '[0-9][-0-9 ().]{{4,}}[0-9]' AND EXISTS (SELECT 1 FROM regexp_matches({v}, '{PHONE_RE}', 'g') AS m
+                                               JOIN {SEEN} AS s ON s.kind = 'phone' AND s.value = regexp_replace(m[1], '[^0-9]', '', 'g')))"
+        ),
+    };
+    let any: Vec<String> = kinds.iter().map(one).collect();
+    if any.is_empty() {
+        "false".into()
+    } else {
+        format!("({})", any.join(" OR "))
+    }
+}
+
+/// Searches every text column of `table` for the collected values of `kinds`:
+/// first the text of each row as a whole (one scan, one search per row),
+/// then, only in the rows where something was found, column by column, to
+/// name them.
+pub async fn survivors_in(tx: &Transaction<'_>, table: &str, kinds: &[Kind]) -> Result<Vec<Survivor>, tokio_postgres::Error> {
     let Some(columns) = schema::columns(tx, table).await? else { return Ok(Vec::new()) };
     let text: Vec<_> = columns.into_iter().filter(|c| c.is_text_like()).collect();
-    if text.is_empty() {
+    if text.is_empty() || kinds.is_empty() {
         return Ok(Vec::new());
     }
+    // The text columns only (dates and numbers would be taken for phone numbers), one per line.
+    // (OFFSET 0 keeps PostgreSQL from computing that text once per use.)
+    let all_text: Vec<String> = text.iter().map(|c| format!("numikube_row.{}::text", ident(&c.name))).collect();
+    let rows = format!(
+        "SELECT * FROM (SELECT numikube_row.*, concat_ws(E'\\n', {}) AS numikube_text FROM {} AS numikube_row OFFSET 0) AS numikube_row
+          WHERE {}",
+        all_text.join(", "),
+        ident(table),
+        leak("numikube_row.numikube_text", kinds)
+    );
     let counts: Vec<String> =
-        text.iter().map(|c| format!("count(*) FILTER (WHERE pg_temp.numikube_leaks(x.{}::text))", ident(&c.name))).collect();
-    let row = tx.query_one(&format!("SELECT {} FROM {} AS x", counts.join(", "), ident(table)), &[]).await?;
+        text.iter().map(|c| format!("count(*) FILTER (WHERE {})", leak(&format!("x.{}::text", ident(&c.name)), kinds))).collect();
+    let row = tx.query_one(&format!("SELECT {} FROM ({rows}) AS x", counts.join(", ")), &[]).await?;
     Ok(text
         .iter()
         .enumerate()
