@@ -30,10 +30,10 @@ pub struct Survivor {
 
 /// Makes the temporary tables of the collected values.
 pub async fn prepare(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
-    tx.batch_execute(&format!(
+    tx.batch_execute(
         "CREATE TEMP TABLE numikube_seen (kind text NOT NULL, value text NOT NULL, PRIMARY KEY (kind, value)) ON COMMIT DROP;
-         CREATE TEMP TABLE numikube_kept_values (kind text NOT NULL, value text NOT NULL, PRIMARY KEY (kind, value)) ON COMMIT DROP;"
-    ))
+         CREATE TEMP TABLE numikube_kept_values (kind text NOT NULL, value text NOT NULL, PRIMARY KEY (kind, value)) ON COMMIT DROP;",
+    )
     .await
 }
 
