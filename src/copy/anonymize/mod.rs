@@ -110,6 +110,8 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
     let mut report = AnonymizeReport::default();
     let mut guarded: Vec<String> = Vec::new();
     let mut checked: Vec<String> = Vec::new();
+    // Columns the built-in set rewrote in every row: they hold masks only.
+    let mut overwritten: HashMap<String, Vec<String>> = HashMap::new();
 
     // The built-in set.
     for table in TABLES {
@@ -119,7 +121,10 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
         guard(&tx, table.name, &mut guarded).await?;
         checked.push(table.name.into());
         let step = std::time::Instant::now();
-        let masked = mask_table(&tx, table, &columns).await.map_err(sql(format!("masking {}", table.name)))?;
+        let (masked, set) = mask_table(&tx, table, &columns).await.map_err(sql(format!("masking {}", table.name)))?;
+        if table.rows == Rows::All {
+            overwritten.insert(table.name.into(), set);
+        }
         tracing::debug!(table = table.name, masked, took = ?step.elapsed(), "built-in masking");
         if masked > 0 {
             report.values += masked;
@@ -182,7 +187,8 @@ pub async fn anonymize(client: &mut Client, how: &Anonymization<'_>) -> Result<A
     let mut survivors = Vec::new();
     for table in &checked {
         let step = std::time::Instant::now();
-        survivors.extend(verify::survivors_in(&tx, table, &kinds).await.map_err(sql(format!("searching {table} for survivors")))?);
+        let skip = overwritten.get(table).map(Vec::as_slice).unwrap_or_default();
+        survivors.extend(verify::survivors_in(&tx, table, &kinds, skip).await.map_err(sql(format!("searching {table} for survivors")))?);
         tracing::debug!(table, took = ?step.elapsed(), "searched for survivors");
     }
     if !survivors.is_empty() {
@@ -263,15 +269,18 @@ fn masked_value(column: &Column, mask: Mask) -> Option<String> {
     }
 }
 
-/// One set-based `UPDATE` of the built-in set; returns how many values it masked.
-async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Result<u64, tokio_postgres::Error> {
+/// One set-based `UPDATE` of the built-in set; returns how many values it
+/// masked and the columns it masked.
+async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Result<(u64, Vec<String>), tokio_postgres::Error> {
     let has_share = columns.iter().any(|c| c.name == "share");
     let mut sets = Vec::new();
     let mut counted = Vec::new();
     let mut touched = Vec::new();
+    let mut masked_columns = Vec::new();
     for (name, mask) in table.columns {
         let Some(column) = columns.iter().find(|c| c.name == *name) else { continue };
         let Some(value) = masked_value(column, *mask) else { continue };
+        masked_columns.push(name.to_string());
         let col = ident(name);
         sets.push(format!("{col} = {value}"));
         touched.push(format!("coalesce(x.{col}::text, '') <> ''"));
@@ -290,7 +299,7 @@ async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> 
         counted.push("1".into());
     }
     if sets.is_empty() {
-        return Ok(0);
+        return Ok((0, masked_columns));
     }
     let from = match login {
         true => " FROM (SELECT id, row_number() OVER (PARTITION BY pg_temp.anonymize_email(login::text) ORDER BY id) AS rank FROM res_users WHERE share IS TRUE) AS d",
@@ -307,7 +316,7 @@ async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> 
         counted = if counted.is_empty() { "0".into() } else { counted.join(" + ") },
     );
     let masked: i64 = tx.query_one(&statement, &[]).await?.get(0);
-    Ok(masked as u64)
+    Ok((masked as u64, masked_columns))
 }
 
 /// Rows updated, inserted or deleted so far in this transaction, per table.

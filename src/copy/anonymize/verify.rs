@@ -125,13 +125,20 @@ fn leak(v: &str, kinds: &[Kind]) -> String {
     }
 }
 
-/// Searches every text column of `table` for the collected values of `kinds`:
+/// Searches every text column of `table` but those in `skip` (rewritten by
+/// the built-in set in every row, they hold nothing but masks) for the
+/// collected values of `kinds`:
 /// first the text of each row as a whole (one scan, one search per row),
 /// then, only in the rows where something was found, column by column, to
 /// name them.
-pub async fn survivors_in(tx: &Transaction<'_>, table: &str, kinds: &[Kind]) -> Result<Vec<Survivor>, tokio_postgres::Error> {
+pub async fn survivors_in(
+    tx: &Transaction<'_>,
+    table: &str,
+    kinds: &[Kind],
+    skip: &[String],
+) -> Result<Vec<Survivor>, tokio_postgres::Error> {
     let Some(columns) = schema::columns(tx, table).await? else { return Ok(Vec::new()) };
-    let text: Vec<_> = columns.into_iter().filter(|c| c.is_text_like()).collect();
+    let text: Vec<_> = columns.into_iter().filter(|c| c.is_text_like() && !skip.contains(&c.name)).collect();
     if text.is_empty() || kinds.is_empty() {
         return Ok(Vec::new());
     }
