@@ -31,8 +31,9 @@ INSERT INTO res_partner (id, company_id, name, complete_name, type, email, phone
   (900002, 1, 'Philomena Quartermaine', 'Philomena Quartermaine', 'contact', 'ZEBULON.Quartermaine@customer.test',
    NULL, '', NULL, NULL, NULL, 'Ixelles', NULL, NULL, NULL, NULL, false, true, now(), now());
 UPDATE res_users SET password = '$pbkdf2-sha512$portal-secret-hash' WHERE id = 4;
-INSERT INTO res_users (id, company_id, partner_id, active, login, password, share, notification_type, create_date, write_date)
-  VALUES (5, 1, 900001, true, 'zebulon.quartermaine@customer.test', '$pbkdf2-sha512$zebulon-secret-hash', true, 'email', now(), now());
+INSERT INTO res_users (id, company_id, partner_id, active, login, password, signature, share, notification_type, create_date, write_date)
+  VALUES (5, 1, 900001, true, 'zebulon.quartermaine@customer.test', '$pbkdf2-sha512$zebulon-secret-hash',
+          '{"en_US": "<p>Zebulon Q.</p>", "fr_BE": "<p>Zebulon Q.</p>"}', true, 'email', now(), now());
 CREATE TABLE res_partner_bank (id serial PRIMARY KEY, partner_id integer NOT NULL, acc_number varchar NOT NULL,
                                sanitized_acc_number varchar, acc_holder_name varchar);
 INSERT INTO res_partner_bank (partner_id, acc_number, sanitized_acc_number, acc_holder_name) VALUES
@@ -212,6 +213,8 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
     );
     assert_eq!(stage.query(db, "SELECT notes FROM x_loyalty_card"), "masked by x_loyalty");
     assert_eq!(stage.query(db, "SELECT password IS NULL FROM res_users WHERE id IN (4, 5) ORDER BY id"), "t\nt");
+    let signature = stage.query(db, "SELECT signature->>'en_US', signature->>'fr_BE' FROM res_users WHERE id = 5");
+    assert_eq!(signature, "<p>Masked text</p>|<p>Masked text</p>", "every language of a translated field");
     let phone = stage.query(db, "SELECT phone FROM res_partner WHERE id = 900001");
     assert!(phone.starts_with('+') && phone.len() == "+32475112233".len() && phone[1..].bytes().all(|b| b.is_ascii_digit()), "{phone}");
     let vat = stage.query(db, "SELECT vat FROM res_partner WHERE id = 900001");
@@ -267,6 +270,19 @@ async fn a_survivor_fails_the_job_and_leaves_nothing() {
     assert_eq!(status.state, JobState::Error, "{status:?}");
     let error = status.error.unwrap_or_default();
     assert!(error.contains("x_leaky_note.body (1 value)"), "{error}");
+    assert!(!stage.databases().contains(&started.db_name));
+    stage.wait_no_leftovers(Duration::from_secs(10));
+
+    // A trigger of the backup's on a masked table could put the real values back: refused.
+    let trigger = format!(
+        "{PEOPLE}CREATE FUNCTION keep_email() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN NEW.email := OLD.email; RETURN NEW; END$$;
+         CREATE TRIGGER keep_email BEFORE UPDATE ON res_partner FOR EACH ROW EXECUTE FUNCTION keep_email();\n"
+    );
+    stage.put_custom_dump("prod_trig", "trig-2026-11-24.dump", &fixture::Spec::tiny(), &trigger);
+    let (started, status) = run(&stage, RunPayload { anonymize: Some(true), ..stage.prod2x("trig", "x", false) }).await;
+    assert_eq!(status.state, JobState::Error, "{status:?}");
+    let error = status.error.unwrap_or_default();
+    assert!(error.contains("trigger keep_email on table res_partner"), "{error}");
     assert!(!stage.databases().contains(&started.db_name));
     stage.wait_no_leftovers(Duration::from_secs(10));
 }
