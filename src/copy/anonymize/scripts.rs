@@ -3,6 +3,7 @@
 //! `odoo/addons`; first match wins; module order), so that a custom module
 //! masks its own fields.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
@@ -74,6 +75,18 @@ pub async fn installed(tx: &Transaction<'_>, search_path: &[PathBuf]) -> Result<
             script_of(search_path, &module).map(|path| (module, path))
         })
         .collect())
+}
+
+/// Rows updated, inserted or deleted so far in this transaction, per table.
+pub async fn changed_rows(tx: &Transaction<'_>) -> Result<HashMap<String, i64>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT relname::text, n_tup_upd + n_tup_ins + n_tup_del FROM pg_stat_xact_user_tables
+              WHERE schemaname NOT LIKE 'pg\\_temp%' AND to_regclass(quote_ident(relname::text)) = relid",
+            &[],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))).collect())
 }
 
 /// Reads a script.
