@@ -248,13 +248,17 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
 async fn a_survivor_fails_the_job_and_leaves_nothing() {
     let stage = Stage::start(Options::default());
     // An e-mail where the built-in set does not look, in a table it masks.
-    let planted = format!("{PEOPLE}UPDATE res_partner SET ref = 'see {ZEBULON}' WHERE id = 5;\n");
+    // And a phone in the notes of the company's own partner, which is kept as it is.
+    let planted = format!(
+        "{PEOPLE}UPDATE res_partner SET ref = 'see {ZEBULON}' WHERE id = 5;
+         UPDATE res_partner SET comment = '<p>Zebulon: +32 475 11 22 33</p>' WHERE id = 1;\n"
+    );
     stage.put_custom_dump("prod_leak", "leak-2026-11-24.dump", &fixture::Spec::tiny(), &planted);
     let before = stage.databases();
     let (started, status) = run(&stage, RunPayload { anonymize: Some(true), ..stage.prod2x("leak", "x", false) }).await;
     assert_eq!(status.state, JobState::Error, "{status:?}");
     let error = status.error.unwrap_or_default();
-    assert!(error.contains("res_partner.ref (1 value)"), "{error}");
+    assert!(error.contains("res_partner.ref (1 value)") && error.contains("res_partner.comment (1 value)"), "{error}");
     assert!(!stage.databases().contains(&started.db_name));
     stage.wait_no_leftovers(Duration::from_secs(10));
     assert_eq!(stage.databases(), before);

@@ -28,7 +28,7 @@ use numikube_staging_rpc::AnonymizeReport;
 use tokio_postgres::{Client, Transaction};
 
 use crate::pg::describe;
-use builtin::{Rows, TABLES};
+use builtin::TABLES;
 pub use verify::Survivor;
 
 /// Why a copy could not be anonymized; the job fails and the copy is dropped.
@@ -103,8 +103,8 @@ struct Steps {
     guarded: Vec<String>,
     /// Tables searched for survivors at the end.
     checked: Vec<String>,
-    /// Columns the built-in set rewrote in every row: they hold masks only.
-    overwritten: HashMap<String, Vec<String>>,
+    /// What the built-in set rewrote, per table: masks only.
+    masked: HashMap<String, verify::Masked>,
 }
 
 /// Anonymizes the database behind `client` and reports what was masked.
@@ -145,9 +145,8 @@ impl Steps {
             self.checked.push(table.name.into());
             let step = std::time::Instant::now();
             let (masked, set) = masking::mask_table(tx, table, &columns).await.map_err(sql(format!("masking {}", table.name)))?;
-            if table.rows == Rows::All {
-                self.overwritten.insert(table.name.into(), set);
-            }
+            let rows = table.rows.sql(columns.iter().any(|c| c.name == "share"));
+            self.masked.insert(table.name.into(), verify::Masked { columns: set, rows });
             tracing::debug!(table = table.name, masked, took = ?step.elapsed(), "built-in masking");
             if masked > 0 {
                 self.report.values += masked;
@@ -202,8 +201,9 @@ impl Steps {
         let mut survivors = Vec::new();
         for table in &self.checked {
             let step = std::time::Instant::now();
-            let skip = self.overwritten.get(table).map(Vec::as_slice).unwrap_or_default();
-            let found = verify::survivors_in(tx, table, &kinds, skip).await.map_err(sql(format!("searching {table} for survivors")))?;
+            let found = verify::survivors_in(tx, table, &kinds, self.masked.get(table))
+                .await
+                .map_err(sql(format!("searching {table} for survivors")))?;
             tracing::debug!(table, took = ?step.elapsed(), "searched for survivors");
             survivors.extend(found);
         }

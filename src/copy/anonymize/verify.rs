@@ -125,30 +125,50 @@ fn leak(v: &str, kinds: &[Kind]) -> String {
     }
 }
 
-/// Searches every text column of `table` but those in `skip` (rewritten by
-/// the built-in set in every row, they hold nothing but masks) for the
-/// collected values of `kinds`:
-/// first the text of each row as a whole (one scan, one search per row),
-/// then, only in the rows where something was found, column by column, to
-/// name them.
+/// What the built-in set rewrote in a table: its columns, in the rows where
+/// `rows` (SQL on row `x`) holds. There they hold nothing but masks.
+#[derive(Debug, Clone)]
+pub struct Masked {
+    /// The columns.
+    pub columns: Vec<String>,
+    /// Which rows.
+    pub rows: String,
+}
+
+/// Searches the text columns of `table` (but where `masked` says they hold
+/// nothing but masks) for the collected values of `kinds`: first the text of
+/// each row as a whole (one scan, one search per row), then, only in the rows
+/// where something was found, column by column, to name them.
 pub async fn survivors_in(
     tx: &Transaction<'_>,
     table: &str,
     kinds: &[Kind],
-    skip: &[String],
+    masked: Option<&Masked>,
 ) -> Result<Vec<Survivor>, tokio_postgres::Error> {
     let Some(columns) = schema::columns(tx, table).await? else { return Ok(Vec::new()) };
-    let text: Vec<_> = columns.into_iter().filter(|c| c.is_text_like() && !skip.contains(&c.name)).collect();
+    let text: Vec<_> = columns.into_iter().filter(|c| c.is_text_like()).collect();
     if text.is_empty() || kinds.is_empty() {
         return Ok(Vec::new());
     }
-    // The text columns only (dates and numbers would be taken for phone numbers), one per line.
+    // The text columns only (dates and numbers would be taken for phone
+    // numbers), one per line; the masked ones only in the rows left as they were.
+    let is_masked = |name: &String| masked.is_some_and(|m| m.columns.contains(name));
+    let as_text = |names: Vec<&String>| names.iter().map(|n| format!("x.{}::text", ident(n))).collect::<Vec<_>>().join(", ");
+    let mut parts = vec![as_text(text.iter().map(|c| &c.name).filter(|n| !is_masked(n)).collect())];
+    if let Some(m) = masked {
+        let kept = as_text(text.iter().map(|c| &c.name).filter(|n| is_masked(n)).collect());
+        if !kept.is_empty() && m.rows != "true" {
+            parts.push(format!("CASE WHEN NOT ({}) THEN concat_ws(E'\\n', {kept}) END", m.rows));
+        }
+    }
+    parts.retain(|p| !p.is_empty());
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
     // (OFFSET 0 keeps PostgreSQL from computing that text once per use.)
-    let all_text: Vec<String> = text.iter().map(|c| format!("numikube_row.{}::text", ident(&c.name))).collect();
     let rows = format!(
-        "SELECT * FROM (SELECT numikube_row.*, concat_ws(E'\\n', {}) AS numikube_text FROM {} AS numikube_row OFFSET 0) AS numikube_row
-          WHERE {}",
-        all_text.join(", "),
+        "SELECT * FROM (SELECT x.*, concat_ws(E'\\n', {}) AS numikube_text FROM {} AS x OFFSET 0) AS numikube_row WHERE {}",
+        parts.join(", "),
         ident(table),
         leak("numikube_row.numikube_text", kinds)
     );
