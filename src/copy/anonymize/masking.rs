@@ -108,3 +108,40 @@ pub async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column])
     let masked: i64 = tx.query_one(&statement, &[]).await?.get(0);
     Ok((masked as u64, masked_columns))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, kind: Type) -> Column {
+        Column { name: name.into(), kind }
+    }
+
+    #[test]
+    fn each_type_is_masked_its_way() {
+        let text = masked_value(&column("email", Type::Text(None)), Mask::Email).unwrap();
+        assert_eq!(text, "pg_temp.anonymize_email(x.\"email\"::text)");
+        let short = masked_value(&column("zip", Type::Text(Some(8))), Mask::Code).unwrap();
+        assert_eq!(short, "left(pg_temp.anonymize_code(x.\"zip\"::text), 8)", "a limited column keeps its limit");
+        assert_eq!(masked_value(&column("password", Type::Text(Some(8))), Mask::Password).unwrap(), "NULL");
+        let translated = masked_value(&column("body", Type::Jsonb), Mask::Html).unwrap();
+        assert!(
+            translated.contains("jsonb_each(x.\"body\")") && translated.contains("pg_temp.anonymize_html(e.value #>> '{}')"),
+            "{translated}"
+        );
+        assert!(masked_value(&column("data", Type::Json), Mask::Text).is_none());
+        assert!(masked_value(&column("n", Type::Other), Mask::Text).is_none());
+    }
+
+    #[test]
+    fn rows_are_chosen_by_who_is_kept() {
+        assert_eq!(Rows::All.sql(false), "true");
+        assert!(
+            Rows::NotKept("partner_id").sql(false).starts_with("NOT EXISTS")
+                && Rows::NotKept("partner_id").sql(false).contains("x.partner_id")
+        );
+        assert_eq!(Rows::Shared.sql(true), "x.share IS TRUE");
+        assert_eq!(Rows::Shared.sql(false), "false", "without share, nobody is a portal user");
+        assert_eq!(Rows::Internal.sql(false), "true");
+    }
+}
