@@ -138,7 +138,15 @@ pub const TABLES: &[Table] = &[
     Table {
         name: "mail_mail",
         rows: Rows::All,
-        columns: &[("body_html", Html), ("email_to", Email), ("email_cc", Email), ("reply_to", Email), ("headers", Text)],
+        // A bounce's `failure_reason` quotes the recipient's address.
+        columns: &[
+            ("body_html", Html),
+            ("email_to", Email),
+            ("email_cc", Email),
+            ("reply_to", Email),
+            ("headers", Text),
+            ("failure_reason", Text),
+        ],
     },
     Table {
         name: "mail_tracking_value",
