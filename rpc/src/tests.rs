@@ -61,8 +61,8 @@ fn odoo_false_means_empty_text() {
 
 #[test]
 fn run_result_serializes_flat_for_both_shapes() {
-    let started = RunResult::Started(RunStarted { db_name: "a".into(), job_id: "j".into(), backup: None });
-    assert_eq!(serde_json::to_value(&started).unwrap(), serde_json::json!({"db_name":"a","job_id":"j"}));
+    let started = RunResult::Started(RunStarted { db_name: "a".into(), job_id: "j".into(), backup: None, anonymize: false });
+    assert_eq!(serde_json::to_value(&started).unwrap(), serde_json::json!({"db_name":"a","job_id":"j","anonymize":false}));
     let dropped: RunResult = serde_json::from_value(serde_json::json!({
         "status":"done","dropped":[],"missing":["x"],"refused":[]}))
     .unwrap();
@@ -84,10 +84,31 @@ fn newer_payload_keys_read_like_the_others() {
 
 #[test]
 fn the_run_answer_echoes_the_backup_only_when_one_was_asked() {
-    let mut started = RunStarted { db_name: "a".into(), job_id: "j".into(), backup: None };
-    assert_eq!(serde_json::to_value(&started).unwrap(), json!({"db_name":"a","job_id":"j"}));
+    let mut started = RunStarted { db_name: "a".into(), job_id: "j".into(), backup: None, anonymize: false };
+    assert_eq!(serde_json::to_value(&started).unwrap(), json!({"db_name":"a","job_id":"j","anonymize":false}));
     started.backup = Some("a-1.dump".into());
-    assert_eq!(serde_json::to_value(&started).unwrap(), json!({"db_name":"a","job_id":"j","backup":"a-1.dump"}));
+    assert_eq!(serde_json::to_value(&started).unwrap(), json!({"db_name":"a","job_id":"j","backup":"a-1.dump","anonymize":false}));
+}
+
+#[test]
+fn anonymize_is_read_from_odoo_values_and_always_echoed() {
+    let asked: RunPayload = serde_json::from_value(json!({"type": "prod2x", "anonymize": true})).unwrap();
+    assert_eq!(asked.anonymize, Some(true));
+    assert!(asked.extra.is_empty());
+    for odoo in [json!({"anonymize": false}), json!({"anonymize": null}), json!({})] {
+        let p: RunPayload = serde_json::from_value(odoo).unwrap();
+        assert_ne!(p.anonymize, Some(true));
+    }
+    let started = RunStarted { db_name: "a".into(), job_id: "j".into(), backup: None, anonymize: true };
+    assert_eq!(serde_json::to_value(&started).unwrap()["anonymize"], json!(true));
+    // An older staging's answer reads as not anonymized.
+    let old: RunStarted = serde_json::from_value(json!({"db_name": "a", "job_id": "j"})).unwrap();
+    assert!(!old.anonymize);
+    let status: JobStatus = serde_json::from_value(json!({
+        "job_id": "j", "db_name": "a", "state": "done", "phase": "done", "progress": 1.0, "error": null,
+        "started_at": "t", "finished_at": null}))
+    .unwrap();
+    assert!(!status.anonymize && status.anonymized.is_none());
 }
 
 /// The keys of a schema of openrpc.json's components.
@@ -123,7 +144,7 @@ fn openrpc_documents_every_key_of_the_new_shapes() {
     assert_eq!(documented_keys("Backups"), keys_of(Backups::default()));
     assert_eq!(documented_keys("Cancelled"), keys_of(Cancelled { state: JobState::Error, error: "e".into() }));
     assert_eq!(documented_keys("Extended"), keys_of(Extended { expires_at: "t".into() }));
-    let started = RunStarted { db_name: "a".into(), job_id: "j".into(), backup: Some("b".into()) };
+    let started = RunStarted { db_name: "a".into(), job_id: "j".into(), backup: Some("b".into()), anonymize: true };
     assert_eq!(documented_keys("RunStarted"), keys_of(&started));
     let payload = RunPayload {
         token: Some("t".into()),
@@ -137,6 +158,7 @@ fn openrpc_documents_every_key_of_the_new_shapes() {
         email: Some("e".into()),
         backup: Some("b".into()),
         request_id: Some("r".into()),
+        anonymize: Some(true),
         extra: Default::default(),
     };
     assert_eq!(documented_keys("RunPayload"), keys_of(&payload));
@@ -153,14 +175,16 @@ fn openrpc_documents_every_key_of_the_new_shapes() {
         neutralized: None,
         filestore: Some("none".into()),
         missing_attachments: Some(2),
+        anonymize: true,
+        anonymized: Some(AnonymizeReport::default()),
     };
-    assert_eq!(documented_keys("JobStatus"), keys_of(&status));
+    assert_eq!(documented_keys("JobStatus"), keys_of(&status), "every key of JobStatus is in openrpc.json, and only those");
     let old: JobStatus = serde_json::from_value(json!({
         "job_id": "j", "db_name": "a", "state": "running", "phase": "queued", "progress": null,
         "error": null, "started_at": "t", "finished_at": null
     }))
     .unwrap();
-    assert_eq!((old.filestore, old.missing_attachments), (None, None));
+    assert_eq!((old.filestore, old.missing_attachments, old.anonymize, old.anonymized), (None, None, false, None));
 }
 
 /// A server that answers `staging_list` with the client it was given, for the optional parameter.

@@ -12,6 +12,10 @@ pub struct RunStarted {
     /// The payload's `backup`, echoed so production knows it was not ignored; absent when none was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
+    /// Whether the copy will be anonymized, always written: production fails a
+    /// job that asked for it when the answer does not echo it true.
+    #[serde(default)]
+    pub anonymize: bool,
 }
 
 /// A name that was not dropped, and why.
@@ -126,6 +130,23 @@ pub struct JobStatus {
     /// How many attachments point to a file missing from the copy's filestore, once counted.
     #[serde(default)]
     pub missing_attachments: Option<u64>,
+    /// Whether the copy is anonymized (asked by production or `numikube_staging_anonymize = always`).
+    #[serde(default)]
+    pub anonymize: bool,
+    /// What the anonymization masked, once it has.
+    #[serde(default)]
+    pub anonymized: Option<AnonymizeReport>,
+}
+
+/// What the anonymization of a copy masked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AnonymizeReport {
+    /// Modules whose `data/anonymize.sql` ran, in order.
+    pub scripts: Vec<String>,
+    /// Tables whose rows were masked, by the built-in set or a module's script.
+    pub tables: Vec<String>,
+    /// Values masked by the built-in set, plus rows changed by the modules' scripts.
+    pub values: u64,
 }
 
 /// One database of this instance, as `staging_list` shows it.

@@ -5,7 +5,7 @@ use numikube_staging_rpc::RunPayload;
 
 use super::error::AdmissionError;
 use super::names;
-use crate::config::Config;
+use crate::config::{AnonymizePolicy, Config};
 use crate::job::JobRequest;
 use crate::report::callback;
 use crate::storage::{BackupSource, SourceError};
@@ -44,6 +44,7 @@ pub fn check_prod2x(config: &Config, payload: &RunPayload) -> Result<JobRequest,
     let timestamped = payload.timestamp.unwrap_or(true);
     let at = timestamped.then(|| names::now_in(config.timezone));
     let db_name = names::staging_name(client, level, payload.suffix.as_deref(), at).map_err(AdmissionError::Invalid)?;
+    let anonymize = anonymize(config.anonymize, payload.anonymize == Some(true))?;
     let text = |t: &Option<String>| t.clone().filter(|t| !t.is_empty());
     Ok(JobRequest {
         client: client.into(),
@@ -53,7 +54,22 @@ pub fn check_prod2x(config: &Config, payload: &RunPayload) -> Result<JobRequest,
         backup: text(&payload.backup),
         timestamped,
         request_id: text(&payload.request_id),
+        anonymize,
     })
+}
+
+/// The refusal of an anonymized copy by a staging that makes none.
+pub const NO_ANONYMIZED_COPIES: &str = "This staging server does not make anonymized copies (numikube_staging_anonymize = never); ask its administrator, or run the job without anonymization.";
+
+/// Whether the copy is anonymized: `always` whatever production asks, `never`
+/// refuses a request asking for it (nothing is made), else as asked.
+pub fn anonymize(policy: AnonymizePolicy, asked: bool) -> Result<bool, AdmissionError> {
+    match policy {
+        AnonymizePolicy::Always => Ok(true),
+        AnonymizePolicy::Never if asked => Err(AdmissionError::Invalid(NO_ANONYMIZED_COPIES.into())),
+        AnonymizePolicy::Never => Ok(false),
+        AnonymizePolicy::OnRequest => Ok(asked),
+    }
 }
 
 /// Why the backup a request asked for is refused.
@@ -110,5 +126,15 @@ mod tests {
         }
         assert!(check_callback(&config(""), "http://127.0.0.1:8069/cb").is_ok(), "empty: any host");
         assert!(check_callback(&config(""), "file:///etc/passwd").is_err(), "never another scheme");
+    }
+
+    #[test]
+    fn the_staging_decides_whether_a_copy_is_anonymized() {
+        use AnonymizePolicy::*;
+        assert!(anonymize(OnRequest, true).unwrap());
+        assert!(!anonymize(OnRequest, false).unwrap());
+        assert!(anonymize(Always, false).unwrap());
+        assert!(!anonymize(Never, false).unwrap());
+        assert!(matches!(anonymize(Never, true), Err(AdmissionError::Invalid(m)) if m == NO_ANONYMIZED_COPIES));
     }
 }

@@ -97,6 +97,7 @@ async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
         let request = &waiting.request;
         let entry = JournalEntry {
             client: Some(request.client.clone()),
+            anonymize: request.anonymize,
             ..JournalEntry::new(&job_id, &request.db_name, request.callback.clone(), request.email.clone())
         };
         // Turns are taken here, in admission order (see `take_turn`).
@@ -121,7 +122,8 @@ async fn start(shared: Arc<Shared>, reply: oneshot::Sender<Result<RunStarted, Ad
     }
     shared.user_arrived.notify_waiters();
     let request = &job.request;
-    let started = RunStarted { db_name: request.db_name.clone(), job_id: job.id(), backup: request.backup.clone() };
+    let started =
+        RunStarted { db_name: request.db_name.clone(), job_id: job.id(), backup: request.backup.clone(), anonymize: request.anonymize };
     tracing::info!(job = %started.job_id, db = %request.db_name, client = %request.client, "job accepted");
     let ctx = JobContext { services: shared.services.clone(), reporter: shared.reporter.clone() };
     tokio::spawn(run::run(ctx, job));

@@ -65,7 +65,12 @@ impl Replay {
                 continue;
             };
             let at = entry.started_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map_or_else(Utc::now, |t| t.to_utc());
-            let answer = RunResult::Started(RunStarted { db_name: entry.db_name.clone(), job_id: entry.job_id.clone(), backup: None });
+            let answer = RunResult::Started(RunStarted {
+                db_name: entry.db_name.clone(),
+                job_id: entry.job_id.clone(),
+                backup: None,
+                anonymize: entry.anonymize,
+            });
             answers.entry(key(entry.client.as_deref(), id)).or_insert(Answered { at, answer });
         }
         Replay { path, answers: Mutex::new(answers), answering: Mutex::new(HashMap::new()) }
@@ -134,7 +139,7 @@ mod tests {
     use super::*;
 
     fn started(job: &str) -> RunResult {
-        RunResult::Started(RunStarted { db_name: "cosmos-lab".into(), job_id: job.into(), backup: None })
+        RunResult::Started(RunStarted { db_name: "cosmos-lab".into(), job_id: job.into(), backup: None, anonymize: false })
     }
 
     #[tokio::test]

@@ -79,6 +79,9 @@ enum Command {
         /// Leave the timestamp out of the name (a refresh of the same name).
         #[arg(long)]
         no_timestamp: bool,
+        /// Mask the people in the copy (README, Anonymized copies).
+        #[arg(long)]
+        anonymize: bool,
     },
 }
 
@@ -149,9 +152,15 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
             Err(e) => fail(json, e),
         },
         Command::Status { job_or_db } => status(&app, json, &job_or_db).await,
-        Command::Restore { client, level, suffix, no_timestamp } => {
-            let payload =
-                RunPayload { client: Some(client), level: Some(level), suffix, timestamp: Some(!no_timestamp), ..Default::default() };
+        Command::Restore { client, level, suffix, no_timestamp, anonymize } => {
+            let payload = RunPayload {
+                client: Some(client),
+                level: Some(level),
+                suffix,
+                timestamp: Some(!no_timestamp),
+                anonymize: Some(anonymize),
+                ..Default::default()
+            };
             restore::restore_here(app, json, payload).await
         }
     }

@@ -13,6 +13,7 @@ use std::time::Duration;
 use configparser::ini::Ini;
 use regex::Regex;
 
+mod anonymize;
 mod containment;
 mod error;
 mod read;
@@ -20,6 +21,7 @@ mod sections;
 #[cfg(test)]
 mod tests;
 
+pub use anonymize::AnonymizePolicy;
 pub use containment::{ClientToken, CopySize};
 pub use error::ConfigError;
 use read::{compile_dbfilter, default_data_dir, with_scheme, Reader};
@@ -78,6 +80,10 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// `numikube_staging_filestore_source`: production's filestore mounted on this host, `{client}` replaced; `None`: none.
     pub filestore_source: Option<String>,
+    /// `numikube_staging_anonymize`: whether copies are anonymized, default on request.
+    pub anonymize: AnonymizePolicy,
+    /// `numikube_staging_anonymize_key`: the key of deterministic masking; `None`: a random one per copy.
+    pub anonymize_key: Option<String>,
     /// The object storage.
     pub storage: StorageConfig,
     /// PostgreSQL.
@@ -194,6 +200,8 @@ impl Config {
             odoo_path: r.get("numikube_staging_odoo_path").map(PathBuf::from),
             metrics,
             filestore_source: r.get("numikube_staging_filestore_source"),
+            anonymize: anonymize::policy(&r)?,
+            anonymize_key: r.get("numikube_staging_anonymize_key"),
             storage: StorageConfig {
                 endpoint: r.get_or_env("minio_endpoint", "MINIO_ENDPOINT").map(|e| with_scheme(&e, &r)).transpose()?,
                 access_key: r.get_or_env("minio_access_key", "MINIO_ACCESS_KEY"),

@@ -159,3 +159,16 @@ fn short_tokens_and_open_listeners_are_warned_about() {
     let w = c.warnings();
     assert!(w.len() == 1 && w[0].contains("beyond loopback"), "{w:?}");
 }
+
+#[test]
+fn anonymize_policy_and_key() {
+    let c = ok("");
+    assert_eq!(c.anonymize, AnonymizePolicy::OnRequest);
+    assert_eq!(c.anonymize_key, None);
+    assert_eq!(ok("numikube_staging_anonymize = always\n").anonymize, AnonymizePolicy::Always);
+    assert_eq!(ok("numikube_staging_anonymize = Never\n").anonymize, AnonymizePolicy::Never);
+    assert_eq!(ok("numikube_staging_anonymize = False\n").anonymize, AnonymizePolicy::OnRequest);
+    assert_eq!(ok("numikube_staging_anonymize_key = k3y\n").anonymize_key.as_deref(), Some("k3y"));
+    let err = parse("[options]\nnumikube_staging_token = t\nnumikube_staging_anonymize = sometimes\n").unwrap_err().to_string();
+    assert!(err.contains("numikube_staging_anonymize") && err.contains("sometimes"), "{err}");
+}

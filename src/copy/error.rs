@@ -53,6 +53,9 @@ pub enum CopyError {
     /// The copy could not be neutralized.
     #[error("Neutralizing the copy failed: {}.", first_line(&.0.to_string()))]
     Neutralize(NeutralizeError),
+    /// The copy could not be anonymized (or something survived the masking).
+    #[error("Anonymizing the copy failed: {}.", first_line(&.0.to_string()))]
+    Anonymize(super::anonymize::AnonymizeError),
     /// The kept template could not be copied.
     #[error("Copying the ready template failed: {}.", first_line(&.0.to_string()))]
     Template(TemplateError),
@@ -93,6 +96,7 @@ impl CopyError {
                 format!("the backup's base module is of Odoo {backup}, odoo/release.py of the staging says {staging}")
             }
             CopyError::Neutralize(e) => e.to_string(),
+            CopyError::Anonymize(e) => e.to_string(),
             CopyError::Template(e) => e.to_string(),
             CopyError::Db(e) => e.to_string(),
             CopyError::Foreign(_) => "foreign database with the final name".into(),

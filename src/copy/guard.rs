@@ -5,6 +5,7 @@
 //! hide a row from the checks, undo a change, or run the backup's own SQL
 //! with the power of whoever writes the table; the copy is refused, naming them.
 
+use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Transaction;
 
 /// The tables the built-in neutralization and its verification change or read.
@@ -73,4 +74,15 @@ pub async fn hooks_on(tx: &Transaction<'_>, tables: &[String]) -> Result<Vec<Str
         )
         .await?;
     Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Disables the user triggers of `table` (in `public`) for the transaction:
+/// belt and braces beside [`hooks_on`], which refuses any there is.
+pub async fn disable_triggers(tx: &Transaction<'_>, table: &str) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!("ALTER TABLE public.{} DISABLE TRIGGER USER", escape_identifier(table))).await
+}
+
+/// Enables them again, before the transaction commits.
+pub async fn enable_triggers(tx: &Transaction<'_>, table: &str) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute(&format!("ALTER TABLE public.{} ENABLE TRIGGER USER", escape_identifier(table))).await
 }

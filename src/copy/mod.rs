@@ -3,6 +3,7 @@
 //! name — replacing an earlier copy of the sidecar's (a refresh) only then,
 //! and never a database it did not make.
 
+pub mod anonymize;
 mod attachments;
 mod companion;
 mod discard;
@@ -29,7 +30,7 @@ mod zip;
 
 use std::time::Instant;
 
-use numikube_staging_rpc::{NeutralizeReport, Phase};
+use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport, Phase};
 
 use crate::metrics;
 use crate::pg::{JobRole, Marker, MarkerState, WorkingName};
@@ -62,6 +63,8 @@ pub struct CopyRequest<'a> {
     pub requested_by: Option<&'a str>,
     /// How long the copy lives once made (`numikube_staging_expire_after`); `None`: for ever.
     pub life: Option<std::time::Duration>,
+    /// Whether the copy is anonymized (see [`anonymize`]).
+    pub anonymize: bool,
 }
 
 /// What a finished copy hands over.
@@ -72,6 +75,20 @@ pub struct Finished {
     pub report: NeutralizeReport,
     /// Where its filestore came from and what it lacks.
     pub filestore: FilestoreReport,
+    /// What the anonymization masked; `None`: the copy is not anonymized.
+    pub anonymized: Option<AnonymizeReport>,
+}
+
+/// What loading a backup into a hidden database gave.
+pub struct Loaded {
+    /// What the neutralization ran.
+    pub report: NeutralizeReport,
+    /// The backup's format, for the metrics.
+    pub format: metrics::Format,
+    /// Where the copy's filestore came from.
+    pub origin: Origin,
+    /// What the anonymization masked; `None`: the copy is not anonymized.
+    pub anonymized: Option<AnonymizeReport>,
 }
 
 /// Where a copy's filestore came from and what it lacks, for the job's report.
@@ -97,7 +114,16 @@ pub async fn make(
     tracker.backup_chosen(&backup);
     let marker = Marker::new(MarkerState::Restoring, request.job_id.into(), request.db_name.into(), request.client, &backup);
     let started = Instant::now();
-    let (report, format, origin) = match templates::usable(services, request.client, &backup).await {
+    // An anonymized copy is never made from a kept template: the full restore
+    // path runs every masking statement under the job's own role, in the
+    // copy's own database, and a template (kept as restored) must never be
+    // what a copy asked to be anonymized starts from without that path.
+    // A copy not asked to be anonymized keeps the template path.
+    let template = match request.anonymize {
+        true => None,
+        false => templates::usable(services, request.client, &backup).await,
+    };
+    let (report, format, origin, anonymized) = match template {
         Some(template) => {
             // A repeat copy of a backup already restored: seconds, not minutes.
             tracker.phase(Phase::Restoring);
@@ -107,13 +133,14 @@ pub async fn make(
             services.metrics.template_copied(copying.elapsed());
             tracker.bytes_read().store(backup.size, std::sync::atomic::Ordering::Relaxed);
             // Its filestore is the template's (hard links), wherever that one came from.
-            (report, metrics::Format::Template, template.marker.as_ref().and_then(|m| m.filestore.clone()))
+            (report, metrics::Format::Template, template.marker.as_ref().and_then(|m| m.filestore.clone()), None)
         }
         None => {
             let phase = |p| tracker.phase(p);
             let counters = Counters { bytes_read: tracker.bytes_read(), restored: tracker.restored() };
-            let (report, format, origin) = restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false).await?;
-            (report, format, Some(origin.to_string()))
+            let loaded =
+                restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false, request.anonymize).await?;
+            (loaded.report, loaded.format, Some(loaded.origin.to_string()), loaded.anonymized)
         }
     };
     tracker.neutralized(&report);
@@ -135,7 +162,7 @@ pub async fn make(
     // Under its final name: the restore is over (for a template copy, the backup's size counts as read).
     let bytes = tracker.bytes_read().load(std::sync::atomic::Ordering::Relaxed);
     services.metrics.restore_finished(format, started.elapsed(), bytes);
-    Ok(Finished { backup, report, filestore })
+    Ok(Finished { backup, report, filestore, anonymized })
 }
 
 /// Counts the attachments of the hidden copy `temp` (to be `db_name`) whose
@@ -157,8 +184,9 @@ async fn count_missing(services: &Services, temp: &str, db_name: &str) -> Result
 }
 
 /// The full path: stream the backup into the hidden database `temp` and
-/// neutralize it, its filestore filled beside the load; says which format the
-/// backup was, for the metrics, and where the filestore came from.
+/// neutralize it (and anonymize it when `anonymize`), its filestore filled
+/// beside the load; says which format the backup was, for the metrics, and
+/// where the filestore came from.
 /// `counters` hear of the progress, `phase` of each step; pre-warm passes
 /// `low_priority` so its client programs run niced.
 ///
@@ -167,6 +195,7 @@ async fn count_missing(services: &Services, temp: &str, db_name: &str) -> Result
 /// *Containment*, [`crate::pg::job_role`]); the copy is handed over to
 /// `db_user` only once complete. On failure the caller discards `temp`,
 /// which drops the role too.
+#[allow(clippy::too_many_arguments)]
 pub async fn restore_and_neutralize(
     services: &Services,
     temp: &str,
@@ -175,12 +204,13 @@ pub async fn restore_and_neutralize(
     counters: &Counters,
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
-) -> Result<(NeutralizeReport, metrics::Format, Origin), CopyError> {
+    anonymize: bool,
+) -> Result<Loaded, CopyError> {
     let working = WorkingName::parse(temp).expect("a copy is made under a working name");
     let role = services.db.create_job_role(&working).await?;
-    let done = load_as(&role, services, temp, backup, marker, counters, phase, low_priority).await?;
+    let loaded = load_as(&role, services, temp, backup, marker, counters, phase, low_priority, anonymize).await?;
     services.db.hand_over(temp, &role).await?;
-    Ok(done)
+    Ok(loaded)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -193,7 +223,8 @@ async fn load_as(
     counters: &Counters,
     phase: &(dyn Fn(Phase) + Sync),
     low_priority: bool,
-) -> Result<(NeutralizeReport, metrics::Format, Origin), CopyError> {
+    anonymize: bool,
+) -> Result<Loaded, CopyError> {
     let config = &services.config;
     let stream = services.source.open(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
     let counted: BackupReader = Box::pin(Counting::new(stream, counters.bytes_read.clone()));
@@ -257,5 +288,17 @@ async fn load_as(
     let mut report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
     tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
     report.tolerated = restored.tolerated;
-    Ok((report, counted_as, origin))
+    // On the same connection as the neutralization (the job's own role), never one of our own.
+    let anonymized = match anonymize {
+        true => {
+            let how = anonymize::Anonymization { search_path: &search_path, key: config.anonymize_key.as_deref() };
+            let masking = Instant::now();
+            let masked = anonymize::anonymize(&mut client, &how).await.map_err(CopyError::Anonymize)?;
+            let took = masking.elapsed();
+            tracing::info!(db = %temp, scripts = ?masked.scripts, tables = ?masked.tables, values = masked.values, ?took, "anonymized");
+            Some(masked)
+        }
+        false => None,
+    };
+    Ok(Loaded { report, format: counted_as, origin, anonymized })
 }

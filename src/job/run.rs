@@ -78,6 +78,7 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
             refresh: !job.request.timestamped,
             requested_by: job.request.email.as_deref(),
             life: services.config.expire_after,
+            anonymize: job.request.anonymize,
         };
         copy::make(services, &request, &temp, job.as_ref()).await.map_err(JobError::from)
     };
@@ -97,6 +98,7 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         }
     };
     let finished_at = Utc::now().to_rfc3339();
+    let anonymized = outcome.as_ref().ok().and_then(|f| f.anonymized.clone());
     let end = |job: &Job| {
         job.update(|s| {
             s.state = state;
@@ -105,6 +107,7 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
             s.finished_at = Some(finished_at.clone());
             if state == JobState::Done {
                 s.progress = Some(1.0);
+                s.anonymized = anonymized.clone();
             }
         })
     };
@@ -120,6 +123,8 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         request_id: job.request.request_id.clone(),
         filestore: outcome.as_ref().ok().and_then(|f| f.filestore.origin.clone()),
         missing_attachments: outcome.as_ref().ok().and_then(|f| f.filestore.missing_attachments),
+        anonymize: job.request.anonymize,
+        anonymized: anonymized.clone(),
         ..JournalEntry::new(&id, &job.request.db_name, job.request.callback.clone(), job.request.email.clone())
     };
     // fsync'ed: on a blocking thread, not on the async core that answers requests.
@@ -165,7 +170,12 @@ const PUBLISH_TRIES: u32 = 5;
 async fn publish(services: &Services, job: &Job, finished: &Finished) {
     let request = &job.request;
     let origin = finished.filestore.origin.as_deref();
-    if let Err(e) = templates::keep(services, &request.db_name, &request.client, &finished.backup, &finished.report, origin).await {
+    // An anonymized copy is never kept as a template: a template serves any
+    // later copy of the same backup, and must never hand a masked copy to a
+    // job that did not ask for one (nor keep a masked one we would have to tell apart).
+    if request.anonymize {
+        tracing::info!(db = %request.db_name, "anonymized copy: no template kept");
+    } else if let Err(e) = templates::keep(services, &request.db_name, &request.client, &finished.backup, &finished.report, origin).await {
         tracing::warn!(db = %request.db_name, "no template kept: {e}");
     }
     // "Done" means open: a passing failure (a lock, a restart of PostgreSQL)

@@ -33,6 +33,8 @@ pub struct JobRequest {
     pub timestamped: bool,
     /// Production's id of this run (`request_id`), so that a repeat gets the first answer.
     pub request_id: Option<String>,
+    /// Whether the copy is anonymized: asked by the payload, or `numikube_staging_anonymize = always`.
+    pub anonymize: bool,
 }
 
 /// One accepted job.

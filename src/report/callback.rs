@@ -32,14 +32,20 @@ pub fn check_url(url: &str) -> Result<String, String> {
 /// The callback body of the wire protocol (both `traceback` and `stacktrace` on error).
 pub fn body(entry: &JournalEntry, token: &str) -> Value {
     match entry.state {
-        JobState::Done => json!({
-            "state": "done",
-            "token": token,
-            "db_name": entry.db_name,
-            "job_id": entry.job_id,
-            "filestore": entry.filestore,
-            "missing_attachments": entry.missing_attachments,
-        }),
+        JobState::Done => {
+            let mut body = json!({
+                "state": "done",
+                "token": token,
+                "db_name": entry.db_name,
+                "job_id": entry.job_id,
+                "filestore": entry.filestore,
+                "missing_attachments": entry.missing_attachments,
+            });
+            if let Some(report) = &entry.anonymized {
+                body["anonymized"] = json!(report);
+            }
+            body
+        }
         _ => {
             let detail = entry.detail.clone().unwrap_or_default();
             json!({
@@ -226,6 +232,16 @@ mod tests {
             serde_json::from_str(r#"{"job_id":"j","db_name":"d","callback":null,"email":null,"state":"done","error":null,"detail":null}"#)
                 .unwrap();
         assert!(body(&old, "t")["filestore"].is_null());
+    }
+
+    #[test]
+    fn a_done_body_says_what_was_anonymized() {
+        let plain = JournalEntry { state: JobState::Done, ..JournalEntry::new("j", "d", None, None) };
+        assert!(body(&plain, "t").get("anonymized").is_none());
+        let report = numikube_staging_rpc::AnonymizeReport { scripts: vec!["x".into()], tables: vec!["res_partner".into()], values: 3 };
+        let masked = JournalEntry { anonymize: true, anonymized: Some(report), ..plain };
+        let b = body(&masked, "t");
+        assert_eq!(b["anonymized"], json!({"scripts": ["x"], "tables": ["res_partner"], "values": 3}));
     }
 
     #[tokio::test]

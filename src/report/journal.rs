@@ -25,7 +25,7 @@
 use std::path::PathBuf;
 
 use chrono::Utc;
-use numikube_staging_rpc::{JobState, JobStatus, Phase};
+use numikube_staging_rpc::{AnonymizeReport, JobState, JobStatus, Phase};
 use serde::{Deserialize, Serialize};
 
 use crate::process::Owner;
@@ -68,6 +68,12 @@ pub struct JournalEntry {
     /// How many attachments of a done copy point to a missing file.
     #[serde(default)]
     pub missing_attachments: Option<u64>,
+    /// Whether the copy is anonymized (older journals: no).
+    #[serde(default)]
+    pub anonymize: bool,
+    /// What the anonymization masked, once the copy is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anonymized: Option<AnonymizeReport>,
 }
 
 impl JournalEntry {
@@ -88,6 +94,8 @@ impl JournalEntry {
             request_id: None,
             filestore: None,
             missing_attachments: None,
+            anonymize: false,
+            anonymized: None,
         }
     }
 }
@@ -114,6 +122,8 @@ impl JournalEntry {
             neutralized: None,
             filestore: self.filestore.clone(),
             missing_attachments: self.missing_attachments,
+            anonymize: self.anonymize,
+            anonymized: self.anonymized.clone(),
         }
     }
 }

@@ -128,11 +128,10 @@ async fn look(ctx: &PrewarmContext, client: &str) {
 /// Restores and neutralizes `backup` into `temp`, then keeps it as the template.
 async fn build(services: &Services, client: &str, backup: &Backup, temp: &str) -> Result<(), String> {
     let marker = Marker::new(MarkerState::Restoring, format!("prewarm-{client}"), temp.into(), client, backup);
-    let (report, _format, origin) =
-        copy::restore_and_neutralize(services, temp, backup, &marker, &copy::Counters::default(), &|_| {}, true)
-            .await
-            .map_err(|e: CopyError| e.to_string())?;
-    templates::adopt(services, temp, client, backup, &report, Some(&origin.to_string())).await.map_err(|e| e.to_string())?;
+    let loaded = copy::restore_and_neutralize(services, temp, backup, &marker, &copy::Counters::default(), &|_| {}, true, false)
+        .await
+        .map_err(|e: CopyError| e.to_string())?;
+    templates::adopt(services, temp, client, backup, &loaded.report, Some(&loaded.origin.to_string())).await.map_err(|e| e.to_string())?;
     tracing::info!(client, key = %backup.key, "pre-warmed");
     Ok(())
 }

@@ -73,6 +73,7 @@ pub async fn recover(upkeep: &Upkeep) {
                 backup: None,
                 timestamped: false,
                 request_id: entry.request_id.clone(),
+                anonymize: entry.anonymize,
             },
             entry.status(),
             None,

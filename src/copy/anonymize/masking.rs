@@ -1,0 +1,147 @@
+//! The built-in set at work: the kept partners, then one set-based
+//! `UPDATE` per table of [`super::builtin::TABLES`], each column through its
+//! masking function, for the columns the copy has and their types.
+
+use tokio_postgres::Transaction;
+
+use super::builtin::{Mask, Rows, Table, KEPT_PARTNERS};
+use super::schema::{self, ident, Column, Type};
+
+/// The partners kept as they are: the companies' own and the internal users'.
+pub async fn kept_partners(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    tx.batch_execute("CREATE TEMP TABLE numikube_kept_partners (id integer PRIMARY KEY) ON COMMIT DROP").await?;
+    if let Some(columns) = schema::columns(tx, "res_company").await? {
+        if columns.iter().any(|c| c.name == "partner_id") {
+            tx.execute(
+                &format!("INSERT INTO {KEPT_PARTNERS} SELECT DISTINCT partner_id FROM res_company WHERE partner_id IS NOT NULL ON CONFLICT DO NOTHING"),
+                &[],
+            )
+            .await?;
+        }
+    }
+    if let Some(columns) = schema::columns(tx, "res_users").await? {
+        if columns.iter().any(|c| c.name == "partner_id") {
+            let internal = Rows::Internal.sql(columns.iter().any(|c| c.name == "share"));
+            tx.execute(
+                &format!(
+                    "INSERT INTO {KEPT_PARTNERS} SELECT DISTINCT partner_id FROM res_users AS x WHERE partner_id IS NOT NULL AND {internal} ON CONFLICT DO NOTHING"
+                ),
+                &[],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The masked value of `column` of row `x` as SQL, for its type; `None`: not masked.
+fn masked_value(column: &Column, mask: Mask) -> Option<String> {
+    let value = format!("x.{}", ident(&column.name));
+    match column.kind {
+        Type::Text(limit) => {
+            let masked = mask.sql(&format!("{value}::text"));
+            Some(match limit {
+                Some(n) if mask != Mask::Password => format!("left({masked}, {n})"),
+                _ => masked,
+            })
+        }
+        // Odoo's translated fields: every language's text masked.
+        Type::Jsonb => {
+            let each = mask.sql("e.value #>> '{}'");
+            Some(format!(
+                "CASE WHEN jsonb_typeof({value}) = 'object' THEN coalesce((SELECT jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'string' THEN to_jsonb({each}) ELSE e.value END) FROM jsonb_each({value}) AS e), {value})
+                      WHEN jsonb_typeof({value}) = 'string' THEN to_jsonb({})
+                      ELSE {value} END",
+                mask.sql(&format!("{value} #>> '{{}}'"))
+            ))
+        }
+        Type::Json | Type::Other => None,
+    }
+}
+
+/// One set-based `UPDATE` of the built-in set; returns how many values it
+/// masked and the columns it masked.
+pub async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Result<(u64, Vec<String>), tokio_postgres::Error> {
+    let has_share = columns.iter().any(|c| c.name == "share");
+    let mut sets = Vec::new();
+    let mut counted = Vec::new();
+    let mut touched = Vec::new();
+    let mut masked_columns = Vec::new();
+    for (name, mask) in table.columns {
+        let Some(column) = columns.iter().find(|c| c.name == *name) else { continue };
+        let Some(value) = masked_value(column, *mask) else { continue };
+        masked_columns.push(name.to_string());
+        let col = ident(name);
+        sets.push(format!("{col} = {value}"));
+        touched.push(format!("coalesce(x.{col}::text, '') <> ''"));
+        if *mask != Mask::Password {
+            counted.push(format!("(x.{col} IS NOT NULL AND x.{col}::text <> '')::integer"));
+        }
+    }
+    // Portal users' logins: their e-mail, masked as the partner's is, unique as logins must be.
+    let login = table.name == "res_users" && has_share && columns.iter().any(|c| c.name == "login");
+    if login {
+        sets.push(
+            "login = CASE WHEN d.rank = 1 THEN pg_temp.anonymize_email(x.login::text) ELSE 'u' || x.id || '.' || pg_temp.anonymize_email(x.login::text) END"
+                .into(),
+        );
+        touched.push("true".into());
+        counted.push("1".into());
+    }
+    if sets.is_empty() {
+        return Ok((0, masked_columns));
+    }
+    let from = match login {
+        true => " FROM (SELECT id, row_number() OVER (PARTITION BY pg_temp.anonymize_email(login::text) ORDER BY id) AS rank FROM res_users WHERE share IS TRUE) AS d",
+        false => "",
+    };
+    let join = if login { " AND d.id = x.id" } else { "" };
+    let statement = format!(
+        "WITH masked AS (UPDATE {table} AS x SET {sets}{from} WHERE {rows}{join} AND ({touched}) RETURNING {counted} AS n)
+         SELECT coalesce(sum(n), 0)::bigint FROM masked",
+        table = ident(table.name),
+        sets = sets.join(", "),
+        rows = table.rows.sql(has_share),
+        touched = touched.join(" OR "),
+        counted = if counted.is_empty() { "0".into() } else { counted.join(" + ") },
+    );
+    let masked: i64 = tx.query_one(&statement, &[]).await?.get(0);
+    Ok((masked as u64, masked_columns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, kind: Type) -> Column {
+        Column { name: name.into(), kind }
+    }
+
+    #[test]
+    fn each_type_is_masked_its_way() {
+        let text = masked_value(&column("email", Type::Text(None)), Mask::Email).unwrap();
+        assert_eq!(text, "pg_temp.anonymize_email(x.\"email\"::text)");
+        let short = masked_value(&column("zip", Type::Text(Some(8))), Mask::Code).unwrap();
+        assert_eq!(short, "left(pg_temp.anonymize_code(x.\"zip\"::text), 8)", "a limited column keeps its limit");
+        assert_eq!(masked_value(&column("password", Type::Text(Some(8))), Mask::Password).unwrap(), "NULL");
+        let translated = masked_value(&column("body", Type::Jsonb), Mask::Html).unwrap();
+        assert!(
+            translated.contains("jsonb_each(x.\"body\")") && translated.contains("pg_temp.anonymize_html(e.value #>> '{}')"),
+            "{translated}"
+        );
+        assert!(masked_value(&column("data", Type::Json), Mask::Text).is_none());
+        assert!(masked_value(&column("n", Type::Other), Mask::Text).is_none());
+    }
+
+    #[test]
+    fn rows_are_chosen_by_who_is_kept() {
+        assert_eq!(Rows::All.sql(false), "true");
+        assert!(
+            Rows::NotKept("partner_id").sql(false).starts_with("NOT EXISTS")
+                && Rows::NotKept("partner_id").sql(false).contains("x.partner_id")
+        );
+        assert_eq!(Rows::Shared.sql(true), "x.share IS TRUE");
+        assert_eq!(Rows::Shared.sql(false), "false", "without share, nobody is a portal user");
+        assert_eq!(Rows::Internal.sql(false), "true");
+    }
+}

@@ -1,0 +1,71 @@
+//! What the copy holds: a table's columns and their types, read from the
+//! catalog (`to_regclass` under the transaction's `search_path`), so that
+//! every statement touches only tables and columns that exist.
+
+use tokio_postgres::Transaction;
+
+/// A column's type, as far as masking cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    /// `text`, `varchar` or `char`; `Some(n)` when limited to `n` characters.
+    Text(Option<i32>),
+    /// `jsonb` (Odoo's translated fields).
+    Jsonb,
+    /// `json`.
+    Json,
+    /// Anything else (never masked nor searched).
+    Other,
+}
+
+/// One column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub kind: Type,
+}
+
+impl Column {
+    /// Whether it holds text (searched for survivors).
+    pub fn is_text_like(&self) -> bool {
+        !matches!(self.kind, Type::Other)
+    }
+}
+
+/// `name` quoted as an SQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The columns of table `table`, or `None` when there is no such (ordinary or partitioned) table.
+pub async fn columns(tx: &Transaction<'_>, table: &str) -> Result<Option<Vec<Column>>, tokio_postgres::Error> {
+    let exists = tx.query_opt("SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind IN ('r', 'p')", &[&ident(table)]).await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let rows = tx
+        .query(
+            "SELECT a.attname::text, t.typname::text, a.atttypmod
+               FROM pg_attribute AS a JOIN pg_type AS t ON t.oid = a.atttypid
+              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            &[&ident(table)],
+        )
+        .await?;
+    Ok(Some(
+        rows.iter()
+            .map(|r| {
+                let (name, typname, typmod): (String, String, i32) = (r.get(0), r.get(1), r.get(2));
+                let kind = match typname.as_str() {
+                    "text" => Type::Text(None),
+                    "varchar" | "bpchar" => Type::Text((typmod > 4).then_some(typmod - 4)),
+                    "jsonb" => Type::Jsonb,
+                    "json" => Type::Json,
+                    _ => Type::Other,
+                };
+                Column { name, kind }
+            })
+            .collect(),
+    ))
+}
