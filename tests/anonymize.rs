@@ -286,7 +286,7 @@ async fn a_survivor_fails_the_job_and_leaves_nothing() {
     let (started, status) = run(&stage, RunPayload { anonymize: Some(true), ..stage.prod2x("trig", "x", false) }).await;
     assert_eq!(status.state, JobState::Error, "{status:?}");
     let error = status.error.unwrap_or_default();
-    assert!(error.contains("trigger keep_email on table res_partner"), "{error}");
+    assert!(error.contains("trigger keep_email on res_partner"), "{error}");
     assert!(!stage.databases().contains(&started.db_name));
     stage.wait_no_leftovers(Duration::from_secs(10));
 }

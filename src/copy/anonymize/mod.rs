@@ -61,7 +61,7 @@ pub enum AnonymizeError {
         detail: String,
     },
     /// The backup holds what could undo the masking on a table it changes.
-    #[error("the backup holds {} on table {table}, which could undo the masking; the copy was refused (remove it from production, or run the job without anonymization)", .objects.join(", "))]
+    #[error("the backup holds {} (masked table {table}), which could undo the masking; the copy was refused (remove it from production, or run the job without anonymization)", .objects.join(", "))]
     Refused {
         /// The table.
         table: String,
