@@ -27,8 +27,11 @@ with BROWSER=1: the browser walk alone).
 Prints 'e2e_odoo: N passed, N failed' at the end; exits non-zero on failure.
 """
 
+import base64
 import email
 import email.policy
+import hashlib
+import http.cookiejar
 import itertools
 import json
 import mailbox
@@ -38,6 +41,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import traceback
@@ -63,6 +67,22 @@ CLIENT = "cosmos"
 S3_KEY, S3_SECRET = "e2e-access", "e2e-secret-key"
 OLDER_KEY = f"{CLIENT}_20261124_0300.dump"
 NEWEST_KEY = f"{CLIENT}_20261125_0300.dump"
+# The older backup's companion archive of production's filestore (DESIGN.md
+# *Restore -> Filestore*), and the same dump again without one (for
+# numikube_staging_filestore_source).
+COMPANION_KEY = f"{CLIENT}_20261124_0300.filestore.tar.gz"
+BARE_KEY = f"{CLIENT}_20261124_0900.dump"
+# The people planted in production before its backups are made (the anonymize
+# step looks for every one of these values in the anonymized copy).
+PEOPLE = [
+    {"name": "Zoe Plantee-Vasquez", "email": "zoe.plantee@customers-e2e.example",
+     "phone": "+1 514 555 0199", "street": "17 rue des Plantes-Cachees", "vat": "FR88776655443"},
+    {"name": "Bruno Testeur-Marchand", "email": "bruno.testeur@customers-e2e.example",
+     "phone": "+1 438 555 0177", "street": "42 avenue Planquee-Secrete", "vat": "CA55443322101"},
+]
+PORTAL = {"name": "Paula Portail-Discret", "login": "paula.portail@customers-e2e.example",
+          "password": "portal-pw-e2e"}
+ATTACHMENT_NAME = "e2e-production-scan.bin"
 ADMIN_EMAIL = "admin@prod.example.com"
 STAGING_EMAIL = "staging@example.com"
 RUNNER = ("runner", "runner-pw", "runner@prod.example.com")  # a Run Staging user
@@ -393,6 +413,19 @@ def make_backups(world, ctx):
     world.s3.upload_file(older, BUCKET, OLDER_KEY)
     say(f"backup {OLDER_KEY} uploaded ({os.path.getsize(older)} bytes)")
     ctx.older_dump = older
+    # Its companion: production's filestore as it is now (Odoo's xx/<sha1>
+    # tree at the archive's root), made right after the dump.
+    companion = world.path("older.filestore.tar.gz")
+    with tarfile.open(companion, "w:gz") as tar:
+        for entry in sorted(os.listdir(ctx.prod_filestore)):
+            tar.add(os.path.join(ctx.prod_filestore, entry), arcname=entry)
+    world.s3.upload_file(companion, BUCKET, COMPANION_KEY)
+    say(f"companion {COMPANION_KEY} uploaded ({os.path.getsize(companion)} bytes)")
+    # The same dump again, with no companion: its copy's files can only come
+    # from numikube_staging_filestore_source.
+    time.sleep(1.1)
+    world.s3.upload_file(older, BUCKET, BARE_KEY)
+    say(f"backup {BARE_KEY} uploaded (the older dump, no companion)")
 
     tables = max(1, BACKUP_MB // 25)
     rows = BACKUP_MB * 1024 * 1024 // 1040 // tables
@@ -410,6 +443,36 @@ def make_backups(world, ctx):
     os.unlink(newest)
     world.psql("prod", " ".join(f"DROP TABLE e2e_ballast_{i};" for i in range(tables))
                + " UPDATE e2e_backup_marker SET name = 'production'")
+
+
+def plant(ctx, odoo):
+    """Production's people (partners with e-mail, phone, street and VAT, a
+    chatter note quoting one of them, a portal user whose login is an e-mail)
+    and an attachment with real content in its filestore."""
+    ids = [odoo.call("res.partner", "create", dict(person)) for person in PEOPLE]
+    other = PEOPLE[1]
+    odoo.call("res.partner", "message_post", [ids[0]],
+              body=f"Spoke with {other['name']} ({other['email']}, {other['phone']}): "
+                   "she wants the invoice at her home address.",
+              message_type="comment", subtype_xmlid="mail.mt_note")
+    portal = odoo.call("ir.model.data", "check_object_reference", "base", "group_portal")[1]
+    odoo.call("res.users", "create", {
+        "name": PORTAL["name"], "login": PORTAL["login"], "email": PORTAL["login"],
+        "password": PORTAL["password"], "groups_id": [(6, 0, [portal])],
+    })
+    # 64 kB that no other file has: a download from a copy must give these bytes.
+    content = b"".join(hashlib.sha256(f"e2e-{i}".encode()).digest() for i in range(2048))
+    ctx.attachment_bytes = content
+    ctx.attachment_id = odoo.call("ir.attachment", "create", {
+        "name": ATTACHMENT_NAME, "datas": base64.b64encode(content).decode(),
+        "res_model": "res.partner", "res_id": ids[0],
+    })
+    fname = odoo.call("ir.attachment", "read", [ctx.attachment_id], ["store_fname"])[0][
+        "store_fname"]
+    say(f"planted {len(PEOPLE)} partners, a chatter note, portal user {PORTAL['login']}, "
+        f"attachment {ctx.attachment_id} ({fname})")
+    if not fname or not os.path.isfile(os.path.join(ctx.prod_filestore, fname)):
+        raise AssertionError(f"the attachment's file {fname} is not in {ctx.prod_filestore}")
 
 
 def staging_extra(sidecar_port, more=""):
@@ -439,11 +502,18 @@ def setup(world, ctx):
     # A second database of production: requests without a session choose no
     # database, so the callback must open the one its URL names.
     world.psql("postgres", "CREATE DATABASE prod_other OWNER odoo_prod")
-    make_backups(world, ctx)
     ctx.prod_uuid = world.psql(
         "prod", "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'")
+    ctx.prod_filestore = os.path.join(world.path("production-data"), "filestore", "prod")
 
+    # Production runs before its backups are made: the people and the
+    # attachment the anonymize and filestore steps look for are made through
+    # its API, as a user would, so that every backup holds them.
     world.odoo(prod_conf, name="production")
+    wait_for(f"production on port {prod_port}", lambda: port_open(prod_port), 120)
+    ctx.prod_url = f"http://127.0.0.1:{prod_port}"
+    plant(ctx, Odoo(ctx.prod_url, "prod", "admin", "admin"))
+    make_backups(world, ctx)
     # -- staging: no database at all, the sidecar beside it -----------------
     stage_port, sidecar_port = free_port(), free_port()
     ctx.stage_conf = world.odoo_conf("staging", "odoo_stage", stage_port,
@@ -460,7 +530,6 @@ def setup(world, ctx):
     say(f"production :{prod_port}, staging :{stage_port}, sidecar :{sidecar_port}")
 
     # -- production's external API, the environment, a Run Staging user ------
-    ctx.prod_url = f"http://127.0.0.1:{prod_port}"
     ctx.stage_url = f"http://127.0.0.1:{stage_port}"
     odoo = ctx.odoo = Odoo(ctx.prod_url, "prod", "admin", "admin")
     odoo.call("ir.config_parameter", "set_param", "web.base.url", ctx.prod_url)
@@ -880,6 +949,181 @@ def step_runner_rights(ctx, checks):
                  (existing, unknown))
 
 
+def planted_values():
+    """Every planted value that must not survive anonymization."""
+    values = [PORTAL["login"], PORTAL["name"]]
+    for person in PEOPLE:
+        values += [person["name"], person["email"], person["phone"], person["street"],
+                   person["vat"]]
+    return values
+
+
+def data_dump(db_name):
+    """A plain pg_dump --data-only of a database (as the superuser), as text."""
+    out = subprocess.run([f"{PG_BIN}/pg_dump", "-h", "127.0.0.1", "-p", str(WORLD.pg_port),
+                          "-U", "postgres", "--data-only", db_name],
+                         check=True, capture_output=True)
+    return out.stdout.decode(errors="replace")
+
+
+ANON_TABLES = ["res_partner", "res_users", "mail_message", "mail_mail", "mail_tracking_value",
+               "mail_notification", "mail_followers", "res_partner_bank", "ir_attachment"]
+
+
+def row_counts(db_name):
+    return {t: WORLD.psql(db_name, f"SELECT count(*) FROM {t}") for t in ANON_TABLES}
+
+
+def read_report(ctx, job_id):
+    fields = [f for f in ("anonymize", "anonymize_report", "filestore", "missing_attachments")
+              if f in ctx.job_fields]
+    return ctx.odoo.call("staging.job", "read", [job_id], fields)[0]
+
+
+def step_anonymize(ctx, checks):
+    """The environment's anonymize: a masked copy of the older backup, where the
+    admin (an internal user, the requester) still logs in."""
+    world, odoo = WORLD, ctx.odoo
+    if "anonymize" not in odoo.fields("staging.environment"):
+        raise Blocked("staging.environment has no field anonymize")
+    restart_sidecar(ctx, NO_TEMPLATES)
+    # What the backup holds: the older dump restored as it is, for the counts
+    # and to be sure the planted values are there to be masked.
+    world.psql("postgres", "DROP DATABASE IF EXISTS e2e_reference")
+    world.psql("postgres", "CREATE DATABASE e2e_reference")
+    subprocess.run([f"{PG_BIN}/pg_restore", "-h", "127.0.0.1", "-p", str(world.pg_port),
+                    "-U", "postgres", "--no-owner", "--no-acl", "-d", "e2e_reference",
+                    ctx.older_dump], check=False, capture_output=True)
+    reference = data_dump("e2e_reference").lower()
+    absent = [v for v in planted_values() if v.lower() not in reference]
+    checks.check("the backup holds every planted value", not absent, absent)
+    odoo.call("staging.environment", "write", [ctx.env_id], {"anonymize": True})
+    try:
+        job_id, db_name = make_copy(ctx, checks, "anon", backup_key=OLDER_KEY)
+    finally:
+        odoo.call("staging.environment", "write", [ctx.env_id], {"anonymize": False})
+    ctx.copy_anon = db_name
+    job = read_report(ctx, job_id)
+    say(f"anonymized job: {job}")
+    checks.check("the job shows anonymize", job.get("anonymize") is True, job.get("anonymize"))
+    report = job.get("anonymize_report") or ""
+    checks.check("the job has the anonymization report, naming res_partner",
+                 "res_partner" in report and "values masked" in report, report)
+    copy = data_dump(db_name).lower()
+    left = [v for v in planted_values() if v.lower() in copy]
+    checks.check("no planted value is left in pg_dump --data-only of the copy", not left, left)
+    for value in left[:3]:
+        at = copy.find(value.lower())
+        say(f"survivor {value!r}: ...{copy[max(0, at - 300):at + 100]!r}...")
+    counts, ref_counts = row_counts(db_name), row_counts("e2e_reference")
+    checks.check("the masked tables keep their row counts", counts == ref_counts,
+                 {t: (ref_counts[t], counts[t]) for t in counts if counts[t] != ref_counts[t]})
+    admin_login = world.psql(db_name, "SELECT login FROM res_users WHERE id = 2")
+    checks.check("the admin (an internal user) keeps his login", admin_login == "admin",
+                 admin_login)
+    try:
+        staged = Odoo(ctx.stage_url, db_name, "admin", "admin")
+        logged = staged.uid
+        name = staged.call("res.users", "read", [staged.uid], ["login"])[0]["login"]
+    except (AssertionError, RpcError, urllib.error.URLError) as err:
+        logged, name = False, str(err)
+    checks.check("the requester (admin) logs in to the copy on the staging Odoo",
+                 bool(logged) and name == "admin", name)
+    try:
+        Odoo(ctx.stage_url, db_name, PORTAL["login"], PORTAL["password"])
+        portal_in = True
+    except (AssertionError, RpcError):
+        portal_in = False
+    checks.check("the portal user's production login does not open the copy", not portal_in)
+    world.psql("postgres", "DROP DATABASE IF EXISTS e2e_reference")
+
+
+def source_folder(ctx):
+    """numikube_staging_filestore_source for this test: production's filestore
+    parent with {client}; <parent>/cosmos is a link to production's folder of
+    database prod (its sha1 tree), so that {client} names it."""
+    parent = os.path.dirname(ctx.prod_filestore)
+    link = os.path.join(parent, CLIENT)
+    if not os.path.lexists(link):
+        os.symlink(os.path.basename(ctx.prod_filestore), link)
+    return os.path.join(parent, "{client}"), link
+
+
+def download(url, db_name, attachment_id):
+    """Logs in to db_name as admin, then GET /web/content/<id>?download=true
+    with the session cookie: (HTTP status, bytes)."""
+    body = json.dumps({"jsonrpc": "2.0", "method": "call", "id": 1, "params": {
+        "db": db_name, "login": "admin", "password": "admin"}}).encode()
+    request = urllib.request.Request(f"{url}/web/session/authenticate", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=180) as response:
+        answer = json.load(response)
+        cookies = [c.split(";")[0] for c in response.headers.get_all("Set-Cookie") or []
+                   if c.startswith("session_id=")]
+    if answer.get("error") or not cookies:
+        raise AssertionError(f"admin cannot log in to {db_name}: {answer.get('error')}")
+    request = urllib.request.Request(f"{url}/web/content/{attachment_id}?download=true",
+                                     headers={"Cookie": cookies[-1]})
+    try:
+        with urllib.request.urlopen(request, timeout=180) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def files_of(folder):
+    """path -> (size, mtime_ns) of every file under folder."""
+    found = {}
+    for root, _dirs, names in os.walk(folder):
+        for name in names:
+            st = os.stat(os.path.join(root, name))
+            found[os.path.join(root, name)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def check_download(ctx, checks, db_name, how):
+    status, content = download(ctx.stage_url, db_name, ctx.attachment_id)
+    checks.check(f"the attachment downloads from the copy ({how}): HTTP 200", status == 200,
+                 f"HTTP {status}: {content[:200]!r}")
+    checks.check(f"with production's bytes ({how})", content == ctx.attachment_bytes,
+                 f"{len(content)} bytes, expected {len(ctx.attachment_bytes)}")
+
+
+def step_filestore(ctx, checks):
+    """Production's attachments in a copy of a custom dump: from its companion
+    archive, then from numikube_staging_filestore_source."""
+    world = WORLD
+    if "filestore" not in ctx.job_fields:
+        raise Blocked("staging.job has no field filestore")
+    restart_sidecar(ctx, NO_TEMPLATES)
+    job_id, db_name = make_copy(ctx, checks, "files", backup_key=OLDER_KEY)
+    job = read_report(ctx, job_id)
+    say(f"companion job: filestore={job['filestore']!r} missing={job['missing_attachments']}")
+    checks.check("the job says its files came from the companion",
+                 job["filestore"] == f"companion {COMPANION_KEY}", job["filestore"])
+    checks.check("no attachment is missing its file", job["missing_attachments"] == 0,
+                 job["missing_attachments"])
+    check_download(ctx, checks, db_name, "companion")
+    world.psql("postgres", f'DROP DATABASE "{db_name}" WITH (FORCE)')
+
+    template, folder = source_folder(ctx)
+    before = files_of(ctx.prod_filestore)
+    restart_sidecar(ctx, NO_TEMPLATES + f"numikube_staging_filestore_source = {template}\n")
+    job_id, db_name = make_copy(ctx, checks, "source", backup_key=BARE_KEY)
+    job = read_report(ctx, job_id)
+    say(f"source job: filestore={job['filestore']!r} missing={job['missing_attachments']}")
+    checks.check("the job says its files came from production's folder",
+                 job["filestore"] == f"source {folder}", job["filestore"])
+    checks.check("no attachment is missing its file (source)", job["missing_attachments"] == 0,
+                 job["missing_attachments"])
+    check_download(ctx, checks, db_name, "source")
+    after = files_of(ctx.prod_filestore)
+    changed = [p for p, st in before.items() if after.get(p) != st]
+    checks.check(f"production's {len(before)} files are unchanged (size, mtime)", not changed,
+                 changed[:5])
+    world.psql("postgres", f'DROP DATABASE "{db_name}" WITH (FORCE)')
+
+
 STEPS = [
     ("seed", "Run -> Running -> Done on the newest backup, neutralized copy, done mail",
      step_seed),
@@ -895,6 +1139,10 @@ STEPS = [
      step_runner_rights),
     ("cancel", "action_cancel() during a restore leaves no database", step_cancel),
     ("expiry", f"expire_after = {EXPIRE_AFTER}s: warning mail, then dropped", step_expiry),
+    ("anonymize", "environment anonymize: nothing planted left, same rows, admin logs in",
+     step_anonymize),
+    ("filestore", "an attachment downloads from copies: companion archive, source folder",
+     step_filestore),
 ]
 
 
@@ -902,6 +1150,7 @@ def browser_env(ctx):
     return {
         "PROD_URL": ctx.prod_url, "PROD_DB": "prod", "STAGE_URL": ctx.stage_url,
         "RUNNER_LOGIN": RUNNER[0], "RUNNER_PASSWORD": RUNNER[1],
+        "ADMIN_LOGIN": "admin", "ADMIN_PASSWORD": "admin",
         "ENV_ID": str(ctx.env_id), "ERROR_JOB_ID": str(make_error_job(ctx)),
         "SHOTS": os.environ.get("SHOTS", os.path.join(ADDON_DIR, "numikube_staging",
                                                       "static", "description")),
@@ -912,8 +1161,14 @@ def browser_walk(ctx, checks):
     """tests/e2e_odoo/browser.mjs against these servers (BROWSER=1), the sidecar
     without templates (a real restore, whose progress shows) and with copies
     that expire in 14 days (DESIGN.md *Copies' life*: the environment's copies
-    then show their expiry, as a staging with numikube_staging_expire_after does)."""
-    restart_sidecar(ctx, NO_TEMPLATES + "numikube_staging_expire_after = 14d\n")
+    then show their expiry, as a staging with numikube_staging_expire_after does)
+    and with production's filestore as numikube_staging_filestore_source."""
+    # Production's filestore as the source (DESIGN.md *Restore -> Filestore*):
+    # the copies of the newest backup, which has no companion, get their files
+    # from it, and the job forms say so.
+    template, _folder = source_folder(ctx)
+    restart_sidecar(ctx, NO_TEMPLATES + "numikube_staging_expire_after = 14d\n"
+                         f"numikube_staging_filestore_source = {template}\n")
     out = subprocess.run(["node", os.path.join(HERE, "browser.mjs")],
                          env={**os.environ, **browser_env(ctx)}, timeout=900, check=False)
     checks.check("the browser walk passes", out.returncode == 0, f"exit {out.returncode}")
