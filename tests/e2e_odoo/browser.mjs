@@ -5,7 +5,9 @@
 // a new tab). Takes the addon's screenshots on the way (1280x800 PNG, into
 // $SHOTS). Started by e2e.py with BROWSER=1 (see README.md), which passes:
 //   PROD_URL, PROD_DB, STAGE_URL, RUNNER_LOGIN, RUNNER_PASSWORD, ENV_ID,
-//   ERROR_JOB_ID (a job of that user in Error), SHOTS, CHROMIUM.
+//   ERROR_JOB_ID (a job of that user in Error), ADMIN_LOGIN, ADMIN_PASSWORD
+//   (the administrator, who ticks the environment's Anonymize and runs an
+//   anonymized copy at the end), SHOTS, CHROMIUM.
 // Prints 'browser: N passed, N failed' and exits non-zero on a failure.
 
 import { copyFileSync, mkdtempSync, mkdirSync, rmSync } from "node:fs";
@@ -44,7 +46,7 @@ const context = await chromium.launchPersistentContext(profile, {
   ],
 });
 context.setDefaultTimeout(30000);
-const page = context.pages()[0] || (await context.newPage());
+let page = context.pages()[0] || (await context.newPage());
 page.on("pageerror", (err) => say(`page error: ${err.message}`));
 
 async function shot(name, { quick = false, dir = SHOTS } = {}) {
@@ -259,6 +261,105 @@ await step("job list", async () => {
   await shot("screenshot_job_list");
 });
 
+// -- an anonymized copy, asked through the environment (as the admin) --------
+// Only an administrator may change an environment: a second browser, logged in
+// as ADMIN_LOGIN, ticks Anonymize, saves, runs a job and reads its report.
+const adminProfile = mkdtempSync(join(tmpdir(), "numikube-chromium."));
+const adminContext = await chromium.launchPersistentContext(adminProfile, {
+  executablePath: E.CHROMIUM || "/usr/bin/chromium",
+  headless: true, viewport: VIEWPORT, locale: "en-US", timezoneId: "UTC",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync"],
+});
+adminContext.setDefaultTimeout(30000);
+const runnerPage = page;
+page = adminContext.pages()[0] || (await adminContext.newPage());
+page.on("pageerror", (err) => say(`page error: ${err.message}`));
+
+await step("admin log in", async () => {
+  await page.goto(`${E.PROD_URL}/web/login?db=${encodeURIComponent(E.PROD_DB)}`);
+  await page.fill("input[name=login]", E.ADMIN_LOGIN);
+  await page.fill("input[name=password]", E.ADMIN_PASSWORD);
+  await page.click("button[type=submit]");
+  await page.locator(".o_main_navbar").waitFor();
+  check("the admin is logged in", true);
+});
+
+await step("anonymize checkbox", async () => {
+  await page.goto(`${E.PROD_URL}/odoo/action-numikube_staging.action_staging_environment/${E.ENV_ID}`);
+  await page.locator(".o_form_view .o_field_widget[name=name]").waitFor();
+  const box = page.locator(".o_form_view .o_field_widget[name=anonymize] input[type=checkbox]");
+  if (!check("the environment form shows the Anonymize checkbox", (await box.count()) === 1)) return;
+  if (!(await box.isChecked())) await box.check();
+  await page.locator(".o_form_button_save").click();
+  await page.locator(".o_form_button_save").waitFor({ state: "hidden", timeout: 15000 }).catch(() => {});
+  await page.reload();
+  await page.locator(".o_form_view .o_field_widget[name=name]").waitFor();
+  check("Anonymize is ticked and saved",
+    await page.locator(".o_form_view .o_field_widget[name=anonymize] input[type=checkbox]").isChecked());
+  await shot("screenshot_environment_anonymize");
+});
+
+let anonDb = "";
+await step("anonymized job", async () => {
+  await page.goto(`${E.PROD_URL}/odoo/${JOB_ACTION}/new`);
+  await page.locator(".o_form_view").waitFor();
+  const environment = page.locator(".o_field_widget[name=environment_id] input");
+  if (!(await environment.inputValue()).includes("Lab")) {
+    await environment.fill("Lab");
+    await page.locator(".o-autocomplete--dropdown-item", { hasText: /^Lab$/ }).first().click();
+  }
+  await page.locator(".o_field_widget[name=suffix] input").fill("demo-anon");
+  // The environment's onchange answers after the choice: wait for it.
+  const asked = page.locator(".o_form_view .o_field_widget[name=anonymize] input[type=checkbox]");
+  let ticked = false;
+  for (let i = 0; i < 20 && !ticked; i++) {
+    ticked = (await asked.count()) === 1 && (await asked.isChecked());
+    if (!ticked) await sleep(500);
+  }
+  check("the new job is anonymized, as its environment says", ticked,
+    `environment ${await environment.inputValue()}, anonymize ${await asked.count()} checkbox(es)`);
+  await page.locator("button[name=run]").click();
+  await page.waitForFunction(() => {
+    const s = document.querySelector(".o_statusbar_status .o_arrow_button_current");
+    return s && /Running|Done|Error/.test(s.textContent);
+  }, null, { timeout: 60000 });
+  anonDb = (await page.locator(".o_field_widget[name=database_name]").innerText().catch(() => "")).trim();
+  const deadline = Date.now() + RUN_TIMEOUT;
+  let polls = 0;
+  while (Date.now() < deadline && !/Done|Error/.test(await statusOf())) {
+    await sleep(2000);
+    if (++polls % 15 === 0) await page.reload(); // the form refreshes itself; in case it did not
+  }
+  const status = await statusOf();
+  check(`the anonymized job ${anonDb} is Done`, status === "Done", status);
+  const files = (await page.locator(".o_field_widget[name=filestore]").innerText().catch(() => "")).trim();
+  check("the job form says where the copy's files came from", files.length > 0, files);
+  const tab = page.locator(".o_notebook_headers .nav-link", { hasText: "Anonymization" });
+  if (check("the job form has an Anonymization tab", (await tab.count()) === 1)) {
+    await tab.click();
+    const report = (await page.locator(".o_field_widget[name=anonymize_report]").innerText()).trim();
+    check("which shows the staging's anonymization report",
+      /values masked/.test(report) && /res_partner/.test(report), report);
+  }
+  say(`anonymized job: ${anonDb}, files from: ${files}`);
+  await shot("screenshot_job_anonymized");
+});
+
+await step("untick anonymize", async () => {
+  await page.goto(`${E.PROD_URL}/odoo/action-numikube_staging.action_staging_environment/${E.ENV_ID}`);
+  const box = page.locator(".o_form_view .o_field_widget[name=anonymize] input[type=checkbox]");
+  await box.waitFor();
+  if (await box.isChecked()) {
+    await box.uncheck();
+    await page.locator(".o_form_button_save").click();
+    await page.locator(".o_form_button_save").waitFor({ state: "hidden", timeout: 15000 }).catch(() => {});
+  }
+});
+
+await adminContext.close();
+rmSync(adminProfile, { recursive: true, force: true });
+page = runnerPage;
 await context.close();
 rmSync(profile, { recursive: true, force: true });
 console.log(`browser: ${passed} passed, ${failed} failed`);

@@ -31,7 +31,6 @@ import base64
 import email
 import email.policy
 import hashlib
-import http.cookiejar
 import itertools
 import json
 import mailbox
@@ -415,7 +414,7 @@ def make_backups(world, ctx):
     ctx.older_dump = older
     # Its companion: production's filestore as it is now (Odoo's xx/<sha1>
     # tree at the archive's root), made right after the dump.
-    companion = world.path("older.filestore.tar.gz")
+    companion = ctx.companion = world.path("older.filestore.tar.gz")
     with tarfile.open(companion, "w:gz") as tar:
         for entry in sorted(os.listdir(ctx.prod_filestore)):
             tar.add(os.path.join(ctx.prod_filestore, entry), arcname=entry)
@@ -437,6 +436,9 @@ def make_backups(world, ctx):
     world.pg_dump("prod", newest, "-Z0")
     time.sleep(1.1)  # a later last-modified than the older one's
     world.s3.upload_file(newest, BUCKET, NEWEST_KEY)
+    # Its companion too (the filestore has not changed since the older one's):
+    # every copy of the newest backup gets production's files.
+    world.s3.upload_file(ctx.companion, BUCKET, NEWEST_KEY.replace(".dump", ".filestore.tar.gz"))
     ctx.newest_size = os.path.getsize(newest)
     say(f"backup {NEWEST_KEY} uploaded ({ctx.newest_size / 1e6:.0f} MB, {tables} ballast "
         f"tables, {time.monotonic() - t:.0f}s)")
@@ -1161,14 +1163,9 @@ def browser_walk(ctx, checks):
     """tests/e2e_odoo/browser.mjs against these servers (BROWSER=1), the sidecar
     without templates (a real restore, whose progress shows) and with copies
     that expire in 14 days (DESIGN.md *Copies' life*: the environment's copies
-    then show their expiry, as a staging with numikube_staging_expire_after does)
-    and with production's filestore as numikube_staging_filestore_source."""
-    # Production's filestore as the source (DESIGN.md *Restore -> Filestore*):
-    # the copies of the newest backup, which has no companion, get their files
-    # from it, and the job forms say so.
-    template, _folder = source_folder(ctx)
-    restart_sidecar(ctx, NO_TEMPLATES + "numikube_staging_expire_after = 14d\n"
-                         f"numikube_staging_filestore_source = {template}\n")
+    then show their expiry, as a staging with numikube_staging_expire_after does).
+    The newest backup has its companion: the job forms say the files came from it."""
+    restart_sidecar(ctx, NO_TEMPLATES + "numikube_staging_expire_after = 14d\n")
     out = subprocess.run(["node", os.path.join(HERE, "browser.mjs")],
                          env={**os.environ, **browser_env(ctx)}, timeout=900, check=False)
     checks.check("the browser walk passes", out.returncode == 0, f"exit {out.returncode}")
