@@ -138,8 +138,16 @@ pub async fn make(
         None => {
             let phase = |p| tracker.phase(p);
             let counters = Counters { bytes_read: tracker.bytes_read(), restored: tracker.restored() };
-            let loaded =
-                restore_and_neutralize(services, &temp_name, &backup, &marker, &counters, &phase, false, request.anonymize).await?;
+            let load = Load {
+                temp: &temp_name,
+                backup: &backup,
+                marker: &marker,
+                counters: &counters,
+                phase: &phase,
+                low_priority: false,
+                anonymize: request.anonymize,
+            };
+            let loaded = restore_and_neutralize(services, &load).await?;
             (loaded.report, loaded.format, Some(loaded.origin.to_string()), loaded.anonymized)
         }
     };
@@ -195,36 +203,35 @@ async fn count_missing(services: &Services, temp: &str, db_name: &str) -> Result
 /// *Containment*, [`crate::pg::job_role`]); the copy is handed over to
 /// `db_user` only once complete. On failure the caller discards `temp`,
 /// which drops the role too.
-#[allow(clippy::too_many_arguments)]
-pub async fn restore_and_neutralize(
-    services: &Services,
-    temp: &str,
-    backup: &Backup,
-    marker: &Marker,
-    counters: &Counters,
-    phase: &(dyn Fn(Phase) + Sync),
-    low_priority: bool,
-    anonymize: bool,
-) -> Result<Loaded, CopyError> {
-    let working = WorkingName::parse(temp).expect("a copy is made under a working name");
+pub async fn restore_and_neutralize(services: &Services, load: &Load<'_>) -> Result<Loaded, CopyError> {
+    let working = WorkingName::parse(load.temp).expect("a copy is made under a working name");
     let role = services.db.create_job_role(&working).await?;
-    let loaded = load_as(&role, services, temp, backup, marker, counters, phase, low_priority, anonymize).await?;
-    services.db.hand_over(temp, &role).await?;
+    let loaded = load_as(&role, services, load).await?;
+    services.db.hand_over(load.temp, &role).await?;
     Ok(loaded)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn load_as(
-    role: &JobRole,
-    services: &Services,
-    temp: &str,
-    backup: &Backup,
-    marker: &Marker,
-    counters: &Counters,
-    phase: &(dyn Fn(Phase) + Sync),
-    low_priority: bool,
-    anonymize: bool,
-) -> Result<Loaded, CopyError> {
+/// What [`restore_and_neutralize`] loads, and who hears of it.
+#[derive(Clone, Copy)]
+pub struct Load<'a> {
+    /// The hidden database, by its working name.
+    pub temp: &'a str,
+    /// The backup.
+    pub backup: &'a Backup,
+    /// The hidden database's marker while it is made.
+    pub marker: &'a Marker,
+    /// Bytes read and entries restored, for the progress.
+    pub counters: &'a Counters,
+    /// Told of each step.
+    pub phase: &'a (dyn Fn(Phase) + Sync),
+    /// Run the client programs niced (pre-warm gives way to users' jobs).
+    pub low_priority: bool,
+    /// Anonymize the copy after neutralizing it.
+    pub anonymize: bool,
+}
+
+async fn load_as(role: &JobRole, services: &Services, load: &Load<'_>) -> Result<Loaded, CopyError> {
+    let Load { temp, backup, marker, counters, phase, low_priority, anonymize } = *load;
     let config = &services.config;
     let stream = services.source.open(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
     let counted: BackupReader = Box::pin(Counting::new(stream, counters.bytes_read.clone()));

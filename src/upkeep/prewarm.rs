@@ -128,9 +128,16 @@ async fn look(ctx: &PrewarmContext, client: &str) {
 /// Restores and neutralizes `backup` into `temp`, then keeps it as the template.
 async fn build(services: &Services, client: &str, backup: &Backup, temp: &str) -> Result<(), String> {
     let marker = Marker::new(MarkerState::Restoring, format!("prewarm-{client}"), temp.into(), client, backup);
-    let loaded = copy::restore_and_neutralize(services, temp, backup, &marker, &copy::Counters::default(), &|_| {}, true, false)
-        .await
-        .map_err(|e: CopyError| e.to_string())?;
+    let load = copy::Load {
+        temp,
+        backup,
+        marker: &marker,
+        counters: &copy::Counters::default(),
+        phase: &|_| {},
+        low_priority: true,
+        anonymize: false,
+    };
+    let loaded = copy::restore_and_neutralize(services, &load).await.map_err(|e: CopyError| e.to_string())?;
     templates::adopt(services, temp, client, backup, &loaded.report, Some(&loaded.origin.to_string())).await.map_err(|e| e.to_string())?;
     tracing::info!(client, key = %backup.key, "pre-warmed");
     Ok(())
