@@ -52,7 +52,7 @@ pub async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> Exi
             return if s.state == JobState::Done {
                 if !wait_visible(&app, &s.db_name).await {
                     let message = format!(
-                        "{} was restored but is still hidden from Odoo; see the log, or run ALTER DATABASE … IS_TEMPLATE false.",
+                        "{} was restored but is still hidden from Odoo; the sweep of a running `numikube-staging serve` makes it visible, or see the log.",
                         s.db_name
                     );
                     return fail(json, numikube_staging_rpc::error(codes::INTERNAL, message, None));
