@@ -71,11 +71,16 @@ impl Db {
 
     /// Opens a one-off connection to `dbname`; it closes when dropped.
     pub async fn connect(&self, dbname: &str) -> Result<Client, DbError> {
-        let pg = pg_config(&self.cfg, dbname);
+        self.connect_with(&pg_config(&self.cfg, dbname), &format!("a connection to database \"{dbname}\"")).await
+    }
+
+    /// Opens a one-off connection with `pg`, its connection driven in the
+    /// background until the client is dropped; `what` names it in the error.
+    pub(super) async fn connect_with(&self, pg: &tokio_postgres::Config, what: &str) -> Result<Client, DbError> {
         let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, pg.connect(NoTls))
             .await
             .map_err(|_| self.err("did not answer in time"))?
-            .map_err(|e| self.err(format!("refused a connection to database \"{dbname}\" ({e})")))?;
+            .map_err(|e| self.err(format!("refused {what} ({e})")))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });

@@ -66,14 +66,7 @@ impl Db {
     pub async fn connect_as(&self, role: &JobRole, dbname: &str) -> Result<Client, DbError> {
         let mut config = role.config_for(self, dbname);
         config.options("-c default_transaction_read_only=off");
-        let (client, connection) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(tokio_postgres::NoTls))
-            .await
-            .map_err(|_| self.err("did not answer in time"))?
-            .map_err(|e| self.err(format!("refused the restore's role {} a connection to database \"{dbname}\" ({e})", role.name)))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(client)
+        self.connect_with(&config, &format!("the restore's role {} a connection to database \"{dbname}\"", role.name)).await
     }
 
     /// Makes the job role of the hidden database `db`: a login role with a
