@@ -12,8 +12,8 @@ use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bytesize::ByteSize;
 use common::{Options, Stage, Tmpfs, BUCKET, TOKEN};
-use numikube_staging::copy::human;
 use numikube_staging_rpc::{JobState, StagingApiClient};
 
 /// Whether this process may mount a tmpfs (root, or CAP_SYS_ADMIN); says SKIPPED when not.
@@ -356,13 +356,15 @@ async fn a_backup_larger_than_the_free_space_is_refused_before_downloading() {
     let needed = size + (size / 10).max(256 << 20);
     let spool = spool_dir(&stage);
     assert!(
-        error.contains("not enough free disk") && error.contains(&spool.display().to_string()) && error.contains(&human(needed)),
+        error.contains("not enough free disk")
+            && error.contains(&spool.display().to_string())
+            && error.contains(&ByteSize(needed).to_string()),
         "the error does not say that {} were needed in {}: {error}",
-        human(needed),
+        ByteSize(needed),
         spool.display()
     );
     // Refused before downloading: the free space never went down by more than a few pages.
-    assert!(free - lowest.min(free) < 64 << 10, "{} written while refusing", human(free - lowest));
+    assert!(free - lowest.min(free) < 64 << 10, "{} written while refusing", ByteSize(free - lowest));
     assert_nothing_left(&stage, &db);
     assert!(free_bytes(&data).abs_diff(free) < 64 << 10, "free before {free}, after {}", free_bytes(&data));
 }
@@ -448,11 +450,11 @@ async fn zip_bombs_and_a_filestore_larger_than_the_disk_are_refused_with_the_dis
         assert!(error.contains(why), "{client}: not refused for {why:?}: {error}");
         let zip_bytes = std::fs::metadata(path).unwrap().len();
         // The spool holds the zip for a moment; nothing it expands to is written.
-        assert!(free - lowest.min(free) < zip_bytes + (1 << 20), "{client}: {} written", human(free - lowest));
+        assert!(free - lowest.min(free) < zip_bytes + (1 << 20), "{client}: {} written", ByteSize(free - lowest));
         assert_nothing_left(&stage, &db);
         let after = free_bytes(&data);
         assert!(after.abs_diff(free) < 64 << 10, "{client}: free before {free}, after {after}");
-        println!("{client}: {} zip refused: {error}", human(zip_bytes));
+        println!("{client}: {} zip refused: {error}", ByteSize(zip_bytes));
     }
 }
 
@@ -500,7 +502,7 @@ async fn a_gzip_bomb_of_plain_sql_never_fills_the_disk() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    println!("after {:?}: lowest free {} of {}: {status:?}", begun.elapsed(), human(lowest), human(free));
+    println!("after {:?}: lowest free {} of {}: {status:?}", begun.elapsed(), ByteSize(lowest), ByteSize(free));
     if status.state == JobState::Running {
         let cancelling = Instant::now();
         let _ = stage.client.cancel(TOKEN.into(), started.job_id.clone()).await;
@@ -512,11 +514,11 @@ async fn a_gzip_bomb_of_plain_sql_never_fills_the_disk() {
     assert!(
         lowest >= HEAD_ROOM - (1 << 20),
         "data_dir went down to {} free of {} while spooling a {} gzip (the check let in {} with {} of head room)",
-        human(lowest),
-        human(free),
-        human(size),
-        human(size * 8),
-        human(HEAD_ROOM)
+        ByteSize(lowest),
+        ByteSize(free),
+        ByteSize(size),
+        ByteSize(size * 8),
+        ByteSize(HEAD_ROOM)
     );
     assert_eq!(status.state, JobState::Error, "{status:?}");
     let db_name = started.db_name;

@@ -6,8 +6,8 @@
 
 pub mod checks;
 mod error;
+mod limit;
 pub mod names;
-mod room;
 mod rounds;
 pub mod tenant;
 

@@ -10,7 +10,7 @@ use numikube_staging_rpc::RunStarted;
 use tokio::sync::{mpsc, oneshot};
 
 use super::error::AdmissionError;
-use super::room::Room;
+use super::limit::Room;
 use crate::job::run::{self, JobContext};
 use crate::job::{take_turn, Job, JobRequest, Jobs};
 use crate::pg::registry::Registry;
@@ -95,11 +95,7 @@ async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
         };
         let job_id = uuid::Uuid::new_v4().to_string();
         let request = &waiting.request;
-        let entry = JournalEntry {
-            client: Some(request.client.clone()),
-            anonymize: request.anonymize,
-            ..JournalEntry::new(&job_id, &request.db_name, request.callback.clone(), request.email.clone())
-        };
+        let entry = request.journal_entry(&job_id);
         // Turns are taken here, in admission order (see `take_turn`).
         let job = Arc::new(Job::new(request.clone(), entry.status(), Some(take_turn(&shared.slots).await)));
         job.hold(reservation);

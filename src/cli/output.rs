@@ -7,7 +7,7 @@ use jsonrpsee::types::ErrorObjectOwned;
 use numikube_staging_rpc::{codes, DatabaseInfo, DropResult, JobStatus};
 
 use super::exit::Exit;
-use crate::copy::human;
+use bytesize::ByteSize;
 
 /// Prints an answer as JSON or as text, and exits with `exit`.
 pub fn print<T: serde::Serialize + ?Sized>(json: bool, value: &T, text: impl Fn(&T) -> String, exit: Exit) -> ExitCode {
@@ -45,7 +45,7 @@ pub fn list_table(rows: &[DatabaseInfo]) -> String {
             .map(|r| {
                 vec![
                     r.name.clone(),
-                    human(r.size_bytes.max(0) as u64),
+                    ByteSize(r.size_bytes.max(0) as u64).to_string(),
                     match (r.template, r.made_by_staging) {
                         (true, _) => "template",
                         (false, true) => "yes",

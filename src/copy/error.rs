@@ -1,11 +1,11 @@
 //! Why a copy failed: one variant per step, each a sentence for the Odoo
 //! user (its `Display`) and a detail for the job's traceback.
 
-use super::filling::FillError;
-use super::format::FormatError;
-use super::loading::RestoreError;
+use super::filestore::FillError;
+use super::life::TemplateError;
 use super::neutralize::NeutralizeError;
-use super::templates::TemplateError;
+use super::restore::format::FormatError;
+use super::restore::RestoreError;
 use crate::pg::DbError;
 use crate::storage::SourceError;
 
@@ -70,7 +70,7 @@ pub enum CopyError {
     Exists(String),
     /// The copy grew past `numikube_staging_max_copy_size` while it loaded.
     #[error("The copy was stopped: {0}.")]
-    TooLarge(super::size_watch::TooLarge),
+    TooLarge(super::restore::size_watch::TooLarge),
     /// The copy's filestore could not be filled (a companion archive refused, production's filestore unreadable).
     #[error("The copy's filestore could not be filled from {origin}: {}; nothing was kept.", first_line(&.source.to_string()))]
     Fill {

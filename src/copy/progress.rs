@@ -1,8 +1,12 @@
 //! How far a copy is: the counters a restore advances and the tracker the
 //! job implements to hear of each step.
 
-use std::sync::atomic::AtomicU64;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, ReadBuf};
 
 use numikube_staging_rpc::{NeutralizeReport, Phase};
 
@@ -48,4 +52,27 @@ pub struct Counters {
     pub bytes_read: Arc<AtomicU64>,
     /// TOC entries restored (custom dumps) or bytes of SQL fed (plain SQL).
     pub restored: Arc<Fraction>,
+}
+
+/// Counts the bytes read through it, for the job's progress.
+pub struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R> Counting<R> {
+    /// Wraps `inner`, adding every byte read to `count`.
+    pub fn new(inner: R, count: Arc<AtomicU64>) -> Self {
+        Counting { inner, count }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Counting<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.count.fetch_add(read as u64, Ordering::Relaxed);
+        poll
+    }
 }

@@ -1,6 +1,6 @@
 //! The life of one job after its admission: wait for a restore slot, make
-//! the copy (see [`crate::copy`]), record and report how it ended, publish
-//! the copy. A job never stays *running*: a panic, a stop or a failure all
+//! the copy (see [`crate::copy`]), record how it ended, publish the copy,
+//! report. A job never stays *running*: a panic, a stop or a failure all
 //! end it in *error*, with its hidden database dropped.
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use chrono::Utc;
 use numikube_staging_rpc::{JobState, Phase};
 
 use super::state::Job;
-use crate::copy::{self, templates, CopyError, CopyRequest, Finished};
+use crate::copy::{self, CopyError, CopyRequest, Finished, Hidden};
 use crate::pg::{WorkKind, WorkingName};
 use crate::report::journal::JournalEntry;
 use crate::report::Reporter;
@@ -65,7 +65,7 @@ pub struct JobContext {
 pub async fn run(ctx: JobContext, job: Arc<Job>) {
     let services = &ctx.services;
     let id = job.id();
-    let temp = WorkingName::for_job(WorkKind::Temp, &id);
+    let hidden = Hidden::new(services.clone(), WorkingName::for_job(WorkKind::Temp, &id));
     let mut counted = services.metrics.track_job(); // spawned at admission: queued
     let steps = async {
         let _slot = job.wait_turn().await;
@@ -80,7 +80,7 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
             life: services.config.expire_after,
             anonymize: job.request.anonymize,
         };
-        copy::make(services, &request, &temp, job.as_ref()).await.map_err(JobError::from)
+        copy::make(services, &request, hidden.name(), job.as_ref()).await.map_err(JobError::from)
     };
     let outcome: Result<Finished, JobError> = tokio::select! {
         // A bug must not leave the job running for ever: a panic is a failure like any other.
@@ -89,11 +89,14 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         () = before_finishing(&job, job.cancelled()) => Err(JobError::Cancelled(job.phase())),
     };
     let (state, message, detail) = match &outcome {
-        Ok(_) => (JobState::Done, None, None),
+        Ok(_) => {
+            hidden.placed();
+            (JobState::Done, None, None)
+        }
         Err(e) => {
             let (message, detail) = blame_the_database_server(services, e).await;
             tracing::error!(job = %id, "job failed: {message}: {detail}");
-            copy::discard(services, &temp.to_string()).await;
+            hidden.discard().await;
             (JobState::Error, Some(message), Some(detail))
         }
     };
@@ -118,14 +121,12 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         state,
         error: message.clone(),
         detail,
-        client: Some(job.request.client.clone()),
+        started_at: Some(job.status().started_at),
         finished_at: Some(finished_at.clone()),
-        request_id: job.request.request_id.clone(),
         filestore: outcome.as_ref().ok().and_then(|f| f.filestore.origin.clone()),
         missing_attachments: outcome.as_ref().ok().and_then(|f| f.filestore.missing_attachments),
-        anonymize: job.request.anonymize,
         anonymized: anonymized.clone(),
-        ..JournalEntry::new(&id, &job.request.db_name, job.request.callback.clone(), job.request.email.clone())
+        ..job.request.journal_entry(&id)
     };
     // fsync'ed: on a blocking thread, not on the async core that answers requests.
     let (reporter, written) = (ctx.reporter.clone(), entry.clone());
@@ -133,7 +134,7 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
     // "Done" means open: production hears of the copy, and the job is done
     // (for staging_status, the limit and drops), only once Odoo can open it.
     if let Ok(finished) = &outcome {
-        publish(services, &job, finished).await;
+        copy::publish(services, finished).await;
         end(&job);
     }
     counted.finished(state == JobState::Done);
@@ -161,35 +162,4 @@ async fn blame_the_database_server(services: &Services, error: &JobError) -> (St
         return as_is;
     }
     (format!("The copy failed because {health}; run the job again once the database server is back."), format!("{}\n{}", as_is.0, as_is.1))
-}
-
-/// How often publishing a finished copy is tried before the sweep takes over.
-const PUBLISH_TRIES: u32 = 5;
-
-/// Keeps the template (unless the cache is off) and makes the copy visible to Odoo.
-async fn publish(services: &Services, job: &Job, finished: &Finished) {
-    let request = &job.request;
-    let origin = finished.filestore.origin.as_deref();
-    // An anonymized copy is never kept as a template: a template serves any
-    // later copy of the same backup, and must never hand a masked copy to a
-    // job that did not ask for one (nor keep a masked one we would have to tell apart).
-    if request.anonymize {
-        tracing::info!(db = %request.db_name, "anonymized copy: no template kept");
-    } else if let Err(e) = templates::keep(services, &request.db_name, &request.client, &finished.backup, &finished.report, origin).await {
-        tracing::warn!(db = %request.db_name, "no template kept: {e}");
-    }
-    // "Done" means open: a passing failure (a lock, a restart of PostgreSQL)
-    // is retried before production is told; past that, the sweep publishes it.
-    for attempt in 1..=PUBLISH_TRIES {
-        match services.db.publish(&request.db_name).await {
-            Ok(()) => return,
-            Err(e) if attempt == PUBLISH_TRIES => {
-                tracing::error!(db = %request.db_name, "could not make the copy visible: {e}; the sweep tries again");
-            }
-            Err(e) => {
-                tracing::warn!(db = %request.db_name, attempt, "could not make the copy visible yet: {e}");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-        }
-    }
 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::copy::{FilestoreReport, Fraction, Tracker};
 use crate::pg::registry::Reservation;
+use crate::report::journal::JournalEntry;
 use crate::storage::Backup;
 
 use super::progress::Progress;
@@ -35,6 +36,34 @@ pub struct JobRequest {
     pub request_id: Option<String>,
     /// Whether the copy is anonymized: asked by the payload, or `numikube_staging_anonymize = always`.
     pub anonymize: bool,
+}
+
+impl JobRequest {
+    /// The journal entry of this request admitted as job `job_id`: running, owned by this process.
+    pub fn journal_entry(&self, job_id: &str) -> JournalEntry {
+        JournalEntry {
+            client: Some(self.client.clone()),
+            request_id: self.request_id.clone(),
+            anonymize: self.anonymize,
+            ..JournalEntry::new(job_id, &self.db_name, self.callback.clone(), self.email.clone())
+        }
+    }
+
+    /// The request a journal entry was made from, as far as the entry keeps
+    /// it (the backup asked for and the timestamp are not kept: an adopted job
+    /// is only reported, never run again).
+    pub fn from_journal(entry: &JournalEntry) -> JobRequest {
+        JobRequest {
+            client: entry.client.clone().unwrap_or_default(),
+            db_name: entry.db_name.clone(),
+            callback: entry.callback.clone(),
+            email: entry.email.clone(),
+            backup: None,
+            timestamped: false,
+            request_id: entry.request_id.clone(),
+            anonymize: entry.anonymize,
+        }
+    }
 }
 
 /// One accepted job.

@@ -16,7 +16,7 @@ use chrono::Utc;
 use numikube_staging_rpc::PrewarmState;
 
 use crate::admission::Admission;
-use crate::copy::{self, templates, CopyError};
+use crate::copy::{self, templates, CopyError, Hidden};
 use crate::job::Jobs;
 use crate::pg::{Marker, MarkerState, WorkKind, WorkingName};
 use crate::services::Services;
@@ -110,16 +110,20 @@ async fn look(ctx: &PrewarmContext, client: &str) {
         return prewarm.set(client, "waiting for a restore slot", Some(&backup));
     };
     prewarm.set(client, BUILDING, Some(&backup));
-    let temp = WorkingName::fresh(WorkKind::Temp).to_string();
+    let hidden = Hidden::new(services.clone(), WorkingName::fresh(WorkKind::Temp));
+    let temp = hidden.name().to_string();
     let outcome = tokio::select! {
         outcome = build(services, client, &backup, &temp) => outcome,
         () = ctx.admission.user_arrived() => Err("gave way to a user's job; will try again".to_string()),
     };
     match outcome {
-        Ok(()) => prewarm.set(client, "ready", Some(&backup)),
+        Ok(()) => {
+            hidden.placed();
+            prewarm.set(client, "ready", Some(&backup))
+        }
         Err(e) => {
             tracing::warn!(client, "pre-warm: {e}");
-            copy::discard(services, &temp).await;
+            hidden.discard().await;
             prewarm.set(client, format!("not ready: {e}"), Some(&backup));
         }
     }

@@ -64,20 +64,7 @@ pub async fn recover(upkeep: &Upkeep) {
         }
         entry.owner = Some(Owner::me());
         upkeep.reporter.journal().write_or_log(&entry);
-        let job = Arc::new(Job::new(
-            JobRequest {
-                client: entry.client.clone().unwrap_or_default(),
-                db_name: entry.db_name.clone(),
-                callback: entry.callback.clone(),
-                email: entry.email.clone(),
-                backup: None,
-                timestamped: false,
-                request_id: entry.request_id.clone(),
-                anonymize: entry.anonymize,
-            },
-            entry.status(),
-            None,
-        ));
+        let job = Arc::new(Job::new(JobRequest::from_journal(&entry), entry.status(), None));
         upkeep.jobs.insert(job);
         let (services, reporter) = (services.clone(), upkeep.reporter.clone());
         tokio::spawn(async move { reporter.tell(&services.config, &entry).await });

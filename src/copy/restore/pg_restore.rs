@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::loading::{io, RestoreError};
+use super::{io, RestoreError};
 
 /// How to run PostgreSQL's client programs against the target server.
 #[derive(Clone)]

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 
 use super::companion::CompanionError;
-use super::error::CopyError;
+use crate::copy::error::CopyError;
 
 /// Why filling the filestore failed.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tokio::io::{AsyncRead, AsyncWriteExt};
 
-use super::loading::{io, RestoreError};
+use super::{io, RestoreError};
 
 /// Head room kept free on a file system after a spool or an extraction:
 /// a tenth of what is written, and at least 256 MiB.

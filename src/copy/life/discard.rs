@@ -2,7 +2,7 @@
 //! goes: the one way a database of the sidecar's leaves with its filestore
 //! (and, for a job's hidden database, the role its backup ran as).
 
-use super::filestore;
+use crate::copy::filestore;
 use crate::pg::{DbError, JobRole, WorkKind, WorkingName};
 use crate::services::Services;
 

@@ -3,15 +3,73 @@
 //! A custom dump goes to PostgreSQL's own `pg_restore` (spooled to a file
 //! first and restored with `-j` when there are several cores); plain SQL
 //! (alone or gzip'ed) to the plain SQL loader (`plain_sql`), which never runs
-//! a psql command from a backup; an Odoo zip is handled by [`super::zip`].
+//! a psql command from a backup; an Odoo zip is handled by [`zip`].
 
+mod error;
+pub mod format;
+pub mod pg_restore;
+pub mod size_watch;
+pub mod spool;
+mod zip;
+
+use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use super::format::{Format, Sniffed};
-use super::loading::{io, Restore, RestoreError, RestoreReport};
-use super::pg_restore::{pipe_into, toc_entries, PgTools};
-use super::spool::{self, spool_to_file};
-use super::zip;
+pub use error::{io, RestoreError};
+use format::{Format, Sniffed};
+use pg_restore::{pipe_into, toc_entries, PgTools};
+use spool::spool_to_file;
+pub use zip::MAX_TOTAL_RATIO;
+
+use super::progress::Fraction;
+
+/// Where a restore goes and with what.
+pub struct Restore<'a> {
+    /// Connections for the load (`numikube_staging_restore_jobs`).
+    pub jobs: usize,
+    /// The target database, for the plain SQL loader.
+    pub target: tokio_postgres::Config,
+    /// The target database's name.
+    pub db: &'a str,
+    /// Where an Odoo zip's filestore goes.
+    pub filestore_dir: &'a Path,
+    /// Where downloads that need a file are spooled (removed afterwards, also on error).
+    pub spool_dir: &'a Path,
+    /// The backup's size in the bucket, for the disk check before spooling.
+    pub size: u64,
+    /// The staging's Odoo major version, checked against a zip's manifest.
+    pub staging_version: Option<String>,
+    /// How far the restore is: TOC entries (custom dumps) or bytes of SQL fed (plain SQL).
+    pub restored: Arc<Fraction>,
+    /// Called when the download ends and loading begins.
+    pub restoring: &'a (dyn Fn() + Sync),
+}
+
+impl Restore<'_> {
+    /// Whether loads run in parallel (spooled and indexed first).
+    pub fn parallel(&self) -> bool {
+        self.jobs > 1
+    }
+}
+
+/// What a restore did that the job's report shows.
+#[derive(Debug, Default)]
+pub struct RestoreReport {
+    /// Statements of a plain SQL backup that failed harmlessly (head and message).
+    pub tolerated: Vec<String>,
+}
+
+impl From<plain_sql::LoadReport> for RestoreReport {
+    fn from(report: plain_sql::LoadReport) -> Self {
+        tracing::info!("plain SQL loaded: {report}");
+        let tolerated: Vec<String> = report.tolerated.iter().map(|t| format!("line {}: {}: {}", t.line, t.head, t.message)).collect();
+        for t in &tolerated {
+            tracing::warn!("a statement of the backup failed harmlessly: {t}");
+        }
+        RestoreReport { tolerated }
+    }
+}
 
 /// Restores `backup` into the existing empty database `r.db`.
 pub async fn restore(tools: &PgTools, r: &Restore<'_>, backup: Sniffed) -> Result<RestoreReport, RestoreError> {

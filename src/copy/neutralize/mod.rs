@@ -5,17 +5,21 @@
 //! servers off), then, for each installed module, its `data/neutralize.sql`
 //! from `addons_path` or Odoo's own `odoo/addons` (which Odoo always adds),
 //! in module order (`ir_module_module.id`); then the copy gets its own
-//! identity ([`super::identity`]) and what must be off is verified
-//! ([`super::verify`]). Everything runs in one transaction, and it fails
+//! identity ([`identity`]) and what must be off is verified
+//! ([`verify`]). Everything runs in one transaction, and it fails
 //! closed: an installed module found nowhere (unless in
 //! `numikube_staging_neutralize_skip`) or any survivor fails the copy.
+
+mod identity;
+mod verify;
+pub mod version;
 
 use std::path::PathBuf;
 
 use numikube_staging_rpc::NeutralizeReport;
 use tokio_postgres::Client;
 
-use super::{guard, identity, verify};
+use crate::copy::guard;
 use crate::pg::describe;
 
 /// Why a copy could not be neutralized; the job fails and the copy is dropped.
@@ -42,7 +46,7 @@ pub enum NeutralizeError {
     Missing(Vec<String>),
     /// Something stayed on after the scripts.
     #[error("the copy is not neutralized: {0}")]
-    Survivors(#[from] super::verify::Survivors),
+    Survivors(#[from] verify::Survivors),
     /// The backup holds what could hide from the checks or undo the neutralization.
     #[error("the backup holds {} on tables the neutralization changes or verifies; any of them could undo the neutralization once the copy runs, so the copy is refused. Remove them from production (or the backup) and run the job again", .0.join(", "))]
     Hooked(Vec<String>),

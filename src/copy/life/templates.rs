@@ -9,8 +9,9 @@
 use chrono::Utc;
 use numikube_staging_rpc::NeutralizeReport;
 
-use super::neutralize::{self, NeutralizeError};
-use super::{discard, filestore};
+use super::discard;
+use crate::copy::filestore;
+use crate::copy::neutralize::{self, NeutralizeError};
 use crate::pg::{DatabaseRow, Db, DbError, Marker, MarkerState, WorkKind, WorkingName};
 use crate::services::Services;
 use crate::storage::Backup;

@@ -17,9 +17,10 @@ use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::io::SyncIoBridge;
 
-use super::loading::{human, RestoreError};
-use super::spool::Room;
-use super::zip::MAX_TOTAL_RATIO;
+use bytesize::ByteSize;
+
+use crate::copy::restore::spool::Room;
+use crate::copy::restore::{RestoreError, MAX_TOTAL_RATIO};
 use crate::storage::BackupReader;
 
 /// What the headers of one entry (its name, long-name and pax records) may take at most.
@@ -50,13 +51,13 @@ pub enum CompanionError {
         actual: u64,
     },
     /// It expands beyond the ratio bound.
-    #[error("it expands to more than {MAX_TOTAL_RATIO} times its {} (a tar bomb?)", human(*.compressed))]
+    #[error("it expands to more than {MAX_TOTAL_RATIO} times its {} (a tar bomb?)", ByteSize(*.compressed))]
     Bomb {
         /// Its size in the bucket.
         compressed: u64,
     },
     /// An entry's headers (long names, pax records) beyond [`HEADER_ROOM`].
-    #[error("an entry's headers take more than {} (a tar bomb?)", human(HEADER_ROOM))]
+    #[error("an entry's headers take more than {} (a tar bomb?)", ByteSize(HEADER_ROOM))]
     Headers,
     /// Not enough free disk (with the head room).
     #[error(transparent)]

@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::loading::human;
+use bytesize::ByteSize;
+
 use crate::config::CopySize;
 use crate::pg::{Db, DbError};
 
@@ -17,7 +18,7 @@ const EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 pub enum TooLarge {
     /// Past the bound.
-    #[error("the copy grew to {} (database {}, filestore {}) while loading, past numikube_staging_max_copy_size ({}{}); it was stopped and dropped. Check the backup, or raise numikube_staging_max_copy_size on the staging server", human(database + filestore), human(*database), human(*filestore), human(*bound), setting)]
+    #[error("the copy grew to {} (database {}, filestore {}) while loading, past numikube_staging_max_copy_size ({}{}); it was stopped and dropped. Check the backup, or raise numikube_staging_max_copy_size on the staging server", ByteSize(database + filestore), ByteSize(*database), ByteSize(*filestore), ByteSize(*bound), setting)]
     Grew {
         /// `pg_database_size` of the copy.
         database: u64,
@@ -38,7 +39,7 @@ pub enum TooLarge {
 pub async fn watch(db: &Db, name: &str, filestore: &Path, limit: CopySize, backup_size: u64) -> TooLarge {
     let bound = limit.bound(backup_size);
     let setting = match limit {
-        CopySize::Times(_) => format!(" = {limit} of {}", human(backup_size)),
+        CopySize::Times(_) => format!(" = {limit} of {}", ByteSize(backup_size)),
         CopySize::Bytes(_) => String::new(),
     };
     loop {

@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use super::companion;
-use super::error::CopyError;
+use super::dirs::link_tree;
 use super::filling::{FillError, Filling};
-use super::format::Format;
-use super::spool::check_room;
+use crate::copy::error::CopyError;
+use crate::copy::restore::format::Format;
+use crate::copy::restore::spool::check_room;
 use crate::services::Services;
 use crate::storage::Backup;
 
@@ -82,7 +83,7 @@ pub async fn choose(
     let (source, target) = (folder.clone(), dir.to_path_buf());
     let origin = Origin::Source(folder);
     let filling = Filling::start(origin.to_string(), dir, move |stop| {
-        super::filestore::link_tree(&source, &target, stop).map_err(|e| FillError::Link { folder: source.clone(), source: e })
+        link_tree(&source, &target, stop).map_err(|e| FillError::Link { folder: source.clone(), source: e })
     });
     tracing::info!(key = %backup.key, origin = %origin, "linking production's filestore beside the load");
     Ok((origin, Some(filling)))

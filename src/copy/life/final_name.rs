@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use super::discard::discard;
-use super::error::CopyError;
-use super::filestore;
+use crate::copy::error::CopyError;
+use crate::copy::filestore;
 use crate::pg::{Db, DbError, WorkKind, WorkingName};
 use crate::services::Services;
 

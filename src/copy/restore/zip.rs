@@ -12,16 +12,18 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio_util::io::StreamReader;
 
+use bytesize::ByteSize;
+
 use super::format::Sniffed;
-use super::loading::{human, io, Restore, RestoreError, RestoreReport};
-use super::odoo_tree::major_of;
 use super::spool::{check_room, spool_to_file};
+use super::{io, Restore, RestoreError, RestoreReport};
+use crate::copy::odoo_tree::major_of;
 
 /// Deflate cannot compress more than about 1032 to 1: a higher declared ratio is a lie.
 const MAX_RATIO: u64 = 1032;
 /// What a whole Odoo zip may expand to, at most, against its own size
 /// (SQL compresses about 5 to 10 times, a filestore hardly at all).
-pub(super) const MAX_TOTAL_RATIO: u64 = 200;
+pub const MAX_TOTAL_RATIO: u64 = 200;
 /// Entries a zip may hold (a filestore of a million files is already rare).
 const MAX_ENTRIES: usize = 2_000_000;
 
@@ -57,8 +59,8 @@ fn inspect(path: &Path, zip_bytes: u64) -> Result<Contents, RestoreError> {
             return Err(RestoreError::Bomb(format!(
                 "its entry {} claims {} from {} compressed, more than deflate can expand",
                 entry.name(),
-                human(size),
-                human(packed)
+                ByteSize(size),
+                ByteSize(packed)
             )));
         }
         total = total.saturating_add(size);
@@ -71,8 +73,8 @@ fn inspect(path: &Path, zip_bytes: u64) -> Result<Contents, RestoreError> {
     if total > zip_bytes.max(1).saturating_mul(MAX_TOTAL_RATIO) {
         return Err(RestoreError::Bomb(format!(
             "it expands to {} from {} (more than {MAX_TOTAL_RATIO} times)",
-            human(total),
-            human(zip_bytes)
+            ByteSize(total),
+            ByteSize(zip_bytes)
         )));
     }
     if !has_dump {
@@ -208,7 +210,7 @@ fn extract_filestore(path: &Path, dir: &Path) -> Result<(), RestoreError> {
         let written =
             std::io::copy(&mut entry.take(declared + 1), &mut out).map_err(io(format!("extracting {} failed", target.display())))?;
         if written > declared {
-            return Err(RestoreError::Bomb(format!("its entry {} expands beyond its declared {}", name.display(), human(declared))));
+            return Err(RestoreError::Bomb(format!("its entry {} expands beyond its declared {}", name.display(), ByteSize(declared))));
         }
     }
     Ok(())

@@ -1,0 +1,40 @@
+//! Handing a finished copy out: keep its template (unless the cache is off or
+//! the copy is anonymized), then make it visible to Odoo, retried before the
+//! sweep takes over.
+
+use std::time::Duration;
+
+use super::templates;
+use crate::copy::Finished;
+use crate::services::Services;
+
+/// How often publishing a finished copy is tried before the sweep takes over.
+const PUBLISH_TRIES: u32 = 5;
+
+/// Keeps the template (unless the cache is off) and makes the copy visible to Odoo.
+pub async fn publish(services: &Services, finished: &Finished) {
+    let name = &finished.db_name;
+    let origin = finished.filestore.origin.as_deref();
+    // An anonymized copy is never kept as a template: a template serves any
+    // later copy of the same backup, and must never hand a masked copy to a
+    // job that did not ask for one (nor keep a masked one we would have to tell apart).
+    if finished.anonymized.is_some() {
+        tracing::info!(db = %name, "anonymized copy: no template kept");
+    } else if let Err(e) = templates::keep(services, name, &finished.client, &finished.backup, &finished.report, origin).await {
+        tracing::warn!(db = %name, "no template kept: {e}");
+    }
+    // "Done" means open: a passing failure (a lock, a restart of PostgreSQL)
+    // is retried before production is told; past that, the sweep publishes it.
+    for attempt in 1..=PUBLISH_TRIES {
+        match services.db.publish(name).await {
+            Ok(()) => return,
+            Err(e) if attempt == PUBLISH_TRIES => {
+                tracing::error!(db = %name, "could not make the copy visible: {e}; the sweep tries again");
+            }
+            Err(e) => {
+                tracing::warn!(db = %name, attempt, "could not make the copy visible yet: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
