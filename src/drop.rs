@@ -51,7 +51,7 @@ pub async fn drop_databases(
             .map(|m| m.db_name.clone()),
     );
     let config = &services.config;
-    let mut result = DropResult { status: "done".into(), ..Default::default() };
+    let mut result = DropResult::default();
     for name in names {
         let refuse = |reason: &str| Refused { name: name.clone(), reason: reason.to_string() };
         // Before "missing": a new copy's final name exists only at the very end of its job.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{code_of, literal, make_marked, make_unmarked, mark, Options, Stage, TOKEN};
-use numikube_staging_rpc::{codes, DropResult, JobState, Phase, RunPayload, RunResult, StagingApiClient};
+use numikube_staging_rpc::{codes, DropResult, DropStatus, JobState, Phase, RunPayload, RunResult, StagingApiClient};
 
 /// A filestore directory with one file, as Odoo would have left it.
 fn make_filestore(stage: &Stage, name: &str) -> PathBuf {
@@ -48,7 +48,7 @@ async fn drop_via_run(stage: &Stage, names: &str) -> Result<DropResult, jsonrpse
 
 /// Every name given is answered, none dropped, and no reason is a raw SQL error.
 fn assert_nothing_dropped(result: &DropResult, names: &[&str]) {
-    assert_eq!(result.status, "done");
+    assert_eq!(result.status, DropStatus::Done);
     assert!(result.dropped.is_empty(), "{result:?}");
     for name in names {
         let answered = result.missing.iter().any(|m| m == name) || result.refused.iter().any(|r| r.name == *name);
@@ -84,7 +84,7 @@ async fn a_made_copy_in_use_is_dropped_with_its_connections_and_filestore() {
     let before = stage.databases();
 
     let result = stage.client.drop_databases(TOKEN.into(), db.clone()).await.expect("dropped");
-    assert_eq!(result, DropResult { status: "done".into(), dropped: vec![db.clone()], missing: vec![], refused: vec![] });
+    assert_eq!(result, DropResult { status: DropStatus::Done, dropped: vec![db.clone()], missing: vec![], refused: vec![] });
     assert!(!exists(&stage, &db));
     assert!(!filestore.exists(), "filestore removed");
     // The session was terminated by the server.
@@ -394,13 +394,13 @@ async fn the_list_shows_this_instances_databases_with_their_origin() {
     assert!(made.made_by_staging);
     assert_eq!(made.job_id.as_deref(), Some(job_id.as_str()));
     assert_eq!(made.backup.as_deref(), Some("quebec-2026-11-24.dump"));
-    let created = chrono::DateTime::parse_from_rfc3339(made.created_at.as_deref().expect("created_at")).unwrap();
-    assert!((chrono::Utc::now() - created.with_timezone(&chrono::Utc)).num_minutes().abs() < 10, "{created}");
+    let created = made.created_at.expect("created_at");
+    assert!((chrono::Utc::now() - created).num_minutes().abs() < 10, "{created}");
     let size: i64 = stage.query("postgres", &format!("SELECT pg_database_size({})", literal(&db))).parse().unwrap();
     assert!(made.size_bytes > 1_000_000 && (made.size_bytes - size).abs() < size / 10, "{} vs {size}", made.size_bytes);
 
     let by_hand = &list[0];
     assert!(!by_hand.made_by_staging);
-    assert_eq!((by_hand.job_id.as_deref(), by_hand.backup.as_deref(), by_hand.created_at.as_deref()), (None, None, None));
+    assert_eq!((by_hand.job_id.as_deref(), by_hand.backup.as_deref(), by_hand.created_at), (None, None, None));
     assert!(by_hand.size_bytes > 0);
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{TimeDelta, Utc};
 use common::{code_of, make_marked, Options, Stage, BUCKET, TOKEN};
 use numikube_staging_rpc::{codes, JobState, RunPayload, StagingApiClient};
 
@@ -23,11 +23,6 @@ fn expiring_stage(life: &str, warning: &str, smtp: bool) -> Stage {
 fn put_dump(stage: &Stage, client: &str, key: &str) {
     let (work, _) = stage.make_backups(client);
     stage.s3.put_file(BUCKET, key, &Stage::backup_path(&work, client, "dump")).unwrap();
-}
-
-/// The RFC 3339 time as a date.
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap_or_else(|e| panic!("{text}: {e}")).to_utc()
 }
 
 /// Waits until `done` holds, or fails after `timeout` with `what` and the log.
@@ -47,20 +42,20 @@ async fn extend_pushes_a_copys_expiry_back_from_now() {
     let started = stage.run(stage.prod2x("cosmos", "older", false)).await.unwrap();
     assert_eq!(stage.wait_job(&started.job_id).await.state, JobState::Done);
     let copies = stage.client.list(TOKEN.into(), Some("cosmos".into())).await.unwrap();
-    let expires = at(copies[0].expires_at.as_deref().expect("copies expire on this staging"));
+    let expires = copies[0].expires_at.expect("copies expire on this staging");
     assert!(expires > before + TimeDelta::minutes(59) && expires < Utc::now() + TimeDelta::minutes(61), "{expires}");
 
     // Keep longer: the expiry moves to an hour from now, and the list says so.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let extended = stage.client.extend(TOKEN.into(), "cosmos-lab_older".into()).await.unwrap();
-    assert!(at(&extended.expires_at) > expires, "{extended:?} after {expires}");
+    assert!(extended.expires_at > expires, "{extended:?} after {expires}");
     let again = stage.client.list(TOKEN.into(), Some("cosmos".into())).await.unwrap();
-    assert_eq!(again[0].expires_at.as_deref().map(at), Some(at(&extended.expires_at)));
+    assert_eq!(again[0].expires_at, Some(extended.expires_at));
     for name in ["cosmos-lab_nothing", "postgres"] {
         let (code, message) = code_of(stage.client.extend(TOKEN.into(), name.into()).await.unwrap_err());
         assert_eq!(code, codes::NOT_FOUND, "{name}: {message}");
     }
-    assert!(at(&extended.expires_at) > Utc::now() + TimeDelta::minutes(59));
+    assert!(extended.expires_at > Utc::now() + TimeDelta::minutes(59));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -75,7 +70,7 @@ async fn an_expiring_copy_is_announced_to_its_requester_then_dropped() {
     let made = Utc::now();
     let copies = stage.client.list(TOKEN.into(), Some("lima".into())).await.unwrap();
     let copy = copies.iter().find(|c| c.name == started.db_name).expect("listed");
-    let expires = at(copy.expires_at.as_deref().expect("an expiry"));
+    let expires = copy.expires_at.expect("an expiry");
     assert!(expires > made - TimeDelta::seconds(5) && expires < made + TimeDelta::seconds(5), "{expires}");
 
     // The requester is told first, once, then the copy and its filestore go.

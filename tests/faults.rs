@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{code_of, Options, Stage, ROLE, TOKEN};
-use numikube_staging_rpc::{codes, JobState, Phase, RunPayload, StagingApiClient};
+use numikube_staging_rpc::{codes, JobState, Phase, Reach, RunPayload, StagingApiClient};
 use numikube_testbed::sidecar::strip_ansi;
 use numikube_testbed::Answer;
 
@@ -107,7 +107,7 @@ async fn without_smtp_the_failure_is_logged_and_the_sidecar_keeps_serving() {
     let log = stage.sidecar_log();
     assert!(log.contains("127.0.0.1:1"), "the log names the SMTP server: {log}");
     assert!(log.contains("no e-mail address and odoo.conf has no email_from"), "{log}");
-    assert_eq!(stage.client.health().await.unwrap().postgres, "ok");
+    assert_eq!(stage.client.health().await.unwrap().postgres, Reach::Ok);
     // Nobody was told: the journal keeps both for the next start.
     let journal = stage.data_dir().join("numikube_staging/jobs");
     for id in [&a.job_id, &b.job_id] {
@@ -277,14 +277,14 @@ async fn postgres_stopped_during_a_restore_fails_the_job_and_the_sidecar_recover
     let message = status.error.unwrap();
     assert!(message.contains("database server at 127.0.0.1"), "{message}");
     let health = stage.client.health().await.unwrap();
-    assert!(health.postgres.contains("database server") && health.postgres != "ok", "{health:?}");
+    assert!(health.postgres.to_string().contains("database server") && !health.postgres.is_ok(), "{health:?}");
     let (code, _) = code_of(stage.run(stage.prod2x("india", "down", false)).await.expect_err("no admission without PostgreSQL"));
     assert_eq!(code, codes::UNAVAILABLE);
     let calls = stage.receiver.wait_for(1, Duration::from_secs(10)).unwrap();
     assert_eq!(calls[0].body["state"], "error");
 
     stage.pg.start_again().unwrap();
-    assert_eq!(stage.client.health().await.unwrap().postgres, "ok");
+    assert_eq!(stage.client.health().await.unwrap().postgres, Reach::Ok);
     let again = stage.run(stage.prod2x("india", "back", false)).await.unwrap();
     let status = stage.wait_job(&again.job_id).await;
     assert_eq!(status.state, JobState::Done, "{status:?}");

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{code_of, Options, Stage, BUCKET, ROLE, TOKEN};
-use numikube_staging_rpc::{codes, JobState, StagingApiClient};
+use numikube_staging_rpc::{codes, JobState, Reach, StagingApiClient};
 use numikube_testbed::fixture;
 
 /// Restores `key` for `client` and checks the copy is complete and neutralized.
@@ -162,7 +162,7 @@ async fn oversized_and_malformed_bodies_get_json_rpc_errors() {
         http.post(&url).header("content-type", "application/json").body(wrong_type).send().await.unwrap().json().await.unwrap();
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
     // The sidecar still serves.
-    assert_eq!(stage.client.health().await.unwrap().postgres, "ok");
+    assert_eq!(stage.client.health().await.unwrap().postgres, Reach::Ok);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,11 +242,11 @@ async fn a_refresh_replaces_only_our_own_copy_and_only_when_ready() {
 async fn health_reports_both_backends() {
     let mut stage = Stage::start(Options::default());
     let h = stage.client.health().await.unwrap();
-    assert_eq!((h.postgres.as_str(), h.storage.as_str()), ("ok", "ok"));
+    assert_eq!((&h.postgres, &h.storage), (&Reach::Ok, &Reach::Ok));
     assert_eq!(h.version, env!("CARGO_PKG_VERSION"));
     stage.s3.stop().unwrap();
     let h = stage.client.health().await.unwrap();
-    assert!(h.storage.contains("cannot be read"), "{h:?}");
+    assert!(h.storage.to_string().contains("cannot be read"), "{h:?}");
     // Token-guarded methods refuse a wrong token.
     let err = stage.client.list("nope".into(), None).await.expect_err("bad token");
     assert_eq!(code_of(err).0, codes::BAD_TOKEN);

@@ -7,13 +7,18 @@
 //! Non-Rust clients (the Odoo staging route) read `openrpc.json` beside this
 //! crate, which a test keeps in sync with this file.
 
+mod callback;
 mod payload;
+mod states;
+pub mod time;
 mod types;
 
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::ErrorObjectOwned;
 
+pub use callback::Callback;
 pub use payload::RunPayload;
+pub use states::{DropStatus, Reach, Warmth};
 pub use types::*;
 
 /// Stable JSON-RPC error codes, one per kind of refusal.

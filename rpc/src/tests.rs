@@ -106,7 +106,7 @@ fn anonymize_is_read_from_odoo_values_and_always_echoed() {
     assert!(!old.anonymize);
     let status: JobStatus = serde_json::from_value(json!({
         "job_id": "j", "db_name": "a", "state": "done", "phase": "done", "progress": 1.0, "error": null,
-        "started_at": "t", "finished_at": null}))
+        "started_at": "2026-12-02T20:00:00+00:00", "finished_at": null}))
     .unwrap();
     assert!(!status.anonymize && status.anonymized.is_none());
 }
@@ -139,11 +139,11 @@ fn openrpc_documents_every_key_of_the_new_shapes() {
         template: false,
     };
     assert_eq!(documented_keys("DatabaseInfo"), keys_of(&info));
-    let backup = BackupInfo { key: "k".into(), last_modified: "t".into(), size_bytes: 1 };
+    let backup = BackupInfo { key: "k".into(), last_modified: chrono::Utc::now(), size_bytes: 1 };
     assert_eq!(documented_keys("BackupInfo"), keys_of(&backup));
     assert_eq!(documented_keys("Backups"), keys_of(Backups::default()));
     assert_eq!(documented_keys("Cancelled"), keys_of(Cancelled { state: JobState::Error, error: "e".into() }));
-    assert_eq!(documented_keys("Extended"), keys_of(Extended { expires_at: "t".into() }));
+    assert_eq!(documented_keys("Extended"), keys_of(Extended { expires_at: chrono::Utc::now() }));
     let started = RunStarted { db_name: "a".into(), job_id: "j".into(), backup: Some("b".into()), anonymize: true };
     assert_eq!(documented_keys("RunStarted"), keys_of(&started));
     let payload = RunPayload {
@@ -169,7 +169,7 @@ fn openrpc_documents_every_key_of_the_new_shapes() {
         phase: Phase::Done,
         progress: Some(1.0),
         error: None,
-        started_at: "t".into(),
+        started_at: chrono::Utc::now(),
         finished_at: None,
         backup: None,
         neutralized: None,
@@ -181,7 +181,7 @@ fn openrpc_documents_every_key_of_the_new_shapes() {
     assert_eq!(documented_keys("JobStatus"), keys_of(&status), "every key of JobStatus is in openrpc.json, and only those");
     let old: JobStatus = serde_json::from_value(json!({
         "job_id": "j", "db_name": "a", "state": "running", "phase": "queued", "progress": null,
-        "error": null, "started_at": "t", "finished_at": null
+        "error": null, "started_at": "2026-12-02T20:00:00+00:00", "finished_at": null
     }))
     .unwrap();
     assert_eq!((old.filestore, old.missing_attachments, old.anonymize, old.anonymized), (None, None, false, None));
@@ -243,4 +243,34 @@ async fn staging_list_takes_one_or_two_parameters() {
     let typed = client.list("t".into(), Some("cosmos".into())).await.unwrap();
     assert_eq!(typed[0].name, "cosmos");
     handle.stop().unwrap();
+}
+
+#[test]
+fn typed_states_and_times_are_written_as_the_wire_always_had_them() {
+    let at = chrono::DateTime::parse_from_rfc3339("2026-12-02T20:00:00.5+00:00").unwrap().to_utc();
+    assert_eq!(serde_json::to_value(Extended { expires_at: at }).unwrap(), json!({"expires_at": at.to_rfc3339()}));
+    for (state, word) in [
+        (Warmth::Building, "building"),
+        (Warmth::Off, "off (numikube_staging_template_cache = False)"),
+        (Warmth::NotReady("boom".into()), "not ready: boom"),
+        (Warmth::NoBackup("no backup of cosmos".into()), "no backup of cosmos"),
+    ] {
+        assert_eq!(serde_json::to_value(&state).unwrap(), json!(word));
+        assert_eq!(serde_json::from_value::<Warmth>(json!(word)).unwrap(), state);
+    }
+    assert_eq!(serde_json::to_value(Reach::Ok).unwrap(), json!("ok"));
+    assert_eq!(serde_json::from_value::<Reach>(json!("the bucket is gone")).unwrap(), Reach::Down("the bucket is gone".into()));
+    assert_eq!(serde_json::to_value(DropResult::default()).unwrap()["status"], json!("done"));
+    let done = Callback::Done {
+        token: "t".into(),
+        db_name: "d".into(),
+        job_id: "j".into(),
+        filestore: None,
+        missing_attachments: Some(0),
+        anonymized: None,
+    };
+    assert_eq!(
+        serde_json::to_value(done).unwrap(),
+        json!({"state": "done", "token": "t", "db_name": "d", "job_id": "j", "filestore": null, "missing_attachments": 0})
+    );
 }

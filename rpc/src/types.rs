@@ -1,6 +1,10 @@
 //! The answers of the API's methods.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::time::{rfc3339, rfc3339_option};
+use crate::{DropStatus, Reach, Warmth};
 
 /// Answer to an accepted prod2x request: the restore goes on in the background.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,7 +35,7 @@ pub struct Refused {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct DropResult {
     /// Always `done`: a drop is answered once it is over.
-    pub status: String,
+    pub status: DropStatus,
     /// Names that were dropped.
     pub dropped: Vec<String>,
     /// Names of no database of this instance.
@@ -115,9 +119,11 @@ pub struct JobStatus {
     /// One-line reason when the job failed.
     pub error: Option<String>,
     /// RFC 3339 time the job was accepted.
-    pub started_at: String,
+    #[serde(with = "rfc3339")]
+    pub started_at: DateTime<Utc>,
     /// RFC 3339 time the job ended.
-    pub finished_at: Option<String>,
+    #[serde(default, with = "rfc3339_option")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// Key of the backup used, once chosen.
     #[serde(default)]
     pub backup: Option<String>,
@@ -157,7 +163,8 @@ pub struct DatabaseInfo {
     /// `pg_database_size`.
     pub size_bytes: i64,
     /// When the sidecar made it (from its marker), if it did.
-    pub created_at: Option<String>,
+    #[serde(default, with = "rfc3339_option")]
+    pub created_at: Option<DateTime<Utc>>,
     /// Whether it carries the sidecar's marker.
     pub made_by_staging: bool,
     /// The job that made it.
@@ -168,8 +175,8 @@ pub struct DatabaseInfo {
     #[serde(default)]
     pub requested_by: Option<String>,
     /// RFC 3339 time it expires (`numikube_staging_expire_after`), if it does.
-    #[serde(default)]
-    pub expires_at: Option<String>,
+    #[serde(default, with = "rfc3339_option")]
+    pub expires_at: Option<DateTime<Utc>>,
     /// A kept template for instant repeat copies (hidden from Odoo, not counted in the limit).
     #[serde(default)]
     pub template: bool,
@@ -181,9 +188,9 @@ pub struct Health {
     /// Version of the sidecar.
     pub version: String,
     /// `ok` or why PostgreSQL cannot be used.
-    pub postgres: String,
+    pub postgres: Reach,
     /// `ok` or why the bucket cannot be read.
-    pub storage: String,
+    pub storage: Reach,
     /// Pre-warm state per client of `numikube_staging_prewarm_clients`.
     #[serde(default)]
     pub prewarm: Vec<PrewarmState>,
@@ -195,11 +202,12 @@ pub struct PrewarmState {
     /// The client.
     pub client: String,
     /// `waiting`, `building`, `ready`, or why not (no backup, error).
-    pub state: String,
+    pub state: Warmth,
     /// The backup the template is (being) made from.
     pub backup: Option<String>,
     /// RFC 3339 time of the last look at the bucket.
-    pub checked_at: Option<String>,
+    #[serde(default, with = "rfc3339_option")]
+    pub checked_at: Option<DateTime<Utc>>,
 }
 
 /// One backup of a client in the bucket, as `staging_backups` shows it.
@@ -208,7 +216,8 @@ pub struct BackupInfo {
     /// Object key, the value of the run payload's `backup`.
     pub key: String,
     /// RFC 3339 last-modified time.
-    pub last_modified: String,
+    #[serde(with = "rfc3339")]
+    pub last_modified: DateTime<Utc>,
     /// Size in bytes.
     pub size_bytes: u64,
 }
@@ -233,5 +242,6 @@ pub struct Cancelled {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Extended {
     /// RFC 3339 time the copy now expires.
-    pub expires_at: String,
+    #[serde(with = "rfc3339")]
+    pub expires_at: DateTime<Utc>,
 }

@@ -98,12 +98,12 @@ impl StagingApiServer for Api {
             .map(|r| DatabaseInfo {
                 template: r.is_kept_template(),
                 size_bytes: r.size.unwrap_or(0),
-                created_at: r.marker.as_ref().map(|m| m.created_at.to_rfc3339()),
+                created_at: r.marker.as_ref().map(|m| m.created_at),
                 made_by_staging: r.marker.is_some(),
                 job_id: r.marker.as_ref().map(|m| m.job_id.clone()),
                 backup: r.marker.as_ref().and_then(|m| m.backup.clone()),
                 requested_by: r.marker.as_ref().and_then(|m| m.requested_by.clone()),
-                expires_at: r.marker.as_ref().and_then(|m| m.expires_at).map(|t| t.to_rfc3339()),
+                expires_at: r.marker.as_ref().and_then(|m| m.expires_at),
                 name: r.name,
             })
             .collect())
@@ -121,8 +121,7 @@ impl StagingApiServer for Api {
         tenant.check_client(self.app.config(), &client).map_err(errors::admission)?;
         let mut found = self.app.services.source.backups(&client).await.map_err(errors::storage)?;
         found.sort_by(|a, b| b.modified.cmp(&a.modified).then_with(|| b.key.cmp(&a.key)));
-        let backups =
-            found.into_iter().map(|b| BackupInfo { last_modified: b.modified.to_rfc3339(), size_bytes: b.size, key: b.key }).collect();
+        let backups = found.into_iter().map(|b| BackupInfo { last_modified: b.modified, size_bytes: b.size, key: b.key }).collect();
         Ok(Backups { backups })
     }
 
@@ -144,7 +143,7 @@ impl StagingApiServer for Api {
             }
         }
         let at = expiry::extend(&self.app.services, &db_name).await.map_err(errors::extend)?;
-        Ok(Extended { expires_at: at.to_rfc3339() })
+        Ok(Extended { expires_at: at })
     }
 }
 

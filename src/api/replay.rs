@@ -64,7 +64,7 @@ impl Replay {
             let Some(id) = &entry.request_id else {
                 continue;
             };
-            let at = entry.started_at.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map_or_else(Utc::now, |t| t.to_utc());
+            let at = entry.started_at.unwrap_or_else(Utc::now);
             let answer = RunResult::Started(RunStarted {
                 db_name: entry.db_name.clone(),
                 job_id: entry.job_id.clone(),

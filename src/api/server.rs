@@ -62,7 +62,7 @@ fn health_check(services: Arc<Services>) -> HealthCheck {
         let services = services.clone();
         Box::pin(async move {
             let (postgres, storage) = tokio::join!(services.db.health(), services.source.health());
-            if postgres == "ok" && storage == "ok" {
+            if postgres.is_ok() && storage.is_ok() {
                 Ok(())
             } else {
                 Err(format!("postgres: {postgres}; storage: {storage}"))

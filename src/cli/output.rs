@@ -52,7 +52,7 @@ pub fn list_table(rows: &[DatabaseInfo]) -> String {
                         (false, false) => "no",
                     }
                     .into(),
-                    r.created_at.as_deref().map(short_time).unwrap_or_else(|| "-".into()),
+                    r.created_at.map(short_time).unwrap_or_else(|| "-".into()),
                     r.backup.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
@@ -79,8 +79,8 @@ pub fn status_table(s: &JobStatus) -> String {
         ("phase", Some(format!("{:?}", s.phase).to_lowercase())),
         ("progress", progress),
         ("backup", s.backup.clone()),
-        ("started", Some(short_time(&s.started_at))),
-        ("finished", s.finished_at.as_deref().map(short_time)),
+        ("started", Some(short_time(s.started_at))),
+        ("finished", s.finished_at.map(short_time)),
         ("error", s.error.clone()),
     ];
     rows.iter().map(|(k, v)| format!("{k:<9} {}\n", v.as_deref().unwrap_or("-"))).collect()
@@ -111,8 +111,6 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 }
 
 /// `2026-11-24T13:02:05.123+00:00` → `2026-11-24 13:02 UTC`.
-fn short_time(rfc3339: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| rfc3339.to_string())
+fn short_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M UTC").to_string()
 }

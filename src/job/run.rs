@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use numikube_staging_rpc::{JobState, Phase};
+use numikube_staging_rpc::{JobState, Phase, Reach};
 
 use super::state::Job;
 use crate::copy::{self, CopyError, CopyRequest, Finished, Hidden};
@@ -100,14 +100,14 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
             (JobState::Error, Some(message), Some(detail))
         }
     };
-    let finished_at = Utc::now().to_rfc3339();
+    let finished_at = Utc::now();
     let anonymized = outcome.as_ref().ok().and_then(|f| f.anonymized.clone());
     let end = |job: &Job| {
         job.update(|s| {
             s.state = state;
-            s.phase = if state == JobState::Done { Phase::Done } else { Phase::Error };
+            s.phase = state.last_phase().unwrap_or(s.phase);
             s.error = message.clone();
-            s.finished_at = Some(finished_at.clone());
+            s.finished_at = Some(finished_at);
             if state == JobState::Done {
                 s.progress = Some(1.0);
                 s.anonymized = anonymized.clone();
@@ -122,7 +122,7 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
         error: message.clone(),
         detail,
         started_at: Some(job.status().started_at),
-        finished_at: Some(finished_at.clone()),
+        finished_at: Some(finished_at),
         filestore: outcome.as_ref().ok().and_then(|f| f.filestore.origin.clone()),
         missing_attachments: outcome.as_ref().ok().and_then(|f| f.filestore.missing_attachments),
         anonymized: anonymized.clone(),
@@ -157,9 +157,8 @@ async fn blame_the_database_server(services: &Services, error: &JobError) -> (St
     if matches!(error, JobError::Copy(e) if e.is_database_server()) {
         return as_is;
     }
-    let health = services.db.health().await;
-    if health == "ok" {
+    let Reach::Down(why) = services.db.health().await else {
         return as_is;
-    }
-    (format!("The copy failed because {health}; run the job again once the database server is back."), format!("{}\n{}", as_is.0, as_is.1))
+    };
+    (format!("The copy failed because {why}; run the job again once the database server is back."), format!("{}\n{}", as_is.0, as_is.1))
 }

@@ -190,7 +190,7 @@ impl Jobs {
         if let Some(job) = jobs.get(job_or_db) {
             return Some(job.clone());
         }
-        jobs.values().filter(|j| j.request.db_name == job_or_db).max_by_key(|j| j.status.lock().unwrap().started_at.clone()).cloned()
+        jobs.values().filter(|j| j.request.db_name == job_or_db).max_by_key(|j| j.status.lock().unwrap().started_at).cloned()
     }
 
     /// Registers a job under its id.

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use numikube_staging_rpc::Reach;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::{Config, DbConfig};
@@ -88,13 +89,13 @@ impl Db {
     }
 
     /// `ok` if PostgreSQL answers, else why not (for `staging_health`).
-    pub async fn health(&self) -> String {
+    pub async fn health(&self) -> Reach {
         match self.pooled().await {
             Ok(c) => match c.simple_query("SELECT 1").await {
-                Ok(_) => "ok".into(),
-                Err(e) => self.err(e).to_string(),
+                Ok(_) => Reach::Ok,
+                Err(e) => Reach::Down(self.err(e).to_string()),
             },
-            Err(e) => e.to_string(),
+            Err(e) => Reach::Down(e.to_string()),
         }
     }
 

@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use numikube_staging_rpc::JobState;
-use serde_json::{json, Value};
+use numikube_staging_rpc::{Callback, JobState};
+use serde_json::Value;
 
 use super::journal::JournalEntry;
 use super::mail;
@@ -29,36 +29,32 @@ pub fn check_url(url: &str) -> Result<String, String> {
     }
 }
 
-/// The callback body of the wire protocol (both `traceback` and `stacktrace` on error).
+/// The callback body of the wire protocol ([`Callback`]: both `traceback`
+/// and `stacktrace` on error), as the JSON that is POSTed.
 pub fn body(entry: &JournalEntry, token: &str) -> Value {
-    match entry.state {
-        JobState::Done => {
-            let mut body = json!({
-                "state": "done",
-                "token": token,
-                "db_name": entry.db_name,
-                "job_id": entry.job_id,
-                "filestore": entry.filestore,
-                "missing_attachments": entry.missing_attachments,
-            });
-            if let Some(report) = &entry.anonymized {
-                body["anonymized"] = json!(report);
-            }
-            body
-        }
+    let (token, db_name, job_id) = (token.to_string(), entry.db_name.clone(), entry.job_id.clone());
+    let callback = match entry.state {
+        JobState::Done => Callback::Done {
+            token,
+            db_name,
+            job_id,
+            filestore: entry.filestore.clone(),
+            missing_attachments: entry.missing_attachments,
+            anonymized: entry.anonymized.clone(),
+        },
         _ => {
             let detail = entry.detail.clone().unwrap_or_default();
-            json!({
-                "state": "error",
-                "error": entry.error.clone().unwrap_or_else(|| "The copy failed.".into()),
-                "traceback": detail,
-                "stacktrace": detail,
-                "token": token,
-                "db_name": entry.db_name,
-                "job_id": entry.job_id,
-            })
+            Callback::Error {
+                error: entry.error.clone().unwrap_or_else(|| "The copy failed.".into()),
+                traceback: detail.clone(),
+                stacktrace: detail,
+                token,
+                db_name,
+                job_id,
+            }
         }
-    }
+    };
+    serde_json::to_value(callback).expect("a callback body is plain JSON")
 }
 
 /// One attempt: success is a 2xx answer that is not an Odoo error envelope.
@@ -189,6 +185,8 @@ pub async fn report(config: &Config, entry: &JournalEntry, metrics: &Metrics) ->
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

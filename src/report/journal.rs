@@ -24,7 +24,8 @@
 
 use std::path::PathBuf;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use numikube_staging_rpc::time::rfc3339_option;
 use numikube_staging_rpc::{AnonymizeReport, JobState, JobStatus, Phase};
 use serde::{Deserialize, Serialize};
 
@@ -51,11 +52,11 @@ pub struct JournalEntry {
     #[serde(default)]
     pub client: Option<String>,
     /// RFC 3339 time the job was accepted.
-    #[serde(default)]
-    pub started_at: Option<String>,
+    #[serde(default, with = "rfc3339_option")]
+    pub started_at: Option<DateTime<Utc>>,
     /// RFC 3339 time the job ended.
-    #[serde(default)]
-    pub finished_at: Option<String>,
+    #[serde(default, with = "rfc3339_option")]
+    pub finished_at: Option<DateTime<Utc>>,
     /// The process working on it or reporting it.
     #[serde(default)]
     pub owner: Option<Owner>,
@@ -88,7 +89,7 @@ impl JournalEntry {
             error: None,
             detail: None,
             client: None,
-            started_at: Some(Utc::now().to_rfc3339()),
+            started_at: Some(Utc::now()),
             finished_at: None,
             owner: Some(Owner::me()),
             request_id: None,
@@ -104,11 +105,8 @@ impl JournalEntry {
     /// The job's status as far as the entry knows it: a running job is
     /// queued, an ended one done (progress 1) or failed.
     pub fn status(&self) -> JobStatus {
-        let (phase, progress) = match self.state {
-            JobState::Running => (Phase::Queued, None),
-            JobState::Done => (Phase::Done, Some(1.0)),
-            JobState::Error => (Phase::Error, None),
-        };
+        let phase = self.state.last_phase().unwrap_or(Phase::Queued);
+        let progress = (self.state == JobState::Done).then_some(1.0);
         JobStatus {
             job_id: self.job_id.clone(),
             db_name: self.db_name.clone(),
@@ -116,8 +114,8 @@ impl JournalEntry {
             phase,
             progress,
             error: self.error.clone(),
-            started_at: self.started_at.clone().unwrap_or_default(),
-            finished_at: self.finished_at.clone(),
+            started_at: self.started_at.unwrap_or_default(),
+            finished_at: self.finished_at,
             backup: None,
             neutralized: None,
             filestore: self.filestore.clone(),

@@ -17,6 +17,7 @@ use minio::s3::error::{Error as MinioError, S3ServerError};
 use minio::s3::http::BaseUrl;
 use minio::s3::types::minio_error_response::MinioErrorCode;
 use minio::s3::types::{S3Api, ToStream};
+use numikube_staging_rpc::Reach;
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
 
@@ -122,19 +123,19 @@ impl BackupSource {
     }
 
     /// `ok` when the bucket can be read, else why not (for `staging_health`).
-    pub async fn health(&self) -> String {
+    pub async fn health(&self) -> Reach {
         let client = match self.client() {
             Ok(c) => c,
-            Err(e) => return e.to_string(),
+            Err(e) => return Reach::Down(e.to_string()),
         };
         let request = match client.bucket_exists(self.bucket.as_str()) {
             Ok(r) => r,
-            Err(e) => return self.unavailable(e).to_string(),
+            Err(e) => return Reach::Down(self.unavailable(e).to_string()),
         };
         match request.build().send().await {
-            Ok(r) if r.exists() => "ok".into(),
-            Ok(_) => SourceError::NoBucket(self.bucket.clone()).to_string(),
-            Err(e) => self.unavailable(e).to_string(),
+            Ok(r) if r.exists() => Reach::Ok,
+            Ok(_) => Reach::Down(SourceError::NoBucket(self.bucket.clone()).to_string()),
+            Err(e) => Reach::Down(self.unavailable(e).to_string()),
         }
     }
 

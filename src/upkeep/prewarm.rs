@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use numikube_staging_rpc::PrewarmState;
+use numikube_staging_rpc::{PrewarmState, Warmth};
 
 use crate::admission::Admission;
 use crate::copy::{self, templates, CopyError, Hidden};
@@ -48,25 +48,17 @@ impl Prewarm {
 
     /// Whether a template is being built now (its hidden database has no job).
     pub fn is_building(&self) -> bool {
-        self.states.lock().unwrap().values().any(|p| p.state == BUILDING)
+        self.states.lock().unwrap().values().any(|p| p.state == Warmth::Building)
     }
 
-    fn set(&self, client: &str, state: impl Into<String>, backup: Option<&Backup>) {
+    fn set(&self, client: &str, state: Warmth, backup: Option<&Backup>) {
         let mut states = self.states.lock().unwrap();
         states.insert(
             client.to_string(),
-            PrewarmState {
-                client: client.into(),
-                state: state.into(),
-                backup: backup.map(|b| b.key.clone()),
-                checked_at: Some(Utc::now().to_rfc3339()),
-            },
+            PrewarmState { client: client.into(), state, backup: backup.map(|b| b.key.clone()), checked_at: Some(Utc::now()) },
         );
     }
 }
-
-/// The state of a client whose template is being built.
-const BUILDING: &str = "building";
 
 /// Starts the pre-warm loop if any client is configured.
 pub fn spawn(ctx: PrewarmContext) {
@@ -75,7 +67,7 @@ pub fn spawn(ctx: PrewarmContext) {
         return;
     }
     for client in &config.prewarm_clients {
-        ctx.prewarm.set(client, "waiting", None);
+        ctx.prewarm.set(client, Warmth::Waiting, None);
     }
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(ctx.services.config.prewarm_interval);
@@ -94,22 +86,22 @@ async fn look(ctx: &PrewarmContext, client: &str) {
     let (services, prewarm) = (&ctx.services, &ctx.prewarm);
     let backup = match services.source.newest(client).await {
         Ok(b) => b,
-        Err(e) => return prewarm.set(client, e.to_string(), None),
+        Err(e) => return prewarm.set(client, Warmth::NoBackup(e.to_string()), None),
     };
     if templates::usable(services, client, &backup).await.is_some() {
-        return prewarm.set(client, "ready", Some(&backup));
+        return prewarm.set(client, Warmth::Ready, Some(&backup));
     }
     if !services.config.template_cache {
-        return prewarm.set(client, "off (numikube_staging_template_cache = False)", Some(&backup));
+        return prewarm.set(client, Warmth::Off, Some(&backup));
     }
     // Only when no user's job is in flight, and holding a restore slot.
     if !ctx.jobs.in_flight().is_empty() {
-        return prewarm.set(client, "waiting for users' jobs", Some(&backup));
+        return prewarm.set(client, Warmth::WaitingForUsers, Some(&backup));
     }
     let Some(_slot) = ctx.admission.try_slot() else {
-        return prewarm.set(client, "waiting for a restore slot", Some(&backup));
+        return prewarm.set(client, Warmth::WaitingForSlot, Some(&backup));
     };
-    prewarm.set(client, BUILDING, Some(&backup));
+    prewarm.set(client, Warmth::Building, Some(&backup));
     let hidden = Hidden::new(services.clone(), WorkingName::fresh(WorkKind::Temp));
     let temp = hidden.name().to_string();
     let outcome = tokio::select! {
@@ -119,12 +111,12 @@ async fn look(ctx: &PrewarmContext, client: &str) {
     match outcome {
         Ok(()) => {
             hidden.placed();
-            prewarm.set(client, "ready", Some(&backup))
+            prewarm.set(client, Warmth::Ready, Some(&backup))
         }
         Err(e) => {
             tracing::warn!(client, "pre-warm: {e}");
             hidden.discard().await;
-            prewarm.set(client, format!("not ready: {e}"), Some(&backup));
+            prewarm.set(client, Warmth::NotReady(e), Some(&backup));
         }
     }
 }

@@ -58,7 +58,7 @@ pub async fn recover(upkeep: &Upkeep) {
                 entry.error = Some(INTERRUPTED.into());
                 entry.detail = Some("numikube-staging stopped or crashed while this job was running".into());
             }
-            entry.finished_at = Some(Utc::now().to_rfc3339());
+            entry.finished_at = Some(Utc::now());
         } else {
             tracing::info!(job = %entry.job_id, db = %entry.db_name, state = ?entry.state, "reporting a job whose report was still pending");
         }
