@@ -3,7 +3,7 @@
 //! orderly shutdown that ties them together.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::admission::Admission;
 use crate::config::Config;
@@ -71,22 +71,15 @@ impl App {
     /// is reported at the next start.
     pub async fn shut_down(&self, grace: Duration) {
         self.services.stop();
-        let deadline = Instant::now() + grace;
-        loop {
-            let running = self.jobs.in_flight().len();
-            let reporting = self.reporter.under_way();
-            if running == 0 && reporting == 0 {
-                tracing::info!("every job has ended and was reported");
-                return;
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    "{running} job(s) still running and {reporting} report(s) still under way after {grace:?}; \
-                     the journal keeps them for the next start"
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        // Every job and report runs in a task of `work`: waiting on the last to end, not polling.
+        let work = &self.services.work;
+        work.close();
+        match tokio::time::timeout(grace, work.wait()).await {
+            Ok(()) => tracing::info!("every job has ended and was reported"),
+            Err(_) => tracing::warn!(
+                "{} job(s) or report(s) still under way after {grace:?}; the journal keeps them for the next start",
+                work.len()
+            ),
         }
     }
 }

@@ -1,12 +1,13 @@
 //! What every stage below the API works with: the configuration, the
-//! PostgreSQL server, the bucket, the metrics, the stop signal and the
-//! request for an early sweep. Built once, shared behind an `Arc`, passed down.
+//! PostgreSQL server, the bucket, the metrics, the stop signal, the work a
+//! shutdown waits for and the request for an early sweep. Built once, shared behind an `Arc`, passed down.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -25,6 +26,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Cancelled on SIGTERM: no more admissions; queued and restoring jobs stop.
     stopping: CancellationToken,
+    /// Jobs and reports under way: a shutdown waits for them to end.
+    pub work: TaskTracker,
     /// A cleanup failed (PostgreSQL down?): sweep as soon as the server answers again.
     sweep_wanted: AtomicBool,
     /// Wakes the periodic sweep early.
@@ -44,6 +47,7 @@ impl Services {
             source,
             metrics,
             stopping: CancellationToken::new(),
+            work: TaskTracker::new(),
             sweep_wanted: AtomicBool::new(false),
             sweep_now: Notify::new(),
         })

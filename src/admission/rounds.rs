@@ -101,7 +101,7 @@ async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
         job.hold(reservation);
         shared.jobs.insert(job.clone());
         // The (slow, fsync'ed) journal writes run side by side, out of the round.
-        tokio::spawn(start(shared.clone(), waiting.reply, job, entry));
+        shared.services.work.spawn(start(shared.clone(), waiting.reply, job, entry));
     }
 }
 
@@ -122,7 +122,7 @@ async fn start(shared: Arc<Shared>, reply: oneshot::Sender<Result<RunStarted, Ad
         RunStarted { db_name: request.db_name.clone(), job_id: job.id(), backup: request.backup.clone(), anonymize: request.anonymize };
     tracing::info!(job = %started.job_id, db = %request.db_name, client = %request.client, "job accepted");
     let ctx = JobContext { services: shared.services.clone(), reporter: shared.reporter.clone() };
-    tokio::spawn(run::run(ctx, job));
+    shared.services.work.spawn(run::run(ctx, job));
     let _ = reply.send(Ok(started));
 }
 

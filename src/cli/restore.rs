@@ -27,9 +27,16 @@ pub async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> Exi
     if !json {
         eprintln!("making {} (job {})", started.db_name, started.job_id);
     }
+    let job = app.jobs.find(&started.job_id).expect("an accepted job is known");
     let mut last = None;
+    // The job's end is waited on; the timer only refreshes what is shown.
+    let mut refresh = tokio::time::interval(Duration::from_millis(200));
     loop {
-        let s = app.jobs.find(&started.job_id).expect("an accepted job is known").status();
+        let ended = tokio::select! {
+            () = job.ended() => true,
+            _ = refresh.tick() => false,
+        };
+        let s = job.status();
         if !json && last != Some(s.phase) {
             if tty && last.is_some() {
                 eprintln!();
@@ -45,24 +52,24 @@ pub async fn restore_here(app: Arc<App>, json: bool, payload: RunPayload) -> Exi
                 eprint!("\r{:<13} {:>3.0}% [{:<30}]", format!("{:?}", s.phase), p * 100.0, "#".repeat((p * 30.0) as usize));
             }
         }
-        if s.state != JobState::Running {
-            if tty {
-                eprintln!();
-            }
-            return if s.state == JobState::Done {
-                if !wait_visible(&app, &s.db_name).await {
-                    let message = format!(
-                        "{} was restored but is still hidden from Odoo; the sweep of a running `numikube-staging serve` makes it visible, or see the log.",
-                        s.db_name
-                    );
-                    return fail(json, numikube_staging_rpc::error(codes::INTERNAL, message, None));
-                }
-                print(json, &s, ready, Exit::Done)
-            } else {
-                fail(json, numikube_staging_rpc::error(codes::INTERNAL, s.error.clone().unwrap_or_default(), None))
-            };
+        if !ended {
+            continue;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        if tty {
+            eprintln!();
+        }
+        if s.state != JobState::Done {
+            return fail(json, numikube_staging_rpc::error(codes::INTERNAL, s.error.clone().unwrap_or_default(), None));
+        }
+        // A done job has been published (or tried five times, leaving it to the sweep).
+        if !visible(&app, &s.db_name).await {
+            let message = format!(
+                "{} was restored but is still hidden from Odoo; the sweep of a running `numikube-staging serve` makes it visible, or see the log.",
+                s.db_name
+            );
+            return fail(json, numikube_staging_rpc::error(codes::INTERNAL, message, None));
+        }
+        return print(json, &s, ready, Exit::Done);
     }
 }
 
@@ -76,18 +83,8 @@ fn ready(s: &numikube_staging_rpc::JobStatus) -> String {
     format!("{} is ready (from {}); filestore: {filestore}{missing}\n", s.db_name, s.backup.as_deref().unwrap_or("?"))
 }
 
-/// A job is done once the copy is complete; it becomes visible to Odoo a
-/// moment later (after a template is kept from it, in the background). This
-/// process must not exit before, or the copy would stay hidden.
-async fn wait_visible(app: &App, db_name: &str) -> bool {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
-    while tokio::time::Instant::now() < deadline {
-        if let Ok(rows) = app.services.db.all(false).await {
-            if rows.iter().any(|r| r.name == db_name && app.services.db.in_instance_list(r)) {
-                return true;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
+/// Whether Odoo's database list shows `db_name`.
+async fn visible(app: &App, db_name: &str) -> bool {
+    let db = &app.services.db;
+    db.all(false).await.is_ok_and(|rows| rows.iter().any(|r| r.name == db_name && db.in_instance_list(r)))
 }

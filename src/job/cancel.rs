@@ -1,8 +1,6 @@
 //! `staging_cancel`: a queued or restoring job stops, its hidden database is
 //! dropped, and it is reported like any failed job (see [`super::run`]).
 
-use std::time::Duration;
-
 use numikube_staging_rpc::{JobState, JobStatus};
 
 use super::state::Jobs;
@@ -31,9 +29,6 @@ pub enum CancelError {
     },
 }
 
-/// How often a cancelled job is looked at until it has ended.
-const POLL: Duration = Duration::from_millis(50);
-
 impl Jobs {
     /// Stops the job `job_id` and waits until it has ended, its hidden database
     /// dropped; answers its final status. A job at its last step completes.
@@ -45,9 +40,7 @@ impl Jobs {
         }
         tracing::info!(job = %job.id(), db = %job.request.db_name, phase = ?job.phase(), "cancelling the job");
         job.cancel();
-        while job.is_running() {
-            tokio::time::sleep(POLL).await;
-        }
+        job.ended().await;
         let status = job.status();
         if status.state == JobState::Done {
             return Err(CancelError::Finished { job_id: job.id(), db_name: job.request.db_name.clone() });

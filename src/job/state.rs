@@ -74,6 +74,8 @@ pub struct Job {
     progress: Progress,
     /// Cancelled by `staging_cancel`: a queued or restoring job stops.
     cancel: CancellationToken,
+    /// Cancelled once the job has ended (done or error).
+    ended: CancellationToken,
     /// Its place in line for a restore slot, taken at admission.
     turn: Mutex<Option<Turn>>,
     /// Its place in the registry of jobs in flight, given back when it ends.
@@ -83,11 +85,16 @@ pub struct Job {
 impl Job {
     /// A job in `status`, waiting for `turn` (none for a job only to be reported).
     pub fn new(request: JobRequest, status: JobStatus, turn: Option<Turn>) -> Job {
+        let ended = CancellationToken::new();
+        if status.state != JobState::Running {
+            ended.cancel();
+        }
         Job {
             request,
             status: Mutex::new(status),
             progress: Progress::default(),
             cancel: CancellationToken::new(),
+            ended,
             turn: Mutex::new(turn),
             reservation: Mutex::new(None),
         }
@@ -115,13 +122,20 @@ impl Job {
         self.status.lock().unwrap().phase
     }
 
-    /// Changes the status in place; a job that ends gives back its reservation.
+    /// Changes the status in place; a job that ends gives back its reservation
+    /// and wakes whoever waits for its end.
     pub fn update(&self, f: impl FnOnce(&mut JobStatus)) {
         let mut status = self.status.lock().unwrap();
         f(&mut status);
         if status.state != JobState::Running {
             self.reservation.lock().unwrap().take();
+            self.ended.cancel();
         }
+    }
+
+    /// Resolves once the job has ended (at once for a job that already has).
+    pub async fn ended(&self) {
+        self.ended.cancelled().await
     }
 
     /// Keeps the job's reservation until the job ends (see [`Job::update`]).

@@ -5,7 +5,6 @@ pub mod callback;
 pub mod journal;
 pub mod mail;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crate::config::Config;
@@ -13,17 +12,16 @@ use crate::metrics::Metrics;
 use callback::Told;
 use journal::{Journal, JournalEntry};
 
-/// The journal and the reports under way.
+/// The journal and the reports.
 pub struct Reporter {
     journal: Journal,
-    under_way: AtomicUsize,
     metrics: Arc<Metrics>,
 }
 
 impl Reporter {
     /// A reporter whose journal lives in the sidecar's state directory; it counts callbacks and mails in `metrics`.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Reporter {
-        Reporter { journal: Journal::new(config.state_dir().join("jobs")), under_way: AtomicUsize::new(0), metrics }
+        Reporter { journal: Journal::new(config.state_dir().join("jobs")), metrics }
     }
 
     /// The job journal.
@@ -31,22 +29,9 @@ impl Reporter {
         &self.journal
     }
 
-    /// How many reports (callback, then mail) are under way.
-    pub fn under_way(&self) -> usize {
-        self.under_way.load(Ordering::SeqCst)
-    }
-
     /// Reports a job (callback, else mail) and forgets its journal entry once
     /// somebody was told; otherwise the entry waits for the next start.
     pub async fn tell(&self, config: &Config, entry: &JournalEntry) {
-        struct UnderWay<'a>(&'a AtomicUsize);
-        impl Drop for UnderWay<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        self.under_way.fetch_add(1, Ordering::SeqCst);
-        let _under_way = UnderWay(&self.under_way);
         if callback::report(config, entry, &self.metrics).await != Told::Nobody {
             self.journal.forget(&entry.job_id);
         }

@@ -67,7 +67,7 @@ pub async fn recover(upkeep: &Upkeep) {
         let job = Arc::new(Job::new(JobRequest::from_journal(&entry), entry.status(), None));
         upkeep.jobs.insert(job);
         let (services, reporter) = (services.clone(), upkeep.reporter.clone());
-        tokio::spawn(async move { reporter.tell(&services.config, &entry).await });
+        upkeep.services.work.spawn(async move { reporter.tell(&services.config, &entry).await });
     }
     if let Err(e) = sweep(upkeep).await {
         services.cleanup_failed();
