@@ -54,12 +54,7 @@ fn the_tmpfs_is_unmounted_even_when_the_test_panics() {
 
 /// Free bytes of the file system holding `path` (`statvfs`'s `f_bavail × f_frsize`).
 fn free_bytes(path: &Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `stat` a valid out-pointer.
-    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut stat) }, 0, "statvfs {}", path.display());
-    stat.f_bavail as u64 * stat.f_frsize as u64
+    numikube_staging::copy::restore::spool::free_bytes(path).unwrap_or_else(|| panic!("statvfs {}", path.display()))
 }
 
 /// The least head room the disk checks keep free: max(10 %, 256 MiB).

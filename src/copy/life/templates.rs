@@ -11,6 +11,7 @@ use numikube_staging_rpc::NeutralizeReport;
 
 use super::discard;
 use crate::copy::filestore;
+use crate::copy::restore::spool::free_bytes;
 use crate::copy::neutralize::{self, NeutralizeError};
 use crate::pg::{DatabaseRow, Db, DbError, Marker, MarkerState, WorkKind, WorkingName};
 use crate::services::Services;
@@ -112,16 +113,6 @@ fn marker(name: &str, client: &str, backup: &Backup, report: &NeutralizeReport, 
         owner: None,
         ..Marker::new(MarkerState::Template, String::new(), name.into(), client, backup)
     }
-}
-
-/// Free bytes on the file system holding `path` (None when it cannot be known).
-pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid C string and `stat` a valid out-pointer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut stat) };
-    (rc == 0).then(|| stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 /// Keeps `source` (a finished, neutralized copy nobody uses yet) as the
