@@ -191,7 +191,7 @@ impl Config {
                     "a whole number",
                 )?
                 .max(1),
-            backup_pattern: r.get("numikube_staging_backup_pattern"),
+            backup_pattern: r.glob("numikube_staging_backup_pattern")?,
             expire_after: r.duration("numikube_staging_expire_after")?,
             expire_warning: r.duration("numikube_staging_expire_warning")?.unwrap_or(Duration::from_secs(86_400)),
             neutralize_skip: r.list("numikube_staging_neutralize_skip"),

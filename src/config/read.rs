@@ -65,6 +65,15 @@ impl Reader<'_> {
     }
 
     /// A comma list, as Odoo writes `server_wide_modules` or `addons_path`.
+    /// A glob with `{client}` (checked here, matched by the storage), or `None`.
+    pub(super) fn glob(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        let Some(pattern) = self.get(key) else { return Ok(None) };
+        match globset::Glob::new(&pattern.replace("{client}", "client")) {
+            Ok(_) => Ok(Some(pattern)),
+            Err(e) => Err(self.err(key, format!("{pattern:?} is not a valid glob: {e}; write one like prod/{{client}}/*.dump"))),
+        }
+    }
+
     pub(super) fn list(&self, key: &str) -> Vec<String> {
         self.get(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default()
     }

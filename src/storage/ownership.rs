@@ -6,6 +6,7 @@
 
 use std::sync::LazyLock;
 
+use globset::{GlobBuilder, GlobMatcher};
 use regex::Regex;
 
 /// The remainders the producers write after the client's name: a folder per
@@ -52,34 +53,16 @@ impl Ownership {
         }
         match &self.pattern {
             None => key.strip_prefix(client).is_some_and(|rest| REMAINDER.is_match(rest)),
-            Some(p) => glob(p, client).is_match(key),
+            Some(p) => glob(p, client).is_some_and(|g| g.is_match(key)),
         }
     }
 }
 
-/// The glob `pattern` for `client` as an anchored regular expression.
-fn glob(pattern: &str, client: &str) -> Regex {
-    let mut re = String::from("^");
-    let mut rest = pattern;
-    while !rest.is_empty() {
-        if let Some(after) = rest.strip_prefix("{client}") {
-            re.push_str(&regex::escape(client));
-            rest = after;
-        } else if let Some(after) = rest.strip_prefix("**") {
-            re.push_str(".*");
-            rest = after;
-        } else {
-            let c = rest.chars().next().expect("not empty");
-            match c {
-                '*' => re.push_str("[^/]*"),
-                '?' => re.push_str("[^/]"),
-                c => re.push_str(&regex::escape(&c.to_string())),
-            }
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    re.push('$');
-    Regex::new(&re).expect("an escaped glob compiles")
+/// The glob `pattern` with `{client}` replaced, matched by globset (ripgrep's):
+/// `*` and `?` never cross a `/`, `**` does; `None` if it is not a valid glob.
+fn glob(pattern: &str, client: &str) -> Option<GlobMatcher> {
+    let glob = pattern.replace("{client}", &globset::escape(client));
+    GlobBuilder::new(&glob).literal_separator(true).build().ok().map(|g| g.compile_matcher())
 }
 
 #[cfg(test)]
