@@ -34,9 +34,9 @@ impl Owner {
     }
 }
 
-/// This host's name as the kernel knows it.
+/// This host's name as the kernel knows it (empty when it cannot be read).
 pub fn this_host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+    hostname::get().map(|h| h.to_string_lossy().trim().to_string()).unwrap_or_default()
 }
 
 /// Field 22 of `/proc/<pid>/stat`, after the command name (which may hold spaces).

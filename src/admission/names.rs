@@ -68,17 +68,13 @@ pub fn now_in(zone: Option<chrono_tz::Tz>) -> DateTime<chrono_tz::Tz> {
     }
 }
 
-/// The host's zone name from `TZ` or `/etc/timezone` or `/etc/localtime`.
+/// The host's zone name from `TZ`, else as the system says it (iana-time-zone:
+/// `/etc/localtime`, `/etc/timezone`).
 fn iana_local() -> Option<String> {
     if let Ok(tz) = std::env::var("TZ") {
         return Some(tz.trim_start_matches(':').to_string());
     }
-    if let Ok(text) = std::fs::read_to_string("/etc/timezone") {
-        return Some(text.trim().to_string());
-    }
-    let target = std::fs::read_link("/etc/localtime").ok()?;
-    let text = target.to_string_lossy();
-    text.split("zoneinfo/").nth(1).map(String::from)
+    iana_time_zone::get_timezone().ok()
 }
 
 #[cfg(test)]

@@ -112,26 +112,13 @@ impl Replay {
         }
         answers.insert(id.to_string(), Answered { at: now, answer: answer.clone() });
         self.answering.lock().unwrap().retain(|k, turn| answers.contains_key(k) || Arc::strong_count(turn) > 1);
-        if let Err(e) = write_atomically(&self.path, &serde_json::to_vec(&*answers).expect("answers serialize")) {
+        if let Err(e) = crate::durable::write(&self.path, &serde_json::to_vec(&*answers).expect("answers serialize")) {
             tracing::error!(
                 "cannot write {}: {e}; after a restart, a repeat of request {id} would make a second copy",
                 self.path.display()
             );
         }
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -176,6 +176,7 @@ fn anonymize_policy_and_key() {
 #[test]
 fn a_backup_pattern_that_is_not_a_glob_is_refused_at_start() {
     assert_eq!(ok("numikube_staging_backup_pattern = prod/{client}/*.dump").backup_pattern.as_deref(), Some("prod/{client}/*.dump"));
-    let err = parse("[options]\nnumikube_staging_token = s\nnumikube_staging_backup_pattern = prod/{client}/[*.dump\n").unwrap_err().to_string();
+    let err =
+        parse("[options]\nnumikube_staging_token = s\nnumikube_staging_backup_pattern = prod/{client}/[*.dump\n").unwrap_err().to_string();
     assert!(err.contains("numikube_staging_backup_pattern") && err.contains("not a valid glob"), "{err}");
 }

@@ -144,15 +144,7 @@ impl Journal {
 
     /// Writes a job's entry atomically and durably.
     pub fn write(&self, entry: &JournalEntry) -> std::io::Result<()> {
-        use std::io::Write;
-        std::fs::create_dir_all(&self.dir)?;
-        let path = self.dir.join(format!("{}.json", entry.job_id));
-        let tmp = path.with_extension("json.tmp");
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&serde_json::to_vec(entry)?)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(&self.dir)?.sync_all()
+        crate::durable::write(&self.dir.join(format!("{}.json", entry.job_id)), &serde_json::to_vec(entry)?)
     }
 
     /// As [`Journal::write`], for a job already under way: a full disk must

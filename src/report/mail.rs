@@ -148,9 +148,7 @@ async fn send(config: &Config, to: &str, subject: String, text: String) -> Resul
 
 /// This host's name, for a sender address when `email_from` is not set.
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
+    Some(crate::process::this_host())
         .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
         .unwrap_or_else(|| "localhost".into())
 }

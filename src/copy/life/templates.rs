@@ -11,8 +11,8 @@ use numikube_staging_rpc::NeutralizeReport;
 
 use super::discard;
 use crate::copy::filestore;
-use crate::copy::restore::spool::free_bytes;
 use crate::copy::neutralize::{self, NeutralizeError};
+use crate::copy::restore::spool::free_bytes;
 use crate::pg::{DatabaseRow, Db, DbError, Marker, MarkerState, WorkKind, WorkingName};
 use crate::services::Services;
 use crate::storage::Backup;
