@@ -1,8 +1,8 @@
 //! Why a copy failed: one variant per step, each a sentence for the Odoo
 //! user (its `Display`) and a detail for the job's traceback.
 
-use super::filestore::FillError;
-use super::life::TemplateError;
+use super::filestore::{FilestoreError, FillError};
+use super::life::{PlaceError, TemplateError};
 use super::neutralize::NeutralizeError;
 use super::restore::format::FormatError;
 use super::restore::RestoreError;
@@ -82,6 +82,26 @@ pub enum CopyError {
     /// The filestore could not be moved to the final name.
     #[error("Moving the filestore into place failed: {0}.")]
     Filestore(std::io::Error),
+}
+
+impl From<FilestoreError> for CopyError {
+    fn from(e: FilestoreError) -> Self {
+        match e {
+            FilestoreError::Open { key, source } => CopyError::Open { key, source },
+            FilestoreError::Fill { origin, source } => CopyError::Fill { origin, source },
+        }
+    }
+}
+
+impl From<PlaceError> for CopyError {
+    fn from(e: PlaceError) -> Self {
+        match e {
+            PlaceError::Db(e) => CopyError::Db(e),
+            PlaceError::Foreign(name) => CopyError::Foreign(name),
+            PlaceError::Exists(name) => CopyError::Exists(name),
+            PlaceError::Filestore(e) => CopyError::Filestore(e),
+        }
+    }
 }
 
 impl CopyError {

@@ -8,12 +8,12 @@ use std::time::Instant;
 use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport, Phase};
 
 use super::filestore::{self, Origin};
-use super::neutralize::{self, version};
 use super::odoo_tree::OdooTree;
 use super::progress::{Counters, Counting};
 use super::restore::pg_restore::PgTools;
 use super::restore::{self, format, size_watch, Restore, RestoreError};
 use super::{anonymize, CopyError};
+use super::{neutralize, version};
 use crate::metrics;
 use crate::pg::{JobRole, Marker, WorkingName};
 use crate::services::Services;

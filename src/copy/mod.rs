@@ -20,18 +20,19 @@ pub mod neutralize;
 pub mod odoo_tree;
 mod progress;
 pub mod restore;
+mod version;
 
 use std::time::Instant;
 
-use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport, Phase};
+use numikube_staging_rpc::Phase;
 
 use crate::metrics;
 use crate::pg::{Marker, MarkerState, WorkingName};
 use crate::services::Services;
-use crate::storage::Backup;
 
 pub use error::{first_line, CopyError};
-pub use life::{discard, drop_with_filestore, publish, templates, Hidden};
+pub use filestore::FilestoreReport;
+pub use life::{discard, drop_with_filestore, publish, templates, Finished, Hidden};
 pub use load::{restore_and_neutralize, Load, Loaded};
 pub use progress::{Counters, Fraction, Tracker};
 
@@ -53,32 +54,6 @@ pub struct CopyRequest<'a> {
     pub life: Option<std::time::Duration>,
     /// Whether the copy is anonymized (see [`anonymize`]).
     pub anonymize: bool,
-}
-
-/// What a finished copy hands over.
-pub struct Finished {
-    /// Its final name.
-    pub db_name: String,
-    /// The client whose backup it holds.
-    pub client: String,
-    /// The backup it was made from.
-    pub backup: Backup,
-    /// What the neutralization ran.
-    pub report: NeutralizeReport,
-    /// Where its filestore came from and what it lacks.
-    pub filestore: FilestoreReport,
-    /// What the anonymization masked; `None`: the copy is not anonymized.
-    pub anonymized: Option<AnonymizeReport>,
-}
-
-/// Where a copy's filestore came from and what it lacks, for the job's report.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct FilestoreReport {
-    /// `zip`, `companion <key>`, `source <folder>` or `none` ([`Origin`]);
-    /// `None` for a copy of a template kept by an older version, which did not record it.
-    pub origin: Option<String>,
-    /// Attachments whose file is missing from the filestore; `None` when they could not be counted.
-    pub missing_attachments: Option<u64>,
 }
 
 /// The steps of one copy, up to the final name, in the hidden database `temp`.

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::task::JoinHandle;
 
 use super::companion::CompanionError;
-use crate::copy::error::CopyError;
+use crate::storage::SourceError;
 
 /// Why filling the filestore failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +32,27 @@ pub enum FillError {
     /// The thread died (a bug).
     #[error("the filling thread failed: {0}")]
     Thread(String),
+}
+
+/// Why a copy's filestore could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum FilestoreError {
+    /// The companion archive could not be looked up or read from the bucket.
+    #[error("the object {key} could not be read: {source}")]
+    Open {
+        /// Its key.
+        key: String,
+        /// Why.
+        source: SourceError,
+    },
+    /// Filling failed.
+    #[error("filling the filestore from {origin}: {source}")]
+    Fill {
+        /// Where it was filled from (`companion <key>`, `source <folder>`).
+        origin: String,
+        /// Why.
+        source: FillError,
+    },
 }
 
 /// A filestore being filled; dropping it stops the thread.
@@ -61,14 +82,14 @@ impl Filling {
 
     /// Runs `load` while the filestore fills; fails with the first failure of
     /// either, after the other stopped.
-    pub async fn beside<T>(mut self, load: impl Future<Output = Result<T, CopyError>>) -> Result<T, CopyError> {
+    pub async fn beside<T, E: From<FilestoreError>>(mut self, load: impl Future<Output = Result<T, E>>) -> Result<T, E> {
         let mut handle = self.handle.take().expect("a filling is awaited once");
         let started = Instant::now();
         tokio::pin!(load);
         tokio::select! {
             loaded = &mut load => match loaded {
                 Ok(value) => {
-                    self.finished((&mut handle).await, started)?;
+                    self.finished((&mut handle).await, started).map_err(E::from)?;
                     Ok(value)
                 }
                 Err(e) => {
@@ -79,20 +100,20 @@ impl Filling {
             },
             filled = &mut handle => {
                 // On failure the load is dropped here, which stops it (its tools are killed on drop).
-                self.finished(filled, started)?;
+                self.finished(filled, started).map_err(E::from)?;
                 load.await
             }
         }
     }
 
-    fn finished(&self, filled: Result<Result<u64, FillError>, tokio::task::JoinError>, started: Instant) -> Result<(), CopyError> {
+    fn finished(&self, filled: Result<Result<u64, FillError>, tokio::task::JoinError>, started: Instant) -> Result<(), FilestoreError> {
         let files = filled.map_err(|e| FillError::Thread(e.to_string())).and_then(|r| r).map_err(|source| self.failed(source))?;
         tracing::info!(origin = %self.origin, files, "filestore filled in {:.1?}", started.elapsed());
         Ok(())
     }
 
-    fn failed(&self, source: FillError) -> CopyError {
-        CopyError::Fill { origin: self.origin.clone(), source }
+    fn failed(&self, source: FillError) -> FilestoreError {
+        FilestoreError::Fill { origin: self.origin.clone(), source }
     }
 }
 

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::companion;
 use super::dirs::link_tree;
-use super::filling::{FillError, Filling};
-use crate::copy::error::CopyError;
+use super::filling::{FilestoreError, FillError, Filling};
 use crate::copy::restore::format::Format;
 use crate::copy::restore::spool::check_room;
 use crate::services::Services;
@@ -48,17 +47,17 @@ pub async fn choose(
     format: Format,
     client: Option<&str>,
     dir: &Path,
-) -> Result<(Origin, Option<Filling>), CopyError> {
+) -> Result<(Origin, Option<Filling>), FilestoreError> {
     if format == Format::OdooZip {
         return Ok((Origin::Zip, None));
     }
-    let found = services.source.companion(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
+    let found = services.source.companion(backup).await.map_err(|source| FilestoreError::Open { key: backup.key.clone(), source })?;
     if let Some(archive) = found {
         let origin = Origin::Companion(archive.key.clone());
-        let fill_err = |source: FillError| CopyError::Fill { origin: origin.to_string(), source };
+        let fill_err = |source: FillError| FilestoreError::Fill { origin: origin.to_string(), source };
         let data_dir = dir.parent().unwrap_or(dir);
         check_room(data_dir, archive.size, "the filestore archive").map_err(|e| fill_err(companion::CompanionError::Room(e).into()))?;
-        let stream = services.source.open(&archive).await.map_err(|source| CopyError::Open { key: archive.key.clone(), source })?;
+        let stream = services.source.open(&archive).await.map_err(|source| FilestoreError::Open { key: archive.key.clone(), source })?;
         let what = "reading the filestore archive failed";
         let stream = companion::decompressed(stream)
             .await

@@ -6,20 +6,36 @@
 use std::path::Path;
 
 use super::discard::discard;
-use crate::copy::error::CopyError;
 use crate::copy::filestore;
 use crate::pg::{Db, DbError, WorkKind, WorkingName};
 use crate::services::Services;
 
+/// Why the finished copy could not take its final name.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A database of that name appeared meanwhile, not made by the sidecar.
+    #[error("a database named \"{0}\" exists and was not made by the staging service")]
+    Foreign(String),
+    /// A timestamped copy of that name exists.
+    #[error("a copy named \"{0}\" exists")]
+    Exists(String),
+    /// The filestore could not be moved.
+    #[error("moving the filestore into place failed: {0}")]
+    Filestore(std::io::Error),
+}
+
 /// Renames database `from` to `to` and its filestore with it; on failure
 /// neither has moved.
-async fn rename_with_filestore(db: &Db, data_dir: &Path, from: &str, to: &str) -> Result<(), CopyError> {
+async fn rename_with_filestore(db: &Db, data_dir: &Path, from: &str, to: &str) -> Result<(), PlaceError> {
     db.rename(from, to).await?;
     if let Err(e) = filestore::rename_off_core(data_dir, from, to).await {
         if let Err(back) = db.rename(to, from).await {
             tracing::error!("could not rename {to} back to {from} after the filestore move failed: {back}");
         }
-        return Err(CopyError::Filestore(e));
+        return Err(PlaceError::Filestore(e));
     }
     Ok(())
 }
@@ -27,7 +43,7 @@ async fn rename_with_filestore(db: &Db, data_dir: &Path, from: &str, to: &str) -
 /// Gives the finished copy `temp` its final name. With `refresh`, an earlier
 /// copy the sidecar made under that name is replaced, only now; without, an
 /// existing copy is left alone and the job fails (two timestamped runs in a minute).
-pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job_id: &str, refresh: bool) -> Result<(), CopyError> {
+pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job_id: &str, refresh: bool) -> Result<(), PlaceError> {
     let db = &services.db;
     let data_dir = &services.config.data_dir;
     let rows = db.all(false).await?;
@@ -35,10 +51,10 @@ pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job
     let old = WorkingName::for_job(WorkKind::Old, job_id).to_string();
     if let Some(previous) = previous {
         if previous.marker.is_none() {
-            return Err(CopyError::Foreign(final_name.into()));
+            return Err(PlaceError::Foreign(final_name.into()));
         }
         if !refresh {
-            return Err(CopyError::Exists(final_name.into()));
+            return Err(PlaceError::Exists(final_name.into()));
         }
         // Hide the previous copy, then move it aside; it is dropped once the new one is in place.
         db.hide(final_name).await?;

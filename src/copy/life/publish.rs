@@ -4,9 +4,28 @@
 
 use std::time::Duration;
 
+use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport};
+
 use super::templates;
-use crate::copy::Finished;
+use crate::copy::filestore::FilestoreReport;
 use crate::services::Services;
+use crate::storage::Backup;
+
+/// What a finished copy hands over.
+pub struct Finished {
+    /// Its final name.
+    pub db_name: String,
+    /// The client whose backup it holds.
+    pub client: String,
+    /// The backup it was made from.
+    pub backup: Backup,
+    /// What the neutralization ran.
+    pub report: NeutralizeReport,
+    /// Where its filestore came from and what it lacks.
+    pub filestore: FilestoreReport,
+    /// What the anonymization masked; `None`: the copy is not anonymized.
+    pub anonymized: Option<AnonymizeReport>,
+}
 
 /// How often publishing a finished copy is tried before the sweep takes over.
 const PUBLISH_TRIES: u32 = 5;

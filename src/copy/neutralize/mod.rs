@@ -12,7 +12,6 @@
 
 mod identity;
 mod verify;
-pub mod version;
 
 use std::path::PathBuf;
 

@@ -4,8 +4,8 @@
 
 use tokio_postgres::Client;
 
-use crate::copy::error::CopyError;
-use crate::copy::odoo_tree::{major_of, OdooTree};
+use super::error::CopyError;
+use super::odoo_tree::{major_of, OdooTree};
 use crate::pg::describe;
 
 /// Fails unless the database behind `client` is of the staging's Odoo major version.
