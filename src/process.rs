@@ -39,10 +39,9 @@ pub fn this_host() -> String {
     hostname::get().map(|h| h.to_string_lossy().trim().to_string()).unwrap_or_default()
 }
 
-/// Field 22 of `/proc/<pid>/stat`, after the command name (which may hold spaces).
+/// The start time of process `pid` (`/proc/<pid>/stat`, read by procfs).
 fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?.1.split_whitespace().nth(19)?.parse().ok()
+    procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?.stat().ok().map(|s| s.starttime)
 }
 
 #[cfg(test)]

@@ -27,15 +27,16 @@ pub fn remove_orphan_spool_files(dir: &Path) -> u64 {
     removed
 }
 
-/// Every file some process has open, from `/proc/<pid>/fd`.
+/// Every file some process has open, from `/proc/<pid>/fd` (procfs).
 fn open_files() -> Option<HashSet<PathBuf>> {
     let mut open = HashSet::new();
-    for process in std::fs::read_dir("/proc").ok()?.flatten() {
-        if !process.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else { continue };
-        open.extend(fds.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()));
+    for process in procfs::process::all_processes().ok()?.flatten() {
+        // A process that ended meanwhile, or one we may not look into, holds nothing we could see.
+        let Ok(fds) = process.fd() else { continue };
+        open.extend(fds.flatten().filter_map(|fd| match fd.target {
+            procfs::process::FDTarget::Path(path) => Some(path),
+            _ => None,
+        }));
     }
     (!open.is_empty()).then_some(open)
 }
