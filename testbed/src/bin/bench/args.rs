@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use crate::contenders::{Contender, ALL};
+use crate::contender::{Contender, ALL};
 
 /// Benchmark of the numikube-staging sidecar against PostgreSQL's and Odoo's own restore paths.
 #[derive(Parser, Debug)]

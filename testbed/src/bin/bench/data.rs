@@ -11,8 +11,8 @@ use numikube_testbed::fixture;
 use serde_json::{json, Value};
 
 use crate::env::Env;
+use crate::names::{BUCKET, PROD_DB};
 use crate::util::{chrono_like_stamp, mb};
-use crate::{BUCKET, PROD_DB};
 
 /// The backups, where they are, and what making them took.
 pub struct Data {

@@ -6,7 +6,7 @@ use numikube_testbed::procfs;
 use serde_json::{json, Value};
 
 use crate::args::Args;
-use crate::contenders::{Contender, BASELINES, SIDECARS};
+use crate::contender::{Contender, BASELINES, SIDECARS};
 use crate::data::Data;
 use crate::env::Env;
 use crate::latency::{Latency, LatencyResults};

@@ -8,7 +8,8 @@ use std::time::Instant;
 use anyhow::Result;
 use numikube_testbed::procfs;
 
-use crate::contenders::{self, Contender};
+use crate::contender::Contender;
+use crate::contenders;
 use crate::data::Data;
 use crate::env::Env;
 use crate::probes::{RssSampler, Sample};

@@ -14,10 +14,10 @@ use numikube_testbed::{free_port, CallbackReceiver};
 use serde_json::{json, Value};
 
 use crate::args::Plan;
-use crate::contenders::Contender;
+use crate::contender::Contender;
 use crate::env::Env;
+use crate::names::{BUCKET, ROLE, ROLE_PW, TOKEN};
 use crate::probes::Sample;
-use crate::{BUCKET, ROLE, ROLE_PW, TOKEN};
 
 /// One staging instance: its own role, directory, process and client.
 pub struct Instance {
