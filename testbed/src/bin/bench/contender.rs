@@ -8,6 +8,9 @@ pub enum Contender {
     SidecarDump,
     /// The cold sidecar's first copy from the Odoo zip.
     SidecarZip,
+    /// The cold sidecar's first copy from the custom dump with a
+    /// `.filestore.tar.gz` companion holding the zip's filestore (issue 21).
+    SidecarDumpCompanion,
     /// The warm sidecar's repeat copy, from its template.
     SidecarRepeat,
     /// `createdb` + `psql -f dump.sql` + `cp -r` of the filestore.
@@ -21,9 +24,10 @@ pub enum Contender {
 }
 
 /// Every contender, in the order of the table.
-pub const ALL: [Contender; 7] = [
+pub const ALL: [Contender; 8] = [
     Contender::SidecarDump,
     Contender::SidecarZip,
+    Contender::SidecarDumpCompanion,
     Contender::SidecarRepeat,
     Contender::Odoo,
     Contender::PgRestore,
@@ -32,17 +36,24 @@ pub const ALL: [Contender; 7] = [
 ];
 
 /// The sidecar's contenders, in the order of the ratios.
-pub const SIDECARS: [Contender; 3] = [Contender::SidecarDump, Contender::SidecarZip, Contender::SidecarRepeat];
+pub const SIDECARS: [Contender; 4] =
+    [Contender::SidecarDump, Contender::SidecarZip, Contender::SidecarDumpCompanion, Contender::SidecarRepeat];
 
 /// The baselines, in the order of the ratios.
 pub const BASELINES: [Contender; 4] = [Contender::Odoo, Contender::PgRestore, Contender::PgRestoreJ, Contender::FileCopy];
 
 impl Contender {
+    /// Whether the sidecar makes this copy (else it is a baseline).
+    pub fn is_sidecar(self) -> bool {
+        SIDECARS.contains(&self)
+    }
+
     /// Its name in `--only`, the JSON report and the progress lines.
     pub fn id(self) -> &'static str {
         match self {
             Contender::SidecarDump => "sidecar-dump",
             Contender::SidecarZip => "sidecar-zip",
+            Contender::SidecarDumpCompanion => "sidecar-dump-companion",
             Contender::SidecarRepeat => "sidecar-repeat",
             Contender::Odoo => "odoo",
             Contender::PgRestore => "pg_restore",
@@ -53,9 +64,11 @@ impl Contender {
 
     /// Its line in the table.
     pub fn label(self, cores: usize) -> String {
+        // At most 42 characters: the width of the table's first column.
         match self {
             Contender::SidecarDump => "sidecar, first copy, custom dump".into(),
             Contender::SidecarZip => "sidecar, first copy, Odoo zip".into(),
+            Contender::SidecarDumpCompanion => "sidecar, first copy, dump + fs companion".into(),
             Contender::SidecarRepeat => "sidecar, repeat copy (template)".into(),
             Contender::Odoo => "Odoo path: createdb+psql -f+filestore cp".into(),
             Contender::PgRestore => "pg_restore (1 job), local file".into(),

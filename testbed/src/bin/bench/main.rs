@@ -9,6 +9,9 @@
 //! - `sidecar-dump`: request → callback received, first copy from the custom dump
 //!   (template cache off in that sidecar, so every copy is cold);
 //! - `sidecar-zip`: the same from the Odoo zip;
+//! - `sidecar-dump-companion`: the same from the custom dump with a
+//!   `.filestore.tar.gz` companion beside it, made of the zip's filestore
+//!   (issue 21: the filestore should cost no more than its download);
 //! - `sidecar-repeat`: repeat copy of the custom dump on a sidecar with the
 //!   template cache on (one untimed warm-up copy builds the template first);
 //! - `odoo`: Odoo's own path: `createdb` + `psql -q -f dump.sql` (the zip's
@@ -99,7 +102,7 @@ fn run(args: Args) -> Result<()> {
     let plan = Plan::new(&args)?;
     let bin = args::sidecar_bin(&args)?;
     let env = Env::start(&args, log, bin)?;
-    let data = data::prepare(&env, args.size)?;
+    let data = data::prepare(&env, args.size, plan.contenders.contains(&Contender::SidecarDumpCompanion))?;
     let io = if plan.io { io::measure(&env, &data)? } else { json!({}) };
     if plan.contenders.contains(&Contender::FileCopy) {
         contenders::make_template(&env, &data)?;
