@@ -33,6 +33,8 @@ pub struct Data {
     pub dump_bytes: u64,
     /// Size of the Odoo zip.
     pub zip_bytes: u64,
+    /// Compressed size of the zip's `filestore/` entries (what a companion stands in for).
+    pub zip_filestore_bytes: u64,
     /// Seconds to build the database, to dump it, to zip it.
     build_s: (f64, f64, f64),
     /// Seconds to upload the dump and the zip.
@@ -73,7 +75,7 @@ impl Data {
                    "download_bytes": self.dump_bytes + c.bytes})
         });
         json!({"size_arg": self.size_arg, "database_bytes": self.database_bytes, "filestore_files": self.filestore.files,
-               "filestore_bytes": self.filestore.bytes, "custom_dump_bytes": self.dump_bytes, "zip_bytes": self.zip_bytes,
+               "filestore_bytes": self.filestore.bytes, "custom_dump_bytes": self.dump_bytes, "zip_bytes": self.zip_bytes, "zip_filestore_bytes": self.zip_filestore_bytes,
                "build_db_s": self.build_s.0, "dump_s": self.build_s.1, "zip_s": self.build_s.2,
                "upload_dump_s": self.upload_s.0, "upload_zip_s": self.upload_s.1, "keys": [self.keys.0, self.keys.1],
                "companion": companion})
@@ -120,7 +122,9 @@ pub fn prepare(env: &Env, size: u64, companion: bool) -> Result<Data> {
     // The zip as Odoo unpacks it, for the Odoo baseline and the FILE_COPY template's filestore.
     let unpacked = work.join("odoo-unpacked");
     let t = Instant::now();
-    zip::ZipArchive::new(fs::File::open(&zip)?)?.extract(&unpacked)?;
+    let mut archive = zip::ZipArchive::new(fs::File::open(&zip)?)?;
+    let zip_filestore_bytes = zip_filestore_bytes(&mut archive)?;
+    archive.extract(&unpacked)?;
     log.say(format!("zip unpacked for the baselines in {:.0}s", t.elapsed().as_secs_f64()));
 
     let key_dump = format!("benchdump-{stamp}.dump");
@@ -142,11 +146,24 @@ pub fn prepare(env: &Env, size: u64, companion: bool) -> Result<Data> {
         filestore,
         dump_bytes,
         zip_bytes,
+        zip_filestore_bytes,
         build_s: (t_db, t_dump, t_zip),
         upload_s: (up_dump, up_zip),
         keys: (key_dump, key_zip),
         companion,
     })
+}
+
+/// The compressed bytes of the zip's `filestore/` entries.
+fn zip_filestore_bytes(archive: &mut zip::ZipArchive<fs::File>) -> Result<u64> {
+    let mut total = 0;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i)?;
+        if entry.name().starts_with("filestore/") {
+            total += entry.compressed_size();
+        }
+    }
+    Ok(total)
 }
 
 /// Makes the filestore companion of `prod_fs` and uploads it beside a second copy of `dump`, client `benchfs`.

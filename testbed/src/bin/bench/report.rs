@@ -101,7 +101,8 @@ fn companion(o: &Outcome) -> Value {
         "vs_zip": ratio(Contender::SidecarZip),
         "vs_dump": ratio(Contender::SidecarDump),
         "over_dump_s": over_dump,
-        "download_bytes": {"dump_and_companion": download, "dump": o.data.dump_bytes, "companion": c.bytes, "zip": o.data.zip_bytes},
+        "download_bytes": {"dump_and_companion": download, "dump": o.data.dump_bytes, "companion": c.bytes, "zip": o.data.zip_bytes,
+                           "zip_filestore": o.data.zip_filestore_bytes},
         "companion_download_s": speed.map(|s| c.bytes as f64 / s),
         "extra_download_vs_zip_s": speed.map(|s| (download as f64 - o.data.zip_bytes as f64) / s),
     })

@@ -52,7 +52,7 @@ pub fn run(env: &Env, data: &Data, sidecars: &Sidecars, contenders: &[Contender]
             match res {
                 Ok(s) => {
                     env.log.say(format!(
-                        "round {}/{} {:<15} {:>7.2}s  cpu {:>3.0}% iowait {:>3.0}%, cores: pg {:.2} tools {:.2} other {:.2}; {:.0} MB to disk",
+                        "round {}/{} {:<22} {:>7.2}s  cpu {:>3.0}% iowait {:>3.0}%, cores: pg {:.2} tools {:.2} other {:.2}; {:.0} MB to disk",
                         rep + 1,
                         reps,
                         c.id(),

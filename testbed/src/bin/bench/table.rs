@@ -19,17 +19,18 @@ fn companion(o: &mut String, c: &Value) {
     let b = &c["download_bytes"];
     let mbs = |v: &Value| f(&json!(v.as_f64().unwrap_or(0.0) / 1e6), 1);
     o.push_str(&format!(
-        "\nfilestore companion (issue 21), medians: sidecar-dump-companion / sidecar-zip = {}×, / sidecar-dump = {}× ({} s more)\n",
+        "\nfilestore companion (issue 21), medians: sidecar-dump-companion / sidecar-zip = {}×, / sidecar-dump = {}× (difference to sidecar-dump {} s)\n",
         f(&c["vs_zip"], 2),
         f(&c["vs_dump"], 2),
         f(&c["over_dump_s"], 2)
     ));
     o.push_str(&format!(
-        "  downloaded: custom dump {} MB + companion {} MB = {} MB; Odoo zip {} MB\n",
+        "  downloaded: custom dump {} MB + companion {} MB = {} MB; Odoo zip {} MB (its filestore entries {} MB compressed)\n",
         mbs(&b["dump"]),
         mbs(&b["companion"]),
         mbs(&b["dump_and_companion"]),
-        mbs(&b["zip"])
+        mbs(&b["zip"]),
+        mbs(&b["zip_filestore"])
     ));
     if !c["companion_download_s"].is_null() {
         o.push_str(&format!(
