@@ -274,6 +274,26 @@ fn corrupted_backups_fail_to_restore() {
 }
 
 #[test]
+fn the_filestore_companion_holds_the_filestore_at_its_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spec, db) = (Spec::tiny(), "prod_companion");
+    let fs_dir = tmp.path().join("filestore").join(db);
+    fixture::write_filestore(&fs_dir, &spec, db).unwrap();
+    let out = tmp.path().join("prod-1.filestore.tar.gz");
+    fixture::make_filestore_companion(&fs_dir, &out).unwrap();
+    let listing = Command::new("tar").arg("-tzf").arg(&out).output().unwrap();
+    assert!(listing.status.success(), "{listing:?}");
+    let mut files: Vec<String> =
+        String::from_utf8(listing.stdout).unwrap().lines().filter(|l| !l.ends_with('/')).map(str::to_string).collect();
+    files.sort();
+    let mut expected: Vec<String> = fixture::filestore_files(&spec, db).map(|(f, _)| f.store_fname).collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(files, expected);
+    assert!(fixture::make_filestore_companion(&tmp.path().join("none"), &tmp.path().join("x.tar.gz")).is_err());
+}
+
+#[test]
 fn demo_spec_is_about_20_mb() {
     let pg = Postgres::start().expect("start PostgreSQL");
     let server = pg.url("postgres");

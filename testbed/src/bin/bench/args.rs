@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use crate::contenders::{Contender, ALL};
+use crate::contender::{Contender, ALL};
 
 /// Benchmark of the numikube-staging sidecar against PostgreSQL's and Odoo's own restore paths.
 #[derive(Parser, Debug)]
@@ -27,8 +27,8 @@ pub struct Args {
     /// Keep the work directory (backups, logs, sidecar configs) and print its path.
     #[arg(long)]
     pub keep: bool,
-    /// Run only these (comma list): sidecar-dump, sidecar-zip, sidecar-repeat, odoo,
-    /// pg_restore, pg_restore-j, file_copy, latency, io.
+    /// Run only these (comma list): sidecar-dump, sidecar-zip, sidecar-dump-companion,
+    /// sidecar-repeat, odoo, pg_restore, pg_restore-j, file_copy, latency, io, rss.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Concurrent clients of the latency test.

@@ -10,9 +10,9 @@ use numikube_testbed::{ident, CallbackReceiver, Postgres, S3};
 use tokio::runtime::Runtime;
 
 use crate::args::Args;
+use crate::names::{BUCKET, ROLE, ROLE_PW};
 use crate::probes::Machine;
 use crate::util::Log;
-use crate::{BUCKET, ROLE, ROLE_PW};
 
 /// Everything a phase of the run needs (fields drop in this order: the work
 /// directory first, PostgreSQL and the runtime last).

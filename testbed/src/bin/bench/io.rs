@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::data::Data;
 use crate::env::Env;
-use crate::BUCKET;
+use crate::names::BUCKET;
 
 /// Measures the three speeds; the `io` part of the report.
 pub fn measure(env: &Env, data: &Data) -> Result<Value> {

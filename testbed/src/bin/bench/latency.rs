@@ -14,9 +14,9 @@ use serde_json::{json, Value};
 
 use crate::args::Args;
 use crate::env::Env;
+use crate::names::TOKEN;
 use crate::sidecars::Sidecars;
 use crate::util::percentile;
-use crate::TOKEN;
 
 /// The answers and timings of one latency test.
 #[derive(Default)]

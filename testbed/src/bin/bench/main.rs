@@ -9,6 +9,9 @@
 //! - `sidecar-dump`: request → callback received, first copy from the custom dump
 //!   (template cache off in that sidecar, so every copy is cold);
 //! - `sidecar-zip`: the same from the Odoo zip;
+//! - `sidecar-dump-companion`: the same from the custom dump with a
+//!   `.filestore.tar.gz` companion beside it, made of the zip's filestore
+//!   (issue 21: the filestore should cost no more than its download);
 //! - `sidecar-repeat`: repeat copy of the custom dump on a sidecar with the
 //!   template cache on (one untimed warm-up copy builds the template first);
 //! - `odoo`: Odoo's own path: `createdb` + `psql -q -f dump.sql` (the zip's
@@ -30,19 +33,27 @@
 //! - `io`: moto's and the disk's speed;
 //! - `sidecars`: the staging instances (through the testbed's launcher) and
 //!   one copy through them;
-//! - `contenders`: what is timed, and each baseline's one run;
+//! - `contender`: what is timed, by name (imports nothing from the bench);
+//! - `contenders`: each baseline's one timed run;
 //! - `rounds`: the round-robin of the contenders;
 //! - `latency`: `staging_run` under concurrent clients;
 //! - `probes`: CPU, disk and memory readings around each run;
 //! - `report`: the JSON report; `table`: its text table;
+//! - `names`: the token, roles, bucket and databases every phase shares;
 //! - `util`: progress lines, commands, medians.
+//!
+//! The modules form a DAG: `contender`, `names`, `util` and `probes` import
+//! nothing from the bench, `args` only `contender`, `env` `args`, and the
+//! phases build on those (no module imports one that imports it back).
 
 mod args;
+mod contender;
 mod contenders;
 mod data;
 mod env;
 mod io;
 mod latency;
+mod names;
 mod probes;
 mod report;
 mod rounds;
@@ -57,24 +68,11 @@ use clap::Parser;
 use serde_json::{json, Value};
 
 use crate::args::{Args, Plan};
-use crate::contenders::Contender;
+use crate::contender::Contender;
 use crate::env::Env;
 use crate::report::Outcome;
 use crate::sidecars::Sidecars;
 use crate::util::Log;
-
-/// `numikube_staging_token` of every sidecar.
-const TOKEN: &str = "bench-token";
-/// The role of the baselines; each sidecar has its own, `<ROLE>_<name>`.
-const ROLE: &str = "odoo";
-/// The password of every role.
-const ROLE_PW: &str = "odoo-pw";
-/// The bucket of backups.
-const BUCKET: &str = "prod-backups";
-/// The production database the backups are made of.
-const PROD_DB: &str = "prod_bench";
-/// The FILE_COPY contender's template database.
-const TEMPLATE_DB: &str = "bench_tpl";
 
 /// Prints a saved report (`--from-json`) or runs the benchmark; exits 1 on error.
 fn main() {
@@ -104,7 +102,7 @@ fn run(args: Args) -> Result<()> {
     let plan = Plan::new(&args)?;
     let bin = args::sidecar_bin(&args)?;
     let env = Env::start(&args, log, bin)?;
-    let data = data::prepare(&env, args.size)?;
+    let data = data::prepare(&env, args.size, plan.contenders.contains(&Contender::SidecarDumpCompanion))?;
     let io = if plan.io { io::measure(&env, &data)? } else { json!({}) };
     if plan.contenders.contains(&Contender::FileCopy) {
         contenders::make_template(&env, &data)?;

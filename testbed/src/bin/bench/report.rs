@@ -6,7 +6,7 @@ use numikube_testbed::procfs;
 use serde_json::{json, Value};
 
 use crate::args::Args;
-use crate::contenders::{Contender, BASELINES, SIDECARS};
+use crate::contender::{Contender, BASELINES, SIDECARS};
 use crate::data::Data;
 use crate::env::Env;
 use crate::latency::{Latency, LatencyResults};
@@ -88,6 +88,26 @@ fn ratios(rounds: &Rounds) -> Vec<Value> {
     ratios
 }
 
+/// Issue 21's row: the custom dump with its filestore companion against the
+/// zip and the bare dump, with what each downloads (`null` when not run).
+fn companion(o: &Outcome) -> Value {
+    let Some(c) = &o.data.companion else { return Value::Null };
+    let ratio = |b| Some(med(&o.rounds, Contender::SidecarDumpCompanion)? / med(&o.rounds, b)?);
+    let over_dump = med(&o.rounds, Contender::SidecarDumpCompanion).zip(med(&o.rounds, Contender::SidecarDump)).map(|(x, y)| x - y);
+    let download = o.data.dump_bytes + c.bytes;
+    // At moto's measured speed (with `io`): what the companion's and the larger download's bytes cost on their own.
+    let speed = o.io["moto_download_mb_s"].as_f64().map(|mb_s| mb_s * 1e6);
+    json!({
+        "vs_zip": ratio(Contender::SidecarZip),
+        "vs_dump": ratio(Contender::SidecarDump),
+        "over_dump_s": over_dump,
+        "download_bytes": {"dump_and_companion": download, "dump": o.data.dump_bytes, "companion": c.bytes, "zip": o.data.zip_bytes,
+                           "zip_filestore": o.data.zip_filestore_bytes},
+        "companion_download_s": speed.map(|s| c.bytes as f64 / s),
+        "extra_download_vs_zip_s": speed.map(|s| (download as f64 - o.data.zip_bytes as f64) / s),
+    })
+}
+
 /// The targets of issue 5, each with its value and whether it is met.
 fn targets(o: &Outcome, clients: usize, cores: usize) -> Vec<Value> {
     let mut targets = Vec::new();
@@ -127,6 +147,7 @@ pub fn build(env: &Env, args: &Args, contenders: &[Contender], o: &Outcome) -> V
         "reps": args.reps,
         "results": rows(&o.rounds, contenders, cores),
         "ratios": ratios(&o.rounds),
+        "companion": companion(o),
         "targets": targets(o, args.clients, cores),
         "latency": {"clients": args.clients, "requests_per_client": args.requests,
                     "refused_by_limit": o.latency.refused.as_ref().map(Latency::json),

@@ -5,14 +5,15 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use numikube_testbed::procfs;
 
-use crate::contenders::{self, Contender};
+use crate::contender::Contender;
+use crate::contenders;
 use crate::data::Data;
 use crate::env::Env;
 use crate::probes::{RssSampler, Sample};
-use crate::sidecars::{self, Sidecars};
+use crate::sidecars::{self, Copied, Sidecars};
 
 /// What the rounds measured.
 #[derive(Default)]
@@ -42,17 +43,16 @@ pub fn run(env: &Env, data: &Data, sidecars: &Sidecars, contenders: &[Contender]
         for k in 0..n {
             let c = contenders[(k + rep) % n];
             let tag = format!("r{rep}");
-            let res = match c {
-                Contender::SidecarDump | Contender::SidecarZip | Contender::SidecarRepeat => {
-                    sidecar_round(env, sidecars, c, &tag, &mut out.warnings)
-                }
-                _ => contenders::run_baseline(env, data, c, &tag, &mut out.warnings),
+            let res = if c.is_sidecar() {
+                sidecar_round(env, data, sidecars, c, &tag, &mut out.warnings)
+            } else {
+                contenders::run_baseline(env, data, c, &tag, &mut out.warnings)
             };
             env.settle()?;
             match res {
                 Ok(s) => {
                     env.log.say(format!(
-                        "round {}/{} {:<15} {:>7.2}s  cpu {:>3.0}% iowait {:>3.0}%, cores: pg {:.2} tools {:.2} other {:.2}; {:.0} MB to disk",
+                        "round {}/{} {:<22} {:>7.2}s  cpu {:>3.0}% iowait {:>3.0}%, cores: pg {:.2} tools {:.2} other {:.2}; {:.0} MB to disk",
                         rep + 1,
                         reps,
                         c.id(),
@@ -79,14 +79,16 @@ pub fn run(env: &Env, data: &Data, sidecars: &Sidecars, contenders: &[Contender]
     Ok(out)
 }
 
-/// One timed copy through the contender's sidecar, then its drop (untimed).
-fn sidecar_round(env: &Env, sidecars: &Sidecars, c: Contender, tag: &str, warnings: &mut Vec<String>) -> Result<Sample> {
+/// One timed copy through the contender's sidecar, then its drop (untimed);
+/// the companion's copy fails unless its filestore came from the companion, whole.
+fn sidecar_round(env: &Env, data: &Data, sidecars: &Sidecars, c: Contender, tag: &str, warnings: &mut Vec<String>) -> Result<Sample> {
     let (sc, client) = match c {
         Contender::SidecarDump => (sidecars.cold.as_ref().unwrap(), "benchdump"),
         Contender::SidecarZip => (sidecars.cold.as_ref().unwrap(), "benchzip"),
+        Contender::SidecarDumpCompanion => (sidecars.cold.as_ref().unwrap(), "benchfs"),
         _ => (sidecars.warm.as_ref().unwrap(), "benchdump"),
     };
-    let (s, db) = sidecars::copy(env, sc, client, tag).map_err(|e| {
+    let Copied { sample: s, db, callback } = sidecars::copy(env, sc, client, tag).map_err(|e| {
         // Who else was in the sidecar's hidden databases when it failed (e.g. autovacuum
         // blocks a RENAME or a DROP without FORCE).
         let sessions = env
@@ -117,6 +119,12 @@ fn sidecar_round(env: &Env, sidecars: &Sidecars, c: Contender, tag: &str, warnin
         warnings.push(format!("{}: {e:#} [pg_database: {row}]; dropped by the bench instead", c.id()));
         env.drop_db(&db)?;
         let _ = fs::remove_dir_all(sc.dir.join("data/filestore").join(&db));
+    }
+    if let (Contender::SidecarDumpCompanion, Some(companion)) = (c, &data.companion) {
+        let (origin, missing) = (&callback["filestore"], &callback["missing_attachments"]);
+        if origin.as_str() != Some(companion.origin().as_str()) || missing.as_u64() != Some(0) {
+            bail!("the copy's filestore is {origin} with {missing} missing attachments, not {:?} with none", companion.origin());
+        }
     }
     Ok(s)
 }

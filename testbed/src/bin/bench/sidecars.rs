@@ -14,10 +14,10 @@ use numikube_testbed::{free_port, CallbackReceiver};
 use serde_json::{json, Value};
 
 use crate::args::Plan;
-use crate::contenders::Contender;
+use crate::contender::Contender;
 use crate::env::Env;
+use crate::names::{BUCKET, ROLE, ROLE_PW, TOKEN};
 use crate::probes::Sample;
-use crate::{BUCKET, ROLE, ROLE_PW, TOKEN};
 
 /// One staging instance: its own role, directory, process and client.
 pub struct Instance {
@@ -64,7 +64,7 @@ impl Instance {
 
 /// The sidecars a plan needs (all started before any restore: a start cleans up unfinished work).
 pub struct Sidecars {
-    /// Template cache off: the first copies (`sidecar-dump`, `sidecar-zip`).
+    /// Template cache off: the first copies (`sidecar-dump`, `sidecar-zip`, `sidecar-dump-companion`).
     pub cold: Option<Instance>,
     /// Template cache on: the repeat copy.
     pub warm: Option<Instance>,
@@ -78,7 +78,7 @@ impl Sidecars {
     /// Starts the sidecars of `plan`.
     pub fn start(env: &Env, plan: &Plan) -> Result<Sidecars> {
         let has = |c| plan.contenders.contains(&c);
-        let need_cold = has(Contender::SidecarDump) || has(Contender::SidecarZip);
+        let need_cold = has(Contender::SidecarDump) || has(Contender::SidecarZip) || has(Contender::SidecarDumpCompanion);
         let start = |need: bool, name, limit, extra| need.then(|| Instance::start(env, name, limit, extra)).transpose();
         let sidecars = Sidecars {
             cold: start(need_cold, "cold", 100_000, "numikube_staging_template_cache = False")?,
@@ -107,8 +107,18 @@ fn wait_callback(receiver: &CallbackReceiver, path: &str, timeout: Duration) -> 
     }
 }
 
-/// One copy through a sidecar: request → callback; returns (sample, db name).
-pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<(Sample, String)> {
+/// A copy a sidecar made.
+pub struct Copied {
+    /// The machine's readings from the request to the callback.
+    pub sample: Sample,
+    /// The copy's database.
+    pub db: String,
+    /// The callback's body (`state`, `filestore`, `missing_attachments`, …).
+    pub callback: Value,
+}
+
+/// One copy through a sidecar: request → callback.
+pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<Copied> {
     let path = format!("/cb/{}-{suffix}-{}", sc.name, free_port());
     let p = sidecar::prod2x(TOKEN, client, suffix, false, env.receiver.url(&format!("{path}?db=prod")));
     let a = env.machine.probe();
@@ -131,7 +141,7 @@ pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<(Sam
             lines.join(" / ")
         );
     }
-    Ok((env.machine.measure(&a, &b), db))
+    Ok(Copied { sample: env.machine.measure(&a, &b), db, callback: body })
 }
 
 /// Drops a copy through the sidecar that made it (`staging_drop`).
@@ -146,7 +156,7 @@ pub fn drop_copy(env: &Env, sc: &Instance, db: &str) -> Result<()> {
 /// The repeat contender's untimed copy, which builds its template; the `repeat_warmup` part of the report.
 pub fn warm_up(env: &Env, w: &Instance) -> Result<Value> {
     env.log.say("repeat contender: one untimed copy to build the template");
-    let (s, db) = copy(env, w, "benchdump", "warmup")?;
+    let Copied { sample: s, db, .. } = copy(env, w, "benchdump", "warmup")?;
     let t = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut ready = false;

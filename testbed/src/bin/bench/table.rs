@@ -11,6 +11,36 @@ fn f(v: &Value, d: usize) -> String {
     }
 }
 
+/// Issue 21's row: the companion's copy against the zip's and the bare dump's, and what each downloads.
+fn companion(o: &mut String, c: &Value) {
+    if c.is_null() {
+        return;
+    }
+    let b = &c["download_bytes"];
+    let mbs = |v: &Value| f(&json!(v.as_f64().unwrap_or(0.0) / 1e6), 1);
+    o.push_str(&format!(
+        "\nfilestore companion (issue 21), medians: sidecar-dump-companion / sidecar-zip = {}×, / sidecar-dump = {}× (difference to sidecar-dump {} s)\n",
+        f(&c["vs_zip"], 2),
+        f(&c["vs_dump"], 2),
+        f(&c["over_dump_s"], 2)
+    ));
+    o.push_str(&format!(
+        "  downloaded: custom dump {} MB + companion {} MB = {} MB; Odoo zip {} MB (its filestore entries {} MB compressed)\n",
+        mbs(&b["dump"]),
+        mbs(&b["companion"]),
+        mbs(&b["dump_and_companion"]),
+        mbs(&b["zip"]),
+        mbs(&b["zip_filestore"])
+    ));
+    if !c["companion_download_s"].is_null() {
+        o.push_str(&format!(
+            "  at moto's download speed: the companion alone {} s, dump+companion beyond the zip {} s\n",
+            f(&c["companion_download_s"], 2),
+            f(&c["extra_download_vs_zip_s"], 2)
+        ));
+    }
+}
+
 /// Prints the table of a report (made by this run or read back from `--json`) on stdout.
 pub fn print(r: &Value) {
     let mut o = String::new();
@@ -112,10 +142,11 @@ pub fn print(r: &Value) {
             f(&json!(r["rss"]["sampled_max_vmrss_kib"].as_f64().unwrap_or(0.0) / 1024.0), 1),
         ));
     }
+    companion(&mut o, &r["companion"]);
     o.push_str("\nratios of the sidecar to each baseline (medians):\n");
     for x in r["ratios"].as_array().into_iter().flatten() {
         o.push_str(&format!(
-            "  {:<15} / {:<13} = {}×\n",
+            "  {:<22} / {:<13} = {}×\n",
             x["sidecar"].as_str().unwrap_or(""),
             x["baseline"].as_str().unwrap_or(""),
             f(&x["ratio"], 2)
