@@ -44,7 +44,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `numikube_staging_prewarm_clients`, default empty.
     pub prewarm_clients: Vec<String>,
-    /// `numikube_staging_callback_timeout` in seconds, default 1800.
+    /// `numikube_staging_callback_timeout`: seconds (`1800`) or a duration (`30m`), default 30 minutes.
     pub callback_timeout: Duration,
     /// `numikube_staging_timezone`, default the host's local time.
     pub timezone: Option<chrono_tz::Tz>,
@@ -58,7 +58,7 @@ pub struct Config {
     pub staging_url: Option<String>,
     /// `numikube_staging_template_cache`: keep a template per client for instant repeat copies, default True.
     pub template_cache: bool,
-    /// `numikube_staging_prewarm_interval`: seconds between looks at the bucket for pre-warm, default 300.
+    /// `numikube_staging_prewarm_interval`: time between looks at the bucket for pre-warm, seconds or a duration, default 5 minutes.
     pub prewarm_interval: Duration,
     /// `numikube_staging_restore_jobs`: parallel `pg_restore` jobs for custom dumps, default the CPU count.
     pub restore_jobs: usize,
@@ -176,14 +176,14 @@ impl Config {
             database_limit: r.number("numikube_staging_database_limit", 10, "a whole number")?,
             listen,
             prewarm_clients: r.list("numikube_staging_prewarm_clients"),
-            callback_timeout: Duration::from_secs(r.number("numikube_staging_callback_timeout", 1800, "a number of seconds")?),
+            callback_timeout: r.span("numikube_staging_callback_timeout", Duration::from_secs(1800))?,
             timezone,
             drop_unmarked: r.boolean("numikube_staging_drop_unmarked", false)?,
             protected_databases: r.list("numikube_staging_protected_databases"),
             max_restores,
             staging_url: r.get("numikube_staging_url"),
             template_cache: r.boolean("numikube_staging_template_cache", true)?,
-            prewarm_interval: Duration::from_secs(r.number("numikube_staging_prewarm_interval", 300, "a number of seconds")?),
+            prewarm_interval: r.span("numikube_staging_prewarm_interval", Duration::from_secs(300))?,
             restore_jobs: r
                 .number(
                     "numikube_staging_restore_jobs",

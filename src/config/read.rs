@@ -64,7 +64,6 @@ impl Reader<'_> {
         }
     }
 
-    /// A comma list, as Odoo writes `server_wide_modules` or `addons_path`.
     /// A glob with `{client}` (checked here, matched by the storage), or `None`.
     pub(super) fn glob(&self, key: &str) -> Result<Option<String>, ConfigError> {
         let Some(pattern) = self.get(key) else { return Ok(None) };
@@ -74,6 +73,18 @@ impl Reader<'_> {
         }
     }
 
+    /// A time span written as seconds (`1800`, as existing configurations do)
+    /// or like [`Reader::duration`] (`30m`); `default` when empty.
+    pub(super) fn span(&self, key: &str, default: std::time::Duration) -> Result<std::time::Duration, ConfigError> {
+        match self.get(key) {
+            Some(v) if v.bytes().all(|b| b.is_ascii_digit()) => {
+                v.parse().map(std::time::Duration::from_secs).map_err(|_| self.err(key, format!("`{v}` is too large")))
+            }
+            _ => Ok(self.duration(key)?.unwrap_or(default)),
+        }
+    }
+
+    /// A comma list, as Odoo writes `server_wide_modules` or `addons_path`.
     pub(super) fn list(&self, key: &str) -> Vec<String> {
         self.get(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()).unwrap_or_default()
     }

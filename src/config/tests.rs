@@ -180,3 +180,13 @@ fn a_backup_pattern_that_is_not_a_glob_is_refused_at_start() {
         parse("[options]\nnumikube_staging_token = s\nnumikube_staging_backup_pattern = prod/{client}/[*.dump\n").unwrap_err().to_string();
     assert!(err.contains("numikube_staging_backup_pattern") && err.contains("not a valid glob"), "{err}");
 }
+
+#[test]
+fn time_spans_read_as_seconds_or_durations() {
+    assert_eq!(ok("numikube_staging_callback_timeout = 1800").callback_timeout, Duration::from_secs(1800));
+    assert_eq!(ok("numikube_staging_callback_timeout = 30m").callback_timeout, Duration::from_secs(1800));
+    assert_eq!(ok("numikube_staging_prewarm_interval = 90s").prewarm_interval, Duration::from_secs(90));
+    assert_eq!(ok("").prewarm_interval, Duration::from_secs(300));
+    let err = parse("[options]\nnumikube_staging_token = s\nnumikube_staging_prewarm_interval = soon\n").unwrap_err().to_string();
+    assert!(err.contains("numikube_staging_prewarm_interval") && err.contains("not a duration"), "{err}");
+}
