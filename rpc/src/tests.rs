@@ -274,3 +274,27 @@ fn typed_states_and_times_are_written_as_the_wire_always_had_them() {
         json!({"state": "done", "token": "t", "db_name": "d", "job_id": "j", "filestore": null, "missing_attachments": 0})
     );
 }
+
+/// The keys of the object schema at `pointer` in openrpc.json (an array's items when it is one).
+fn documented_keys_at(pointer: &str) -> Vec<String> {
+    let doc = openrpc();
+    let schema = doc.pointer(pointer).unwrap_or_else(|| panic!("{pointer} is in openrpc.json"));
+    let schema = schema.get("items").unwrap_or(schema);
+    let mut keys: Vec<String> =
+        schema["properties"].as_object().unwrap_or_else(|| panic!("{pointer} has properties")).keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn openrpc_documents_every_key_of_every_nested_shape() {
+    let at = |path: &str| format!("/components/schemas/{path}");
+    assert_eq!(documented_keys_at(&at("JobStatus/properties/neutralized")), keys_of(NeutralizeReport::default()));
+    assert_eq!(documented_keys_at(&at("JobStatus/properties/anonymized")), keys_of(AnonymizeReport::default()));
+    assert_eq!(documented_keys_at(&at("DropResult")), keys_of(DropResult::default()));
+    assert_eq!(documented_keys_at(&at("DropResult/properties/refused")), keys_of(Refused { name: "n".into(), reason: "r".into() }));
+    let prewarm = PrewarmState { client: "c".into(), state: Warmth::Ready, backup: None, checked_at: None };
+    assert_eq!(documented_keys_at(&at("Health/properties/prewarm")), keys_of(&prewarm));
+    let health = Health { version: "v".into(), postgres: Reach::Ok, storage: Reach::Ok, prewarm: vec![prewarm] };
+    assert_eq!(documented_keys_at(&at("Health")), keys_of(&health));
+}
