@@ -284,6 +284,12 @@ async fn a_client_s_token_serves_that_client_alone() {
     assert_eq!(wait_with(&stage, "cosmos-token-0123456789", &started.job_id).await.state, JobState::Done);
     let flex = stage.run(with("flex-token-0123456789", "flex")).await.expect("flex's own token");
     assert_eq!(wait_with(&stage, "flex-token-0123456789", &flex.job_id).await.state, JobState::Done);
+    // Production knows each client's environment by the client's own token: its callbacks carry it.
+    let told = stage.receiver.wait_for(2, std::time::Duration::from_secs(30)).expect("both callbacks");
+    for (job, token) in [(&started.job_id, "cosmos-token-0123456789"), (&flex.job_id, "flex-token-0123456789")] {
+        let callback = told.iter().find(|r| r.body["job_id"] == job.as_str()).unwrap_or_else(|| panic!("a callback of {job}: {told:?}"));
+        assert_eq!(callback.body["token"], token);
+    }
 
     // flex's token sees, follows, extends and drops nothing of cosmos's.
     let flex_token = "flex-token-0123456789".to_string();

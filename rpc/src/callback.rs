@@ -11,7 +11,7 @@ use crate::AnonymizeReport;
 pub enum Callback {
     /// The copy is made and open.
     Done {
-        /// The shared token (or the client's).
+        /// The token of the client's environment: its own (`numikube_staging_client_tokens`), else the shared one.
         token: String,
         /// The copy's name.
         db_name: String,
@@ -33,7 +33,7 @@ pub enum Callback {
         traceback: String,
         /// The same detail, under the name older addons read.
         stacktrace: String,
-        /// The shared token (or the client's).
+        /// The token of the client's environment: its own (`numikube_staging_client_tokens`), else the shared one.
         token: String,
         /// The name the copy would have had.
         db_name: String,

@@ -101,6 +101,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The token production knows this client's environment by: the client's
+    /// own (`numikube_staging_client_tokens`), else the shared one. Callbacks carry it.
+    pub fn token_of(&self, client: Option<&str>) -> &str {
+        self.client_tokens.iter().find(|t| Some(t.client.as_str()) == client).map_or(self.token.as_str(), |t| t.token.as_str())
+    }
+
     /// Reads and checks `path`; environment variables `MINIO_*` override the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Self::load_with_env(path, &|var| std::env::var(var).ok())

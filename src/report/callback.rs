@@ -155,7 +155,7 @@ pub enum Told {
 /// Tells production (or, failing that, the requester by mail) how a job ended.
 pub async fn report(config: &Config, entry: &JournalEntry, metrics: &Metrics) -> Told {
     let Some(url) = &entry.callback else { return Told::Production };
-    let body = body(entry, &config.token);
+    let body = body(entry, config.token_of(entry.client.as_deref()));
     match deliver(&entry.job_id, url, &body, config.callback_timeout, metrics).await {
         Ok(()) => {
             tracing::info!(job = %entry.job_id, db = %entry.db_name, state = ?entry.state, url, "production was told how the job ended");
