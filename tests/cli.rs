@@ -142,6 +142,45 @@ async fn restore_runs_a_whole_prod2x_here_and_status_asks_the_server() {
     // A job of another process, or none: not found.
     let out = cli(&conf, &["status", "no-such-job"]);
     assert_eq!(code(&out), 4, "{}", stderr(&out));
+    // --follow on an ended job answers at once, like status.
+    let out = cli(&conf, &["status", "--follow", "--json", &started.job_id]);
+    assert_eq!((code(&out), json_of::<JobStatus>(&out)), (0, api.clone()));
+
+    // backups, health, extend, cancel: the methods that exist, the same answers as the API.
+    let work = stage.dir.path().join("backups-sierra");
+    stage.s3.put_file(common::BUCKET, "sierra-2026-11-25.dump", &Stage::backup_path(&work, "sierra", "dump")).unwrap();
+    let out = cli(&conf, &["backups", "--json", "sierra"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_of::<numikube_staging_rpc::Backups>(&out), stage.client.backups(TOKEN.into(), "sierra".into()).await.unwrap());
+    assert!(stdout(&cli(&conf, &["backups", "sierra"])).starts_with("KEY"));
+    let out = cli(&conf, &["health", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_of::<Value>(&out)["postgres"], "ok");
+    let out = cli(&conf, &["extend", "sierra-lab_cli"]);
+    assert_eq!(code(&out), 2, "copies do not expire on this staging: {}", stderr(&out));
+    assert!(stderr(&out).contains("nothing to extend"), "{}", stderr(&out));
+    let out = cli(&conf, &["cancel", &started.job_id]);
+    assert_eq!(code(&out), 1, "an ended job cannot be cancelled: {}", stderr(&out));
+    assert!(stderr(&out).contains("already ended"), "{}", stderr(&out));
+    // restore --backup restores the one asked for, not the newest.
+    let out = cli(
+        &conf,
+        &["restore", "--client", "sierra", "--level", "lab", "--suffix", "older", "--backup", "sierra-2026-11-24.dump", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_of::<JobStatus>(&out).backup.as_deref(), Some("sierra-2026-11-24.dump"));
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_command_line_itself() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}");
+        assert!(stdout(&out).contains("backups") && stdout(&out).contains("restore"), "{shell}: {}", stdout(&out));
+    }
+    let out = Command::new(BIN).arg("man").output().unwrap();
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with(".ie") || stdout(&out).contains(".TH numikube-staging"), "{}", stdout(&out));
 }
 
 /// An `odoo.conf` for commands that fail before or while reaching a server.
@@ -197,14 +236,34 @@ fn help_works_on_every_subcommand() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = stdout(&out);
-    for word in ["list", "drop", "status", "restore", "serve", "--json", "--config", "Exit codes"] {
+    for word in [
+        "list",
+        "drop",
+        "status",
+        "restore",
+        "serve",
+        "backups",
+        "cancel",
+        "extend",
+        "health",
+        "--json",
+        "--config",
+        "--log-format",
+        "NUMIKUBE_LOG",
+        "Exit codes",
+    ] {
         assert!(text.contains(word), "{word}: {text}");
     }
     for (sub, words) in [
         ("list", &["--json"][..]),
         ("drop", &["<NAME>...", "Exit codes"]),
         ("status", &["<JOB_OR_NAME>"]),
-        ("restore", &["--client", "--level", "--suffix", "--no-timestamp"]),
+        ("restore", &["--client", "--level", "--suffix", "--no-timestamp", "--backup"]),
+        ("status", &["--follow"]),
+        ("backups", &["<CLIENT>"]),
+        ("cancel", &["<JOB_ID>"]),
+        ("extend", &["<DB_NAME>"]),
+        ("health", &["Exit codes"]),
         ("serve", &["--config"]),
     ] {
         let out = Command::new(BIN).args([sub, "--help"]).output().unwrap();

@@ -1,37 +1,44 @@
 //! The `numikube-staging` command: the sidecar server and its operator commands.
 //!
 //! Every command reads the staging `odoo.conf` (`-c`) and applies the same
-//! rules as the API: `list`, `drop` and `restore` call the very methods the
-//! JSON-RPC server serves, in this process; `status` asks the running server,
-//! because jobs live in its memory.
+//! rules as the API: `list`, `drop`, `backups`, `extend` and `restore` call
+//! the very methods the JSON-RPC server serves, in this process; `status`,
+//! `cancel` and `health` ask the running server ([`remote`]), because jobs
+//! and pre-warm live in its memory. `completions` and `man` print what clap
+//! generates from this file.
 //!
 //! Output: readable tables on a terminal, the API's JSON with `--json`
 //! (errors then as `{"error": {"code", "message"}}` on stdout too).
 //! The exit codes are listed in [`Exit`] and in `--help`.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 mod exit;
+mod logging;
 mod output;
+mod remote;
 mod restore;
 
-use clap::{Parser, Subcommand};
-use numikube_staging_rpc::{codes, RunPayload, StagingApiServer};
+use clap::{CommandFactory, Parser, Subcommand};
+use numikube_staging_rpc::{RunPayload, StagingApiServer};
 
 use crate::api::{server, Api};
 use crate::app::App;
 use crate::config::Config;
 use crate::pg::RoleError;
 use exit::{Exit, EXIT_CODES};
-use output::{drop_table, fail, list_table, print, status_table};
+use logging::LogFormat;
+use output::{backups_table, drop_table, extended_text, fail, list_table, print};
 
 /// Staging copies of a production Odoo, made from its newest backup.
+///
+/// The log goes to stderr; NUMIKUBE_LOG sets its filter (e.g. `info`,
+/// `numikube_staging=debug`; default `info` for serve, `warn` otherwise).
 #[derive(Parser)]
-#[command(version, about, long_about = None, after_help = EXIT_CODES)]
+#[command(version, about, long_about, after_help = EXIT_CODES)]
 struct Cli {
     /// The staging server's odoo.conf.
     #[arg(short = 'c', long = "config", global = true, default_value = "/etc/odoo/odoo.conf", env = "ODOO_RC")]
@@ -39,6 +46,9 @@ struct Cli {
     /// Print the API's JSON instead of tables (for scripts).
     #[arg(long, global = true)]
     json: bool,
+    /// How log lines are written: text, or one JSON object per line (journald, Kubernetes).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "NUMIKUBE_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,7 +73,38 @@ enum Command {
         /// Job id or database name.
         #[arg(value_name = "JOB_OR_NAME")]
         job_or_db: String,
+        /// Ask again every second, printing each change on stderr, until the job ends.
+        #[arg(long)]
+        follow: bool,
     },
+    /// List a client's backups in the bucket, newest first (what `restore --backup` takes).
+    #[command(after_help = EXIT_CODES)]
+    Backups {
+        /// Client technical name.
+        client: String,
+    },
+    /// Stop a queued or restoring job of the running sidecar; its hidden database is dropped.
+    #[command(after_help = EXIT_CODES)]
+    Cancel {
+        /// The job's id.
+        job_id: String,
+    },
+    /// Push a copy's expiry back (numikube_staging_expire_after from now).
+    #[command(after_help = EXIT_CODES)]
+    Extend {
+        /// The copy's name.
+        db_name: String,
+    },
+    /// What the running sidecar says of PostgreSQL, the bucket and pre-warm (exit 3 when one is down).
+    #[command(after_help = EXIT_CODES)]
+    Health,
+    /// Print a shell's completion script (e.g. `numikube-staging completions bash`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `numikube-staging man | man -l -`.
+    Man,
     /// Make a staging copy here from the client's newest backup, and wait for it.
     #[command(after_help = EXIT_CODES)]
     Restore {
@@ -82,20 +123,32 @@ enum Command {
         /// Mask the people in the copy (README, Anonymized copies).
         #[arg(long)]
         anonymize: bool,
+        /// The backup to restore (a key listed by `backups`); default: the newest.
+        #[arg(long, value_name = "KEY")]
+        backup: Option<String>,
     },
 }
 
 /// Parses the command line, sets up logging, and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("NUMIKUBE_LOG").unwrap_or_else(|_| {
-            let default = if matches!(cli.command, Command::Serve) { "info" } else { "warn" };
-            tracing_subscriber::EnvFilter::new(default)
-        }))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "numikube-staging", &mut std::io::stdout());
+            return Exit::Done.into();
+        }
+        Command::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => Exit::Done.into(),
+                Err(e) => {
+                    eprintln!("error: cannot write the man page: {e}");
+                    Exit::Usage.into()
+                }
+            };
+        }
+        _ => {}
+    }
+    logging::init(cli.log_format, if matches!(cli.command, Command::Serve) { "info" } else { "warn" });
     let config = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -151,18 +204,30 @@ async fn run(cli: Cli, config: Config) -> ExitCode {
             }
             Err(e) => fail(json, e),
         },
-        Command::Status { job_or_db } => status(&app, json, &job_or_db).await,
-        Command::Restore { client, level, suffix, no_timestamp, anonymize } => {
+        Command::Status { job_or_db, follow } => remote::status(app.config(), json, &job_or_db, follow).await,
+        Command::Cancel { job_id } => remote::cancel(app.config(), json, &job_id).await,
+        Command::Health => remote::health(app.config(), json).await,
+        Command::Backups { client } => match Api::operator(app).backups(token, client).await {
+            Ok(found) => print(json, &found, backups_table, Exit::Done),
+            Err(e) => fail(json, e),
+        },
+        Command::Extend { db_name } => match Api::operator(app).extend(token, db_name).await {
+            Ok(at) => print(json, &at, extended_text, Exit::Done),
+            Err(e) => fail(json, e),
+        },
+        Command::Restore { client, level, suffix, no_timestamp, anonymize, backup } => {
             let payload = RunPayload {
                 client: Some(client),
                 level: Some(level),
                 suffix,
                 timestamp: Some(!no_timestamp),
                 anonymize: Some(anonymize),
+                backup,
                 ..Default::default()
             };
             restore::restore_here(app, json, payload).await
         }
+        Command::Completions { .. } | Command::Man => unreachable!("answered before the configuration is read"),
     }
 }
 
@@ -202,23 +267,3 @@ async fn serve(app: Arc<App>) -> ExitCode {
 /// How long a SIGTERM waits for restores to stop and reports to go out
 /// (well within systemd's and Kubernetes' default stop timeouts).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-
-/// The sidecar's jobs are in the running server's memory: ask it over JSON-RPC.
-async fn status(app: &App, json: bool, job_or_db: &str) -> ExitCode {
-    use jsonrpsee::http_client::HttpClientBuilder;
-    use numikube_staging_rpc::StagingApiClient;
-    let url = format!("http://{}", app.config().listen);
-    let client = HttpClientBuilder::default().build(&url).expect("a valid URL");
-    match client.status(app.config().token.clone(), job_or_db.to_string()).await {
-        Ok(s) => print(json, &s, status_table, Exit::Done),
-        Err(jsonrpsee::core::ClientError::Call(e)) => fail(json, e),
-        Err(e) => fail(
-            json,
-            numikube_staging_rpc::error(
-                codes::UNAVAILABLE,
-                format!("The sidecar at {url} cannot be reached ({e}); is `numikube-staging serve` running?"),
-                None,
-            ),
-        ),
-    }
-}

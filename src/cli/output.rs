@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use jsonrpsee::types::ErrorObjectOwned;
-use numikube_staging_rpc::{codes, DatabaseInfo, DropResult, JobStatus};
+use numikube_staging_rpc::{codes, Backups, Cancelled, DatabaseInfo, DropResult, Extended, Health, JobStatus};
 
 use super::exit::Exit;
 use bytesize::ByteSize;
@@ -84,6 +84,36 @@ pub fn status_table(s: &JobStatus) -> String {
         ("error", s.error.clone()),
     ];
     rows.iter().map(|(k, v)| format!("{k:<9} {}\n", v.as_deref().unwrap_or("-"))).collect()
+}
+
+/// `backups` as a table, newest first.
+pub fn backups_table(b: &Backups) -> String {
+    if b.backups.is_empty() {
+        return "No backup of this client in the bucket.\n".into();
+    }
+    let rows = b.backups.iter().map(|b| vec![b.key.clone(), ByteSize(b.size_bytes).to_string(), short_time(b.last_modified)]).collect();
+    table(&["KEY", "SIZE", "MODIFIED"], rows)
+}
+
+/// `health` as a table: PostgreSQL, the bucket, then pre-warm per client.
+pub fn health_table(h: &Health) -> String {
+    let mut rows = vec![
+        vec!["version".into(), h.version.clone()],
+        vec!["postgres".into(), h.postgres.to_string()],
+        vec!["storage".into(), h.storage.to_string()],
+    ];
+    rows.extend(h.prewarm.iter().map(|p| vec![format!("prewarm {}", p.client), p.state.to_string()]));
+    table(&["WHAT", "STATE"], rows)
+}
+
+/// `cancel`'s answer as a line.
+pub fn cancelled_text(c: &Cancelled) -> String {
+    format!("{}\n", c.error)
+}
+
+/// `extend`'s answer as a line.
+pub fn extended_text(e: &Extended) -> String {
+    format!("expires at {}\n", short_time(e.expires_at))
 }
 
 /// Left-aligned columns as wide as their widest cell. Names may be hostile:
