@@ -29,7 +29,7 @@ pub fn split_names(text: &str) -> Vec<String> {
 /// knows every process's jobs in flight.
 ///
 /// `whose` says whether the requester may drop a database of the list (its
-/// client, DESIGN.md *Containment*), or why not.
+/// client, docs/contract.md *Containment*), or why not.
 pub async fn drop_databases(
     services: &Services,
     admission: &Admission,

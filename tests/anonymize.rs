@@ -1,4 +1,4 @@
-//! Anonymized copies end to end on real servers (DESIGN.md, *Anonymized
+//! Anonymized copies end to end on real servers (docs/contract.md, *Anonymized
 //! copies*): the people of an Odoo-shaped production are masked in the copy,
 //! deterministically, by the built-in set and a custom module's
 //! `data/anonymize.sql`; a survivor fails the job and leaves nothing;

@@ -1,4 +1,4 @@
-//! Issue 19, DESIGN.md *Containment*, tried as an attacker would on real
+//! Issue 19, docs/contract.md *Containment*, tried as an attacker would on real
 //! servers. The cluster holds a production owned by another role (with a
 //! session of its own open), another client's copy and its kept template;
 //! backups of the client `attacker` then try, in plain, gzip, zip and custom

@@ -308,7 +308,7 @@ async fn another_role_with_createdb_cannot_clone_or_enter_hidden_databases() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let state = state_of(&stage, &hidden);
-    // While the backup loads, its database belongs to the job's own role (DESIGN.md *Containment*).
+    // While the backup loads, its database belongs to the job's own role (docs/contract.md *Containment*).
     assert!(state.contains("|numikube_job_") && state.ends_with("|f"), "hidden by owner, not IS_TEMPLATE: {state}");
     assert_cannot_clone(&stage, "neighbour", &hidden).await;
     let entered = stage.connect_as("neighbour", &hidden).await;

@@ -1,5 +1,5 @@
 //! The body the sidecar POSTs to production's callback route when a job ends
-//! (DESIGN.md *Wire protocol*): `state` tells the two shapes apart.
+//! (docs/contract.md *Wire protocol*): `state` tells the two shapes apart.
 
 use serde::{Deserialize, Serialize};
 

@@ -45,7 +45,7 @@ pub struct RunPayload {
     /// `<database.uuid>:<job id>:<run count>`: a repeat within 24 hours gets the first answer.
     #[serde(default, deserialize_with = "odoo_str", skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
-    /// Whether the copy must be anonymized (see DESIGN.md, *Anonymized copies*); `false`/`null`: no.
+    /// Whether the copy must be anonymized (see docs/contract.md, *Anonymized copies*); `false`/`null`: no.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymize: Option<bool>,
     /// Keys this sidecar does not know; ignored.

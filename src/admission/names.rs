@@ -9,7 +9,7 @@ use regex::Regex;
 /// PostgreSQL truncates identifiers longer than this many bytes.
 pub const MAX_NAME_BYTES: usize = 63;
 
-/// Lowercase letters, digits, `_`, and single `-` between them (DESIGN.md, *Names*).
+/// Lowercase letters, digits, `_`, and single `-` between them (docs/contract.md, *Names*).
 static PART: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$").unwrap());
 
 /// Checks one part of a name; `field` names it in the message.

@@ -1,4 +1,4 @@
-//! Whose copies a request may act on (DESIGN.md *Containment*, Tenants):
+//! Whose copies a request may act on (docs/contract.md *Containment*, Tenants):
 //! a client's own token (`numikube_staging_client_tokens`) serves that client
 //! alone; `numikube_staging_token` serves the clients without a token of
 //! their own; the command line on this host serves every client.

@@ -1,5 +1,5 @@
 //! `numikube_staging_anonymize`: whether this staging anonymizes the copies
-//! it makes (DESIGN.md, *Anonymized copies*).
+//! it makes (docs/contract.md, *Anonymized copies*).
 
 use super::error::ConfigError;
 use super::read::Reader;

@@ -1,4 +1,4 @@
-//! The keys of DESIGN.md *Containment*: how large a copy may grow while it
+//! The keys of docs/contract.md *Containment*: how large a copy may grow while it
 //! loads (`numikube_staging_max_copy_size`) and the clients' own tokens
 //! (`numikube_staging_client_tokens`).
 
@@ -17,7 +17,7 @@ pub enum CopySize {
 }
 
 impl CopySize {
-    /// DESIGN.md's default: fifty times the backup.
+    /// docs/contract.md's default: fifty times the backup.
     pub const DEFAULT: CopySize = CopySize::Times(50.0);
 
     /// The least a multiple allows: an empty Odoo database alone weighs tens
@@ -81,7 +81,7 @@ impl Reader<'_> {
     /// `numikube_staging_client_tokens`: `client:token` pairs, comma separated.
     pub(super) fn client_tokens(&self, key: &str, main_token: &str) -> Result<Vec<ClientToken>, ConfigError> {
         let mut tokens: Vec<ClientToken> = Vec::new();
-        // DESIGN.md *Names* (checked again on every request by admission::names).
+        // docs/contract.md *Names* (checked again on every request by admission::names).
         let name_rule = regex::Regex::new(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$").expect("a valid pattern");
         for pair in self.list(key) {
             let Some((client, token)) = pair.split_once(':').map(|(c, t)| (c.trim(), t.trim())) else {

@@ -3,7 +3,7 @@
 //! Odoo uses Python's `RawConfigParser`: keys are case-insensitive, values are
 //! taken verbatim (no inline comments, no quote handling), and `False`,
 //! `None` and the empty string mean "not set" for most keys. We follow that,
-//! apply the defaults of DESIGN.md, and refuse to start on a malformed value
+//! apply the defaults of docs/contract.md, and refuse to start on a malformed value
 //! with a message naming the key and the file.
 
 use std::net::SocketAddr;

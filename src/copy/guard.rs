@@ -1,5 +1,5 @@
 //! What a backup may not hold on the tables the neutralization (or the
-//! anonymization) changes or verifies (DESIGN.md *Containment*): a trigger,
+//! anonymization) changes or verifies (docs/contract.md *Containment*): a trigger,
 //! a rule, a row-security policy or forced row security, or a function
 //! called by a constraint, a default or an index of such a table. Each could
 //! hide a row from the checks, undo a change, or run the backup's own SQL

@@ -39,7 +39,7 @@ pub struct Loaded {
 /// `low_priority` so its client programs run niced.
 ///
 /// Every statement of the backup, and every function it brings that runs
-/// while it loads or is neutralized, runs as the job's own role (DESIGN.md
+/// while it loads or is neutralized, runs as the job's own role (docs/contract.md
 /// *Containment*, [`crate::pg::job_role`]); the copy is handed over to
 /// `db_user` only once complete. On failure the caller discards `temp`,
 /// which drops the role too.

@@ -1,4 +1,4 @@
-//! The login role a backup runs as (DESIGN.md, *Containment*): made for one
+//! The login role a backup runs as (docs/contract.md, *Containment*): made for one
 //! hidden database alone, it owns that database while the backup loads and
 //! is neutralized, and nothing else. No CREATEDB, no CREATEROLE, member of no
 //! role: whatever a backup's SQL (or a function it brings) does runs with the

@@ -1,4 +1,4 @@
-//! The role that hides databases by owning them (DESIGN.md, *Hidden*): a
+//! The role that hides databases by owning them (docs/contract.md, *Hidden*): a
 //! NOLOGIN role of which `db_user` is a member. Odoo lists only `db_user`'s
 //! databases, and only the owner's members and superusers may clone a
 //! database that is not a template, so a database owned by this role is
@@ -67,7 +67,7 @@ impl Db {
         Ok(())
     }
 
-    /// Checks what running each backup as a role of its own needs (DESIGN.md
+    /// Checks what running each backup as a role of its own needs (docs/contract.md
     /// *Containment*): not `postgres`, CREATEROLE, and a job role that can log
     /// in over `db_host`; warns when `db_user` is a superuser.
     pub async fn check_containment(&self) -> Result<(), RoleError> {

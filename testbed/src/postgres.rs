@@ -284,14 +284,14 @@ impl Postgres {
 
     /// Creates the `db_user` of a staging: a login role that may create
     /// databases and roles (the sidecar makes a login role per restore,
-    /// DESIGN.md *Containment*).
+    /// docs/contract.md *Containment*).
     pub fn create_db_user(&self, name: &str, password: &str) -> anyhow::Result<()> {
         let sql = format!("CREATE ROLE {} LOGIN PASSWORD {} CREATEDB CREATEROLE;", ident(name), literal(password));
         self.psql("postgres", &sql).map(drop)
     }
 
     /// What a superuser runs once for a sidecar whose `db_user` is `db_user`
-    /// (DESIGN.md, *Hidden*): the NOLOGIN role `<db_user>_staging` that owns
+    /// (docs/contract.md, *Hidden*): the NOLOGIN role `<db_user>_staging` that owns
     /// databases while they are hidden, with `db_user` a member.
     pub fn create_work_role(&self, db_user: &str) -> anyhow::Result<()> {
         let work = ident(&format!("{db_user}_staging"));

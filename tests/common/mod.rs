@@ -66,7 +66,7 @@ impl Stage {
     pub fn start(options: Options) -> Stage {
         let pg = Postgres::start().expect("PostgreSQL starts (run scripts/install-deps)");
         pg.create_db_user(ROLE, "odoo-pw").expect("role created");
-        // What a superuser runs once (DESIGN.md, *Hidden*): db_user may not create roles.
+        // What a superuser runs once (docs/contract.md, *Hidden*): db_user may not create roles.
         pg.psql("postgres", &format!("CREATE ROLE {WORK_ROLE} NOLOGIN; GRANT {WORK_ROLE} TO {ROLE};")).expect("work role created");
         let s3 = S3::start().expect("moto_server starts (run scripts/install-deps)");
         s3.create_bucket(BUCKET).expect("bucket created");

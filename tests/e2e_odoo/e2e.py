@@ -66,7 +66,7 @@ CLIENT = "cosmos"
 S3_KEY, S3_SECRET = "e2e-access", "e2e-secret-key"
 OLDER_KEY = f"{CLIENT}_20261124_0300.dump"
 NEWEST_KEY = f"{CLIENT}_20261125_0300.dump"
-# The older backup's companion archive of production's filestore (DESIGN.md
+# The older backup's companion archive of production's filestore (docs/contract.md
 # *Restore -> Filestore*), and the same dump again without one (for
 # numikube_staging_filestore_source).
 COMPANION_KEY = f"{CLIENT}_20261124_0300.filestore.tar.gz"
@@ -225,7 +225,7 @@ class World:
         )
         for role in ("odoo_prod", "odoo_stage"):
             self.psql("postgres", f"CREATE ROLE {role} LOGIN CREATEDB CREATEROLE PASSWORD 'odoo-pw'")
-        # DESIGN.md *Hidden*: copies being restored belong to the NOLOGIN work
+        # docs/contract.md *Hidden*: copies being restored belong to the NOLOGIN work
         # role (default <db_user>_staging) of which db_user is a member. The
         # staging's db_user may not create roles (no CREATEROLE), so the
         # superuser runs once the two statements the sidecar asks for.
@@ -668,7 +668,7 @@ def step_seed(ctx, checks):
     checks.check("the staging database exists", exists)
     if exists:
         ctx.copy_a = db_name
-        # DESIGN.md "Done means open": Odoo can open the copy once it is Done.
+        # docs/contract.md "Done means open": Odoo can open the copy once it is Done.
         is_open = world.psql("postgres", "SELECT datallowconn FROM pg_database "
                                          f"WHERE datname = '{db_name}'")
         checks.check("it accepts connections as soon as the job is Done", is_open == "t",
@@ -1162,7 +1162,7 @@ def browser_env(ctx):
 def browser_walk(ctx, checks):
     """tests/e2e_odoo/browser.mjs against these servers (BROWSER=1), the sidecar
     without templates (a real restore, whose progress shows) and with copies
-    that expire in 14 days (DESIGN.md *Copies' life*: the environment's copies
+    that expire in 14 days (docs/contract.md *Copies' life*: the environment's copies
     then show their expiry, as a staging with numikube_staging_expire_after does).
     The newest backup has its companion: the job forms say the files came from it."""
     restart_sidecar(ctx, NO_TEMPLATES + "numikube_staging_expire_after = 14d\n")

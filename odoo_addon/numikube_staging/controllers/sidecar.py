@@ -1,6 +1,6 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
-"""JSON-RPC 2.0 client of the numikube-staging sidecar (DESIGN.md "Sidecar
+"""JSON-RPC 2.0 client of the numikube-staging sidecar (docs/contract.md "Sidecar
 JSON-RPC API"), used by the staging route. No database needed: it reads only
 odoo.conf."""
 

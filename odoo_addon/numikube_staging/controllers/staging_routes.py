@@ -1,6 +1,6 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
-"""Staging side: the routes of DESIGN.md "More staging routes", each handing
+"""Staging side: the routes of docs/contract.md "More staging routes", each handing
 the body's token and one value to the sidecar method of the same name, like
 ``/web/staging/run``. A production that gets 404 knows the staging is older."""
 

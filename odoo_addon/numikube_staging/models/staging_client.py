@@ -1,7 +1,7 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
 """Production's client of a staging Odoo: the one place for the staging
-routes' paths (DESIGN.md "Wire protocol" and "More staging routes", also
+routes' paths (docs/contract.md "Wire protocol" and "More staging routes", also
 served by this module's controllers on the staging) and the one way to call
 them and read their answer."""
 
@@ -14,7 +14,7 @@ from odoo.exceptions import UserError
 _logger = logging.getLogger(__name__)
 
 RUN_PATH = "/web/staging/run"
-# Routes of DESIGN.md "More staging routes": an older staging answers 404.
+# Routes of docs/contract.md "More staging routes": an older staging answers 404.
 LIST_PATH = "/web/staging/list"
 STATUS_PATH = "/web/staging/status"
 BACKUPS_PATH = "/web/staging/backups"

@@ -19,7 +19,7 @@ from .staging_client import (
 
 _logger = logging.getLogger(__name__)
 
-# DESIGN.md "Names": suffix, client and level share this rule, and the sidecar
+# docs/contract.md "Names": suffix, client and level share this rule, and the sidecar
 # checks it again, so a name refused here would be refused there too.
 NAME_PATTERN = re.compile(r"^[a-z0-9_]+(?:-[a-z0-9_]+)*$")
 

@@ -350,7 +350,7 @@ class StagingJob(models.Model):
         """Send each job to its staging environment (the Run button).
 
         The job is committed as Running first; the staging is asked only after
-        that commit (DESIGN.md "The flow"), so that a rolled-back or retried
+        that commit (docs/contract.md "The flow"), so that a rolled-back or retried
         transaction never hides a copy that exists."""
         for job in self:
             job.check_access("write")
@@ -421,7 +421,7 @@ class StagingJob(models.Model):
         self.sudo().write({"state": "error", "error": error, "traceback": traceback or False})
 
     def _get_webhook_data(self):
-        """The run payload of DESIGN.md "Wire protocol"."""
+        """The run payload of docs/contract.md "Wire protocol"."""
         self.ensure_one()
         environment = self.environment_id
         data = {

@@ -1,6 +1,6 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
-"""The staging's callback (DESIGN.md "Wire protocol", Callback): the end of a
+"""The staging's callback (docs/contract.md "Wire protocol", Callback): the end of a
 job, its report, and the mail to the user."""
 
 import hmac
@@ -26,7 +26,7 @@ class StagingJob(models.Model):
     _inherit = "staging.job"  # pylint: disable=consider-merging-classes-inherited,useless-suppression
 
     def run_callback(self, data):
-        """Apply the staging's callback ``data`` (DESIGN.md "Callback") and
+        """Apply the staging's callback ``data`` (docs/contract.md "Callback") and
         e-mail the job's user.
 
         Every callback with the right token is answered with success, applied

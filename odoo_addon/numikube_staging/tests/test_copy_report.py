@@ -1,7 +1,7 @@
 # Copyright 2024-today Numigi and all its contributors (https://bit.ly/numigiens)
 # License LGPL-3.0 or later (http://www.gnu.org/licenses/lgpl).
 """Anonymized copies (asked by the environment, confirmed by the staging, its
-report kept) and where a copy's files came from (DESIGN.md "Anonymized
+report kept) and where a copy's files came from (docs/contract.md "Anonymized
 copies", "Filestore")."""
 
 from odoo.tests import TransactionCase, tagged

@@ -51,7 +51,7 @@ ROUTES = [
 
 @tagged("post_install", "-at_install")
 class TestStagingRoutes(StagingMixin, HttpCase):
-    """The staging routes of DESIGN.md "More staging routes" over real HTTP,
+    """The staging routes of docs/contract.md "More staging routes" over real HTTP,
     with a real JSON-RPC server on loopback standing in for the sidecar."""
 
     @classmethod

@@ -1,4 +1,4 @@
-//! Anonymized copies (DESIGN.md, *Anonymized copies*): the people in a copy
+//! Anonymized copies (docs/contract.md, *Anonymized copies*): the people in a copy
 //! (customers, contacts, portal users, employees' private data, leads) are
 //! masked, so that a copy can leave the company's hands.
 //!

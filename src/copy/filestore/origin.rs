@@ -1,4 +1,4 @@
-//! Where a copy's filestore comes from (DESIGN.md, *Restore → Filestore*):
+//! Where a copy's filestore comes from (docs/contract.md, *Restore → Filestore*):
 //! an Odoo zip's own `filestore/`; else a companion archive beside the
 //! backup in the bucket; else production's filestore mounted on this host
 //! (`numikube_staging_filestore_source`); else none, and the copy says so.

@@ -113,7 +113,7 @@ pub struct Neutralization<'a> {
 
 /// Neutralizes the database behind `client` and reports what ran and what was verified.
 ///
-/// Fails closed against the backup itself (DESIGN.md *Containment*): no row
+/// Fails closed against the backup itself (docs/contract.md *Containment*): no row
 /// security, PostgreSQL's own functions first, and a backup holding a hook on
 /// a table that is changed or verified is refused before anything runs.
 pub async fn neutralize(client: &mut Client, how: &Neutralization<'_>) -> Result<NeutralizeReport, NeutralizeError> {

@@ -1,5 +1,5 @@
 //! After the neutralization scripts, in the same transaction: what must be
-//! off is checked, and any survivor fails the copy (DESIGN.md, *Neutralize*:
+//! off is checked, and any survivor fails the copy (docs/contract.md, *Neutralize*:
 //! fail closed). Each check runs only where its table and columns exist.
 
 use tokio_postgres::Transaction;

@@ -1,4 +1,4 @@
-//! A copy's size while it loads (DESIGN.md *Containment*): its database and
+//! A copy's size while it loads (docs/contract.md *Containment*): its database and
 //! its filestore are measured every few seconds, and a copy that grows past
 //! `numikube_staging_max_copy_size` is stopped, so that a small backup cannot
 //! fill the cluster's disk (production may share it).
