@@ -116,31 +116,35 @@ pub fn extended_text(e: &Extended) -> String {
     format!("expires at {}\n", short_time(e.expires_at))
 }
 
-/// Left-aligned columns as wide as their widest cell. Names may be hostile:
-/// control characters are shown escaped, so none reaches the terminal.
+/// Left-aligned columns as wide as their widest cell, two spaces apart, no
+/// borders (comfy-table). Names may be hostile: control characters are shown
+/// escaped, so none reaches the terminal.
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let printable = |cell: String| -> String {
         cell.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
     };
-    let rows: Vec<Vec<String>> = rows.into_iter().map(|r| r.into_iter().map(printable).collect()).collect();
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING).set_header(headers.to_vec());
+    for row in rows {
+        table.add_row(row.into_iter().map(printable).collect::<Vec<_>>());
     }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(headers.to_vec());
-    for row in &rows {
-        out += &line(row.iter().map(String::as_str).collect());
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
-    out
+    table.lines().map(|line| line.trim_end().to_string() + "\n").collect()
 }
 
 /// `2026-11-24T13:02:05.123+00:00` → `2026-11-24 13:02 UTC`.
 fn short_time(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_table_is_columns_two_spaces_apart_and_escapes_control_characters() {
+        let text =
+            super::table(&["NAME", "RESULT"], vec![vec!["a\x1b[2J".into(), "dropped".into()], vec!["longer-name".into(), "x".into()]]);
+        assert_eq!(text, "NAME         RESULT\na\\u{1b}[2J   dropped\nlonger-name  x\n");
+    }
 }

@@ -84,30 +84,40 @@ pub fn print(r: &Value) {
         ));
     }
     o.push('\n');
-    o.push_str(&format!(
-        "{:<42} {:>9} {:>15} {:>2} {:>5} {:>7} {:>5} {:>5} {:>5} {:>6}\n",
-        "contender", "median s", "min–max s", "n", "cpu%", "iowait%", "pg", "tools", "other", "MB→disk"
-    ));
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(["contender", "median s", "min–max s", "n", "cpu%", "iowait%", "pg", "tools", "other", "MB→disk"]);
+    let mut failures = Vec::new();
     for row in r["results"].as_array().into_iter().flatten() {
-        o.push_str(&format!(
-            "{:<42} {:>9} {:>15} {:>2} {:>5} {:>7} {:>5} {:>5} {:>5} {:>6}\n",
-            row["contender"].as_str().unwrap_or(""),
+        let contender = row["contender"].as_str().unwrap_or("");
+        table.add_row([
+            contender.to_string(),
             f(&row["median_s"], 2),
             format!("{}–{}", f(&row["min_s"], 2), f(&row["max_s"], 2)),
-            row["n"],
+            row["n"].to_string(),
             f(&row["cpu_busy_pct"], 0),
             f(&row["iowait_pct"], 0),
             f(&row["postgres_cores"], 2),
             f(&row["tools_cores"], 2),
             f(&row["other_cores"], 2),
             f(&row["written_mb"], 0),
-        ));
-        if let Some(fl) = row["failures"].as_array() {
-            for e in fl {
-                o.push_str(&format!("    failed: {}\n", e.as_str().unwrap_or("").lines().next().unwrap_or("")));
-            }
+        ]);
+        for e in row["failures"].as_array().into_iter().flatten() {
+            failures.push(format!("    {contender} failed: {}\n", e.as_str().unwrap_or("").lines().next().unwrap_or("")));
         }
     }
+    // Numbers right-aligned, one space apart, as the table always was.
+    for (i, column) in table.column_iter_mut().enumerate() {
+        column.set_padding((0, 1));
+        if i > 0 {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    for line in table.lines() {
+        o.push_str(line.trim_end());
+        o.push('\n');
+    }
+    failures.iter().for_each(|line| o.push_str(line));
     o.push_str(
         "(averages over the runs: cpu% = busy share of all cores, iowait% = share of all cores waiting on I/O;\n \
          pg / tools / other = cores used by PostgreSQL's server processes / by this bench, its pg_restore, psql,\n \
