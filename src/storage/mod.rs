@@ -127,7 +127,8 @@ impl BackupSource {
 
     fn unavailable(&self, e: impl std::error::Error) -> SourceError {
         let detail = detail(&e);
-        if detail.contains("NoSuchBucket") {
+        // S3's error body, which object_store keeps in its message.
+        if detail.contains("<Code>NoSuchBucket</Code>") {
             return SourceError::NoBucket(self.bucket.clone());
         }
         SourceError::Unavailable { endpoint: self.endpoint.clone(), detail }
@@ -167,6 +168,7 @@ impl BackupSource {
             }
         }
     }
+
     /// Every backup of `client`, by the ownership rule.
     pub async fn backups(&self, client: &str) -> Result<Vec<Backup>, SourceError> {
         let mut found = self.objects(self.ownership.prefix(client)).await?;
