@@ -1,4 +1,4 @@
-//! Companion archives (DESIGN.md, *Restore → Filestore*): a custom dump or a
+//! Companion archives (docs/contract.md, *Restore → Filestore*): a custom dump or a
 //! plain SQL backup has no filestore, so its producer may put one beside it,
 //! the backup's key with its extension replaced by `.filestore.tar`,
 //! `.filestore.tar.gz` or `.filestore.tar.zst` (`cosmos-daily-1.dump` →

@@ -1,6 +1,6 @@
 //! Where backups come from: the bucket of production backups, which of its
-//! objects are a client's, the newest one, read as a stream. The `minio`
-//! crate stays behind this module (its API changes at every release).
+//! objects are a client's, the newest one, read as a stream. The S3 client
+//! (`object_store`, Apache Arrow's) stays behind this module.
 
 pub mod companion;
 mod ownership;
@@ -8,16 +8,16 @@ mod ownership;
 pub use ownership::Ownership;
 
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt, TryStreamExt};
-use minio::s3::client::{MinioClient, MinioClientBuilder};
-use minio::s3::creds::StaticProvider;
-use minio::s3::error::{Error as MinioError, S3ServerError};
-use minio::s3::http::BaseUrl;
-use minio::s3::types::minio_error_response::MinioErrorCode;
-use minio::s3::types::{S3Api, ToStream};
+use futures::TryStreamExt;
 use numikube_staging_rpc::Reach;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path;
+use object_store::{BackoffConfig, ClientOptions, ObjectStoreExt, RetryConfig};
 use tokio::io::AsyncRead;
 use tokio_util::io::StreamReader;
 
@@ -77,92 +77,96 @@ pub type BackupReader = Pin<Box<dyn AsyncRead + Send>>;
 /// The bucket of production backups.
 #[derive(Clone)]
 pub struct BackupSource {
-    client: Option<MinioClient>,
+    store: Option<Arc<AmazonS3>>,
     endpoint: String,
     bucket: String,
     ownership: Ownership,
+}
+
+/// How often a failed request is tried again: a few times within seconds, so
+/// that a storage that is down is told as such quickly (object_store's default
+/// tries for three minutes).
+fn retry() -> RetryConfig {
+    let backoff = BackoffConfig { init_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(2), base: 2.0 };
+    RetryConfig { backoff, max_retries: 3, retry_timeout: Duration::from_secs(15) }
 }
 
 impl BackupSource {
     /// Prepares a client for `storage`; nothing is contacted yet.
     pub fn new(storage: &StorageConfig, ownership: Ownership) -> anyhow::Result<Self> {
         let endpoint = storage.endpoint.clone().unwrap_or_default();
-        let client = match &storage.endpoint {
+        let store = match &storage.endpoint {
             None => None,
             Some(url) => {
-                let mut base: BaseUrl = url.parse().map_err(|e| anyhow::anyhow!("minio_endpoint `{url}` is not a URL: {e}"))?;
-                base.region = minio::s3::types::Region::new(storage.region.clone())
-                    .map_err(|e| anyhow::anyhow!("minio_region `{}` is not valid: {e}", storage.region))?;
-                let provider = match (&storage.access_key, &storage.secret_key) {
-                    (Some(a), Some(s)) => Some(StaticProvider::new(a, s, None)),
-                    _ => None,
+                reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("minio_endpoint `{url}` is not a URL: {e}"))?;
+                // No whole-request timeout: a backup of many GB streams for minutes.
+                let options =
+                    ClientOptions::new().with_allow_http(true).with_timeout_disabled().with_connect_timeout(Duration::from_secs(10));
+                let mut builder = AmazonS3Builder::new()
+                    .with_endpoint(url.trim_end_matches('/'))
+                    .with_allow_http(true)
+                    .with_virtual_hosted_style_request(false)
+                    .with_bucket_name(&storage.bucket)
+                    .with_region(&storage.region)
+                    .with_client_options(options)
+                    .with_retry(retry());
+                builder = match (&storage.access_key, &storage.secret_key) {
+                    (Some(a), Some(s)) => builder.with_access_key_id(a).with_secret_access_key(s),
+                    _ => builder.with_skip_signature(true),
                 };
-                let client = MinioClientBuilder::new(base)
-                    .provider(provider)
-                    .skip_region_lookup(true)
-                    .build()
-                    .map_err(|e| anyhow::anyhow!("cannot set up the object storage client for {url}: {e}"))?;
-                Some(client)
+                let store = builder.build().map_err(|e| anyhow::anyhow!("cannot set up the object storage client for {url}: {e}"))?;
+                Some(Arc::new(store))
             }
         };
-        Ok(BackupSource { client, endpoint, bucket: storage.bucket.clone(), ownership })
+        Ok(BackupSource { store, endpoint, bucket: storage.bucket.clone(), ownership })
     }
 
-    fn client(&self) -> Result<&MinioClient, SourceError> {
-        self.client.as_ref().ok_or(SourceError::NotConfigured)
+    fn store(&self) -> Result<&AmazonS3, SourceError> {
+        self.store.as_deref().ok_or(SourceError::NotConfigured)
     }
 
-    fn unavailable(&self, e: impl Into<MinioError>) -> SourceError {
-        let e = e.into();
-        if let MinioError::S3Server(S3ServerError::S3Error(response)) = &e {
-            if matches!(response.code(), MinioErrorCode::NoSuchBucket) {
-                return SourceError::NoBucket(self.bucket.clone());
-            }
+    fn unavailable(&self, e: impl std::error::Error) -> SourceError {
+        let detail = detail(&e);
+        // S3's error body, which object_store keeps in its message.
+        if detail.contains("<Code>NoSuchBucket</Code>") {
+            return SourceError::NoBucket(self.bucket.clone());
         }
-        SourceError::Unavailable { endpoint: self.endpoint.clone(), detail: e.to_string() }
+        SourceError::Unavailable { endpoint: self.endpoint.clone(), detail }
     }
 
     /// `ok` when the bucket can be read, else why not (for `staging_health`).
     pub async fn health(&self) -> Reach {
-        let client = match self.client() {
-            Ok(c) => c,
+        let store = match self.store() {
+            Ok(s) => s,
             Err(e) => return Reach::Down(e.to_string()),
         };
-        let request = match client.bucket_exists(self.bucket.as_str()) {
-            Ok(r) => r,
-            Err(e) => return Reach::Down(self.unavailable(e).to_string()),
-        };
-        match request.build().send().await {
-            Ok(r) if r.exists() => Reach::Ok,
-            Ok(_) => Reach::Down(SourceError::NoBucket(self.bucket.clone()).to_string()),
+        // One key of the bucket's root: S3 answers NoSuchBucket for a missing bucket.
+        let options = PaginatedListOptions { max_keys: Some(1), ..Default::default() };
+        match store.list_paginated(None, options).await {
+            Ok(_) => Reach::Ok,
             Err(e) => Reach::Down(self.unavailable(e).to_string()),
         }
     }
 
     /// Every object whose key starts with `prefix` (folders excluded).
     async fn objects(&self, prefix: String) -> Result<Vec<Backup>, SourceError> {
-        let minio = self.client()?;
-        let mut pages = minio
-            .list_objects(self.bucket.as_str())
-            .map_err(|e| self.unavailable(e))?
-            .prefix(Some(prefix))
-            .recursive(true)
-            .build()
-            .to_stream()
-            .await;
+        let store = self.store()?;
         let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.unavailable(e))?;
-            for entry in page.contents.into_iter().filter(|e| !e.is_prefix) {
-                found.push(Backup {
-                    etag: entry.etag.unwrap_or_default().trim_matches('"').to_string(),
-                    size: entry.size.unwrap_or(0),
-                    modified: entry.last_modified.unwrap_or_default(),
-                    key: entry.name,
-                });
+        let mut page_token = None;
+        loop {
+            let options = PaginatedListOptions { page_token, ..Default::default() };
+            let page = store.list_paginated(Some(&prefix), options).await.map_err(|e| self.unavailable(e))?;
+            found.extend(page.result.objects.into_iter().map(|o| Backup {
+                etag: o.e_tag.unwrap_or_default().trim_matches('"').to_string(),
+                size: o.size,
+                modified: o.last_modified,
+                key: o.location.to_string(),
+            }));
+            page_token = page.page_token;
+            if page_token.is_none() {
+                return Ok(found);
             }
         }
-        Ok(found)
     }
 
     /// Every backup of `client`, by the ownership rule.
@@ -204,16 +208,24 @@ impl BackupSource {
 
     /// Opens `backup` as a stream; nothing is held in memory beyond a chunk.
     pub async fn open(&self, backup: &Backup) -> Result<BackupReader, SourceError> {
-        let minio = self.client()?;
-        let response = minio
-            .get_object(self.bucket.as_str(), backup.key.as_str())
-            .map_err(|e| self.unavailable(e))?
-            .build()
-            .send()
-            .await
-            .map_err(|e| self.unavailable(e))?;
-        let (stream, _size) = response.into_boxed_stream().map_err(|e| self.unavailable(e))?;
-        let stream: Pin<Box<dyn Stream<Item = std::io::Result<bytes::Bytes>> + Send>> = Box::pin(stream.map_err(std::io::Error::other));
+        let store = self.store()?;
+        let path = Path::parse(&backup.key).map_err(|e| self.unavailable(e))?;
+        let response = store.get(&path).await.map_err(|e| self.unavailable(e))?;
+        let stream = response.into_stream().map_err(std::io::Error::other);
         Ok(Box::pin(StreamReader::new(stream)))
     }
+}
+
+/// The error and its causes on one line, as the S3 client gives them.
+fn detail(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -1,4 +1,4 @@
-//! Which objects of the bucket are a client's backups (DESIGN.md, *Which
+//! Which objects of the bucket are a client's backups (docs/contract.md, *Which
 //! backup is a client's*): the client's name followed by a remainder that
 //! matches, in full, one of the producers' patterns — so `cosmos-eu-daily-1.dump`
 //! is never `cosmos`'s — or, when `numikube_staging_backup_pattern` is set, that glob.

@@ -1,7 +1,7 @@
 //! moto's S3 server (`moto_server`, PyPI `moto[server]`) on a free loopback port.
 //!
-//! Chosen over `s3s-fs` because the minio 0.4 crate always sends an empty
-//! `delimiter=` when listing: moto lists like S3 and MinIO there, s3s-fs lists nothing.
+//! Chosen over `s3s-fs` because moto lists, pages and does multipart uploads
+//! like S3 and MinIO, and answers S3's error codes (`NoSuchBucket`).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -10,12 +10,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use futures::StreamExt;
-use minio::s3::builders::ObjectContent;
-use minio::s3::creds::StaticProvider;
-use minio::s3::http::BaseUrl;
-use minio::s3::types::{S3Api, ToStream};
-use minio::s3::{MinioClient, MinioClientBuilder};
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::io::AsyncReadExt;
 
 use crate::util;
 
@@ -29,7 +28,7 @@ enum Op {
 
 /// A real S3-compatible server (moto) on `127.0.0.1`, stopped on `Drop`.
 ///
-/// Uploads go through the `minio` crate (the client the sidecar uses), streaming
+/// Uploads go through `object_store` (the client the sidecar uses), streaming
 /// files in multipart parts, so a large backup is never read into memory.
 /// moto accepts any credentials; use [`access_key`](Self::access_key) and
 /// [`secret_key`](Self::secret_key).
@@ -104,13 +103,18 @@ impl S3 {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// A `minio` client for this server (credentials set, region lookup skipped).
-    pub fn client(&self) -> anyhow::Result<MinioClient> {
-        let base_url: BaseUrl = self.endpoint().parse().context("base url")?;
-        Ok(MinioClientBuilder::new(base_url)
-            .provider(Some(StaticProvider::new(&self.access_key, &self.secret_key, None)))
-            .skip_region_lookup(true)
-            .build()?)
+    /// An `object_store` client for `bucket` on this server (credentials set, path-style, HTTP).
+    pub fn client(&self, bucket: &str) -> anyhow::Result<AmazonS3> {
+        AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id(&self.access_key)
+            .with_secret_access_key(&self.secret_key)
+            .build()
+            .context("cannot set up the object_store client")
     }
 
     /// Creates bucket `name`.
@@ -120,20 +124,20 @@ impl S3 {
         Ok(())
     }
 
+    /// A plain `PUT /bucket` (object_store has no bucket calls; moto takes it unsigned).
     fn do_create_bucket(&self, name: &str) -> anyhow::Result<()> {
-        let client = self.client()?;
-        util::block_on(async move {
-            client.create_bucket(name)?.build().send().await?;
-            anyhow::Ok(())
-        })
-        .with_context(|| format!("cannot create bucket {name}"))
+        let request = format!("PUT /{name} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\n\r\n", self.port);
+        let answer = util::probe(self.port, request.as_bytes()).unwrap_or_default();
+        if !answer.starts_with("HTTP/1.0 200") && !answer.starts_with("HTTP/1.1 200") {
+            bail!("cannot create bucket {name}: {}", answer.lines().next().unwrap_or("no answer"));
+        }
+        Ok(())
     }
 
-    /// Uploads the file at `path` as `bucket`/`key`, streamed (multipart above
-    /// 64 MiB parts), never read into memory whole.
+    /// Uploads the file at `path` as `bucket`/`key`, streamed (multipart in
+    /// 16 MiB parts above 16 MiB), never read into memory whole.
     pub fn put_file(&self, bucket: &str, key: &str, path: &Path) -> anyhow::Result<()> {
-        self.do_put(bucket, key, ObjectContent::from(path))
-            .with_context(|| format!("cannot upload {} as {bucket}/{key}", path.display()))?;
+        self.do_put_file(bucket, key, path).with_context(|| format!("cannot upload {} as {bucket}/{key}", path.display()))?;
         self.record(Op::File(bucket.into(), key.into(), path.to_owned()));
         Ok(())
     }
@@ -141,15 +145,38 @@ impl S3 {
     /// Uploads `bytes` as `bucket`/`key`.
     pub fn put_bytes(&self, bucket: &str, key: &str, bytes: impl Into<Vec<u8>>) -> anyhow::Result<()> {
         let bytes = bytes.into();
-        self.do_put(bucket, key, ObjectContent::from(bytes.clone())).with_context(|| format!("cannot upload {bucket}/{key}"))?;
+        self.do_put_bytes(bucket, key, bytes.clone()).with_context(|| format!("cannot upload {bucket}/{key}"))?;
         self.record(Op::Bytes(bucket.into(), key.into(), bytes));
         Ok(())
     }
 
-    fn do_put(&self, bucket: &str, key: &str, content: ObjectContent) -> anyhow::Result<()> {
-        let client = self.client()?;
+    fn do_put_bytes(&self, bucket: &str, key: &str, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let store = self.client(bucket)?;
         util::block_on(async move {
-            client.put_object_content(bucket, key, content)?.build().send().await?;
+            store.put(&Key::parse(key)?, PutPayload::from(bytes)).await?;
+            anyhow::Ok(())
+        })
+    }
+
+    fn do_put_file(&self, bucket: &str, key: &str, path: &Path) -> anyhow::Result<()> {
+        const PART: usize = 16 << 20;
+        if std::fs::metadata(path)?.len() <= PART as u64 {
+            return self.do_put_bytes(bucket, key, std::fs::read(path)?);
+        }
+        let store = self.client(bucket)?;
+        util::block_on(async move {
+            let mut file = tokio::fs::File::open(path).await?;
+            let mut upload = WriteMultipart::new_with_chunk_size(store.put_multipart(&Key::parse(key)?).await?, PART);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                upload.wait_for_capacity(2).await?;
+                upload.write(&buf[..n]);
+            }
+            upload.finish().await?;
             anyhow::Ok(())
         })
     }
@@ -164,9 +191,9 @@ impl S3 {
 
     /// Deletes object `bucket`/`key`.
     pub fn delete(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
-        let client = self.client()?;
+        let store = self.client(bucket)?;
         util::block_on(async move {
-            client.delete_object(bucket, key)?.build().send().await?;
+            store.delete(&Key::parse(key)?).await?;
             anyhow::Ok(())
         })
         .with_context(|| format!("cannot delete {bucket}/{key}"))?;
@@ -176,15 +203,9 @@ impl S3 {
 
     /// Keys and sizes of all objects of `bucket` (ListObjectsV2, recursive), by key.
     pub fn list(&self, bucket: &str) -> anyhow::Result<Vec<(String, u64)>> {
-        let client = self.client()?;
+        let store = self.client(bucket)?;
         util::block_on(async move {
-            let mut out = Vec::new();
-            let mut pages = client.list_objects(bucket)?.recursive(true).use_api_v1(false).build().to_stream().await;
-            while let Some(page) = pages.next().await {
-                for entry in page?.contents {
-                    out.push((entry.name, entry.size.unwrap_or(0)));
-                }
-            }
+            let mut out: Vec<(String, u64)> = store.list(None).map_ok(|o| (o.location.to_string(), o.size)).try_collect().await?;
             out.sort();
             anyhow::Ok(out)
         })
@@ -229,10 +250,10 @@ impl S3 {
         for op in &ops {
             match op {
                 Op::Bucket(b) => self.do_create_bucket(b)?,
-                Op::File(b, k, p) => self
-                    .do_put(b, k, ObjectContent::from(p.as_path()))
-                    .with_context(|| format!("cannot upload {} again as {b}/{k}", p.display()))?,
-                Op::Bytes(b, k, bytes) => self.do_put(b, k, ObjectContent::from(bytes.clone()))?,
+                Op::File(b, k, p) => {
+                    self.do_put_file(b, k, p).with_context(|| format!("cannot upload {} again as {b}/{k}", p.display()))?
+                }
+                Op::Bytes(b, k, bytes) => self.do_put_bytes(b, k, bytes.clone())?,
             }
         }
         *self.ops.lock().unwrap() = ops;

@@ -59,15 +59,15 @@ fn durable_write_ms(dir: &Path, n: usize) -> Result<f64> {
     Ok(ms)
 }
 
-/// GET of an object from moto through the minio crate (the sidecar's client), bytes dropped; (bytes, seconds).
+/// GET of an object from moto through object_store (the sidecar's client), bytes dropped; (bytes, seconds).
 fn s3_get_to_null(env: &Env, bucket: &str, key: &str) -> Result<(u64, f64)> {
     use futures::StreamExt;
-    use minio::s3::types::S3Api;
-    let client = env.s3.client()?;
+    use object_store::ObjectStoreExt;
+    let store = env.s3.client(bucket)?;
+    let key = object_store::path::Path::parse(key)?;
     env.rt.block_on(async move {
         let t = Instant::now();
-        let response = client.get_object(bucket, key)?.build().send().await?;
-        let (mut stream, _size) = response.into_boxed_stream()?;
+        let mut stream = store.get(&key).await?.into_stream();
         let mut total = 0u64;
         while let Some(chunk) = stream.next().await {
             total += chunk?.len() as u64;
