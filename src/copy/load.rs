@@ -12,6 +12,7 @@ use super::odoo_tree::OdooTree;
 use super::progress::{Counters, Counting};
 use super::restore::pg_restore::PgTools;
 use super::restore::{self, format, size_watch, Restore, RestoreError};
+use super::timeline::Timeline;
 use super::{anonymize, CopyError};
 use super::{neutralize, version};
 use crate::metrics;
@@ -47,7 +48,7 @@ pub async fn restore_and_neutralize(services: &Services, load: &Load<'_>) -> Res
     let working = WorkingName::parse(load.temp).expect("a copy is made under a working name");
     let role = services.db.create_job_role(&working).await?;
     let loaded = load_as(&role, services, load).await?;
-    services.db.hand_over(load.temp, &role).await?;
+    load.timeline.time("handover", services.db.hand_over(load.temp, &role)).await?;
     Ok(loaded)
 }
 
@@ -64,6 +65,8 @@ pub struct Load<'a> {
     pub counters: &'a Counters,
     /// Told of each step.
     pub phase: &'a (dyn Fn(Phase) + Sync),
+    /// Where the steps' times are recorded.
+    pub timeline: &'a Timeline,
     /// Run the client programs niced (pre-warm gives way to users' jobs).
     pub low_priority: bool,
     /// Anonymize the copy after neutralizing it.
@@ -71,7 +74,7 @@ pub struct Load<'a> {
 }
 
 async fn load_as(role: &JobRole, services: &Services, load: &Load<'_>) -> Result<Loaded, CopyError> {
-    let Load { temp, backup, marker, counters, phase, low_priority, anonymize } = *load;
+    let Load { temp, backup, marker, counters, phase, timeline, low_priority, anonymize } = *load;
     let config = &services.config;
     let stream = services.source.open(backup).await.map_err(|source| CopyError::Open { key: backup.key.clone(), source })?;
     let counted: BackupReader = Box::pin(Counting::new(stream, counters.bytes_read.clone()));
@@ -100,6 +103,7 @@ async fn load_as(role: &JobRole, services: &Services, load: &Load<'_>) -> Result
         staging_version: tree.version().ok(),
         restored: counters.restored.clone(),
         restoring: &restoring,
+        timeline,
     };
     let (origin, filling) = filestore::choose(services, backup, sniffed.format, marker.client.as_deref(), &filestore_dir).await?;
     let load = async {
@@ -128,11 +132,13 @@ async fn load_as(role: &JobRole, services: &Services, load: &Load<'_>) -> Result
     version::check(&client, &tree).await?;
 
     phase(Phase::Neutralizing);
+    let neutralizing = Instant::now();
     let mut search_path = config.addons_path.clone();
     search_path.push(tree.addons());
     let how =
         neutralize::Neutralization { search_path: &search_path, skip: &config.neutralize_skip, staging_url: config.staging_url.as_deref() };
     let mut report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;
+    timeline.since("neutralize", neutralizing);
     tracing::info!(db = %temp, scripts = ?report.scripts, not_found = ?report.modules_not_found, "neutralized");
     report.tolerated = restored.tolerated;
     // On the same connection as the neutralization (the job's own role), never one of our own.
@@ -142,6 +148,7 @@ async fn load_as(role: &JobRole, services: &Services, load: &Load<'_>) -> Result
             let masking = Instant::now();
             let masked = anonymize::anonymize(&mut client, &how).await.map_err(CopyError::Anonymize)?;
             let took = masking.elapsed();
+            timeline.since("anonymize", masking);
             tracing::info!(db = %temp, scripts = ?masked.scripts, tables = ?masked.tables, values = masked.values, ?took, "anonymized");
             Some(masked)
         }

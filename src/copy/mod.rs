@@ -20,6 +20,7 @@ pub mod neutralize;
 pub mod odoo_tree;
 mod progress;
 pub mod restore;
+pub mod timeline;
 mod version;
 
 use std::time::Instant;
@@ -35,6 +36,7 @@ pub use filestore::FilestoreReport;
 pub use life::{discard, drop_with_filestore, publish, templates, Finished, Hidden};
 pub use load::{restore_and_neutralize, Load, Loaded};
 pub use progress::{Counters, Fraction, Tracker};
+pub use timeline::Timeline;
 
 /// What to make: the job, the client and the final name.
 pub struct CopyRequest<'a> {
@@ -86,6 +88,7 @@ pub async fn make(
             let copying = Instant::now();
             let report = templates::copy_from(services, &template, &temp_name, &marker).await.map_err(CopyError::Template)?;
             services.metrics.template_copied(copying.elapsed());
+            tracker.timeline().since("clone", copying);
             tracker.bytes_read().store(backup.size, std::sync::atomic::Ordering::Relaxed);
             // Its filestore is the template's (hard links), wherever that one came from.
             (report, metrics::Format::Template, template.marker.as_ref().and_then(|m| m.filestore.clone()), None)
@@ -99,6 +102,7 @@ pub async fn make(
                 marker: &marker,
                 counters: &counters,
                 phase: &phase,
+                timeline: tracker.timeline(),
                 low_priority: false,
                 anonymize: request.anonymize,
             };
@@ -107,6 +111,7 @@ pub async fn make(
         }
     };
     tracker.neutralized(&report);
+    let finishing = Instant::now();
     let filestore = FilestoreReport { missing_attachments: count_missing(services, &temp_name, request.db_name).await?, origin };
     tracker.filestore(&filestore);
 
@@ -122,6 +127,7 @@ pub async fn make(
     };
     services.db.set_marker(&temp_name, &done).await?;
     life::put_in_place(services, &temp_name, request.db_name, request.job_id, request.refresh).await?;
+    tracker.timeline().since("finish", finishing);
     // Under its final name: the restore is over (for a template copy, the backup's size counts as read).
     let bytes = tracker.bytes_read().load(std::sync::atomic::Ordering::Relaxed);
     services.metrics.restore_finished(format, started.elapsed(), bytes);

@@ -26,6 +26,8 @@ pub trait Tracker: Sync {
     fn neutralized(&self, report: &NeutralizeReport);
     /// The copy's filestore is known: where it came from, what it lacks.
     fn filestore(&self, report: &super::FilestoreReport);
+    /// Where the copy's steps are recorded.
+    fn timeline(&self) -> &super::Timeline;
 }
 
 /// How far a step is: `done` of `total` (`total` 0 while unknown). Only grows.

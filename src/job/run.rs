@@ -9,7 +9,7 @@ use chrono::Utc;
 use numikube_staging_rpc::{JobState, Phase, Reach};
 
 use super::state::Job;
-use crate::copy::{self, CopyError, CopyRequest, Finished, Hidden};
+use crate::copy::{self, CopyError, CopyRequest, Finished, Hidden, Tracker};
 use crate::pg::{WorkKind, WorkingName};
 use crate::report::journal::JournalEntry;
 use crate::report::Reporter;
@@ -68,7 +68,9 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
     let hidden = Hidden::new(services.clone(), WorkingName::for_job(WorkKind::Temp, &id));
     let mut counted = services.metrics.track_job(); // spawned at admission: queued
     let steps = async {
+        let queued = std::time::Instant::now();
         let _slot = job.wait_turn().await;
+        job.timeline().since("queue", queued);
         counted.running();
         let request = CopyRequest {
             job_id: &id,
@@ -134,9 +136,10 @@ pub async fn run(ctx: JobContext, job: Arc<Job>) {
     // "Done" means open: production hears of the copy, and the job is done
     // (for staging_status, the limit and drops), only once Odoo can open it.
     if let Ok(finished) = &outcome {
-        copy::publish(services, finished).await;
+        copy::publish(services, finished, job.timeline()).await;
         end(&job);
     }
+    tracing::info!(job = %id, db = %job.request.db_name, ?state, steps = %job.timeline(), "job timings");
     counted.finished(state == JobState::Done);
     services.refresh_copies().await;
     ctx.reporter.tell(&services.config, &entry).await;

@@ -9,7 +9,7 @@ use numikube_staging_rpc::{JobState, JobStatus, NeutralizeReport, Phase};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 
-use crate::copy::{FilestoreReport, Fraction, Tracker};
+use crate::copy::{FilestoreReport, Fraction, Timeline, Tracker};
 use crate::pg::registry::Reservation;
 use crate::report::journal::JournalEntry;
 use crate::storage::Backup;
@@ -80,6 +80,8 @@ pub struct Job {
     turn: Mutex<Option<Turn>>,
     /// Its place in the registry of jobs in flight, given back when it ends.
     reservation: Mutex<Option<Reservation>>,
+    /// Where its steps' times are recorded.
+    timeline: Timeline,
 }
 
 impl Job {
@@ -97,6 +99,7 @@ impl Job {
             ended,
             turn: Mutex::new(turn),
             reservation: Mutex::new(None),
+            timeline: Timeline::default(),
         }
     }
 
@@ -188,6 +191,10 @@ impl Tracker for Job {
             s.filestore = report.origin.clone();
             s.missing_attachments = report.missing_attachments;
         });
+    }
+
+    fn timeline(&self) -> &Timeline {
+        &self.timeline
     }
 }
 

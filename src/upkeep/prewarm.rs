@@ -130,6 +130,7 @@ async fn build(services: &Services, client: &str, backup: &Backup, temp: &str) -
         marker: &marker,
         counters: &copy::Counters::default(),
         phase: &|_| {},
+        timeline: &copy::Timeline::default(),
         low_priority: true,
         anonymize: false,
     };

@@ -8,6 +8,7 @@ use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport};
 
 use super::templates;
 use crate::copy::filestore::FilestoreReport;
+use crate::copy::timeline::Timeline;
 use crate::services::Services;
 use crate::storage::Backup;
 
@@ -31,7 +32,8 @@ pub struct Finished {
 const PUBLISH_TRIES: u32 = 5;
 
 /// Keeps the template (unless the cache is off) and makes the copy visible to Odoo.
-pub async fn publish(services: &Services, finished: &Finished) {
+/// Each part's time goes to `timeline` (`template`, `publish`).
+pub async fn publish(services: &Services, finished: &Finished, timeline: &Timeline) {
     let name = &finished.db_name;
     let origin = finished.filestore.origin.as_deref();
     // An anonymized copy is never kept as a template: a template serves any
@@ -39,9 +41,17 @@ pub async fn publish(services: &Services, finished: &Finished) {
     // job that did not ask for one (nor keep a masked one we would have to tell apart).
     if finished.anonymized.is_some() {
         tracing::info!(db = %name, "anonymized copy: no template kept");
-    } else if let Err(e) = templates::keep(services, name, &finished.client, &finished.backup, &finished.report, origin).await {
-        tracing::warn!(db = %name, "no template kept: {e}");
+    } else {
+        let keeping = templates::keep(services, name, &finished.client, &finished.backup, &finished.report, origin);
+        if let Err(e) = timeline.time("template", keeping).await {
+            tracing::warn!(db = %name, "no template kept: {e}");
+        }
     }
+    timeline.time("publish", make_visible(services, name)).await;
+}
+
+/// Makes the copy `name` visible to Odoo, retried before the sweep takes over.
+async fn make_visible(services: &Services, name: &str) {
     // "Done" means open: a passing failure (a lock, a restart of PostgreSQL)
     // is retried before production is told; past that, the sweep publishes it.
     for attempt in 1..=PUBLISH_TRIES {

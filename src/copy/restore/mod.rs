@@ -18,11 +18,12 @@ use std::sync::Arc;
 
 pub use error::{io, RestoreError};
 use format::{Format, Sniffed};
-use pg_restore::{pipe_into, toc_entries, PgTools};
+use pg_restore::{pipe_into, toc_entries, Followed, PgTools};
 use spool::spool_to_file;
 pub use zip::MAX_TOTAL_RATIO;
 
 use super::progress::Fraction;
+use super::timeline::Timeline;
 
 /// Where a restore goes and with what.
 pub struct Restore<'a> {
@@ -44,6 +45,8 @@ pub struct Restore<'a> {
     pub restored: Arc<Fraction>,
     /// Called when the download ends and loading begins.
     pub restoring: &'a (dyn Fn() + Sync),
+    /// Where the restore's steps are recorded (download, spool, schema, data, indexes).
+    pub timeline: &'a Timeline,
 }
 
 impl Restore<'_> {
@@ -60,9 +63,25 @@ pub struct RestoreReport {
     pub tolerated: Vec<String>,
 }
 
-impl From<plain_sql::LoadReport> for RestoreReport {
-    fn from(report: plain_sql::LoadReport) -> Self {
+impl RestoreReport {
+    /// What the plain SQL loader did, which began at `started`; its steps go
+    /// to `timeline` one after the other (a streamed load is one `load` step).
+    fn new(report: plain_sql::LoadReport, timeline: &Timeline, started: std::time::SystemTime) -> Self {
         tracing::info!("plain SQL loaded: {report}");
+        let mut at = started;
+        for &(step, took) in &report.phases {
+            let name = match step {
+                "spool and index" => "spool",
+                "statements" => "schema",
+                "COPY data" => "data",
+                _ => "indexes",
+            };
+            timeline.record(name, at, took);
+            at += took;
+        }
+        if report.phases.is_empty() {
+            timeline.record("load", started, started.elapsed().unwrap_or_default());
+        }
         let tolerated: Vec<String> = report.tolerated.iter().map(|t| format!("line {}: {}: {}", t.line, t.head, t.message)).collect();
         for t in &tolerated {
             tracing::warn!("a statement of the backup failed harmlessly: {t}");
@@ -79,7 +98,7 @@ pub async fn restore(tools: &PgTools, r: &Restore<'_>, backup: Sniffed) -> Resul
             // restore from a file beats streaming into a single pg_restore by
             // far more than the download costs.
             let mut reader = backup.reader;
-            let spool = spool_to_file(&mut reader, r.size, r.spool_dir, ".dump").await?;
+            let spool = r.timeline.time("download", spool_to_file(&mut reader, r.size, r.spool_dir, ".dump")).await?;
             // The restore reports its own progress from here on: none done yet
             // (1 stands for the total until the TOC is counted).
             r.restored.total.store(1, Ordering::Relaxed);
@@ -87,13 +106,17 @@ pub async fn restore(tools: &PgTools, r: &Restore<'_>, backup: Sniffed) -> Resul
             if let Some(entries) = toc_entries(tools, spool.path()).await {
                 r.restored.total.store(entries, Ordering::Relaxed);
             }
-            let done = Some(r.restored.done.clone());
-            pipe_into(tools.pg_restore(r.db, Some(spool.path())), "pg_restore", tokio::io::empty(), done).await?;
+            let followed = Followed::new(r.restored.done.clone());
+            pipe_into(tools.pg_restore(r.db, Some(spool.path())), "pg_restore", tokio::io::empty(), Some(followed.clone())).await?;
+            for (name, start, took) in followed.sections() {
+                r.timeline.record(name, start, took);
+            }
             Ok(RestoreReport::default())
         }
         Format::Custom => {
             (r.restoring)();
-            pipe_into(tools.pg_restore(r.db, None), "pg_restore", backup.reader, None).await?;
+            let loading = pipe_into(tools.pg_restore(r.db, None), "pg_restore", backup.reader, None);
+            r.timeline.time("stream", loading).await?;
             Ok(RestoreReport::default())
         }
         Format::PlainSql => {
@@ -105,7 +128,9 @@ pub async fn restore(tools: &PgTools, r: &Restore<'_>, backup: Sniffed) -> Resul
                 std::fs::create_dir_all(r.spool_dir).map_err(io(format!("cannot create {}", r.spool_dir.display())))?;
                 spool::check_room(r.spool_dir, r.size.saturating_mul(if backup.gzip { 8 } else { 1 }), "the plain SQL backup")?;
             }
-            Ok(plain_sql::load(backup.reader, &loader(r)).await.map_err(RestoreError::Sql)?.into())
+            let started = std::time::SystemTime::now();
+            let report = plain_sql::load(backup.reader, &loader(r)).await.map_err(RestoreError::Sql)?;
+            Ok(RestoreReport::new(report, r.timeline, started))
         }
         Format::OdooZip => zip::restore_zip(r, &loader(r), backup).await,
     }

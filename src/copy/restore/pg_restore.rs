@@ -1,12 +1,13 @@
 //! PostgreSQL's own `pg_restore` for custom dumps: the command, its death
 //! with the sidecar, and its progress (the TOC entries `--verbose` reports
-//! done against `--list`).
+//! done against `--list`, and when its data and post-data sections began).
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt};
 use tokio::process::Command;
@@ -75,15 +76,77 @@ fn die_with_parent(cmd: &mut std::process::Command, low_priority: bool) {
 /// Lines of a tool's error output kept for the job's error detail.
 const TAIL_LINES: usize = 8;
 
+/// What a verbose `pg_restore` tells as it goes: the TOC entries done, and
+/// when it began the data and the post-data sections.
+#[derive(Debug)]
+pub struct Followed {
+    /// TOC entries restored (the job's progress counter).
+    pub done: Arc<AtomicU64>,
+    /// When it started.
+    started: Instant,
+    /// When the first data entry began.
+    data: OnceLock<Instant>,
+    /// When the first post-data entry (index, constraint, …) after the data began.
+    post_data: OnceLock<Instant>,
+}
+
+impl Followed {
+    /// Follows a restore starting now, counting entries into `done`.
+    pub fn new(done: Arc<AtomicU64>) -> Arc<Followed> {
+        Arc::new(Followed { done, started: Instant::now(), data: OnceLock::new(), post_data: OnceLock::new() })
+    }
+
+    /// Counts `line` if it reports an entry done; notes the sections' starts.
+    fn hear(&self, line: &str) -> bool {
+        if let Some(kind) = entry_started(line) {
+            let now = Instant::now();
+            let data = matches!(kind, "TABLE DATA" | "SEQUENCE SET" | "BLOB" | "BLOBS" | "LARGE OBJECT" | "BLOB METADATA");
+            if data {
+                let _ = self.data.set(now);
+            } else if self.data.get().is_some() {
+                let _ = self.post_data.set(now);
+            }
+        }
+        let done = is_entry_done(line);
+        if done {
+            self.done.fetch_add(1, Ordering::Relaxed);
+        }
+        done
+    }
+
+    /// The restore's sections as (name, start, length), the last ending now:
+    /// `schema`, `data`, `indexes` (what began after the data, keys and constraints too).
+    pub fn sections(&self) -> Vec<(&'static str, SystemTime, std::time::Duration)> {
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let at = |i: Instant| wall - now.duration_since(i);
+        let mut marks = vec![("schema", self.started)];
+        marks.extend(self.data.get().map(|&i| ("data", i)));
+        marks.extend(self.post_data.get().map(|&i| ("indexes", i)));
+        let ends: Vec<Instant> = marks.iter().skip(1).map(|(_, i)| *i).chain([now]).collect();
+        marks.iter().zip(ends).map(|(&(name, from), to)| (name, at(from), to.duration_since(from))).collect()
+    }
+}
+
+/// The kind of the TOC entry a verbose `pg_restore` line says it begins
+/// (`processing item N KIND …` serially, `launching item N KIND …` in parallel).
+fn entry_started(line: &str) -> Option<&'static str> {
+    let rest = line.strip_prefix("pg_restore: ")?;
+    let item = rest.strip_prefix("processing item ").or_else(|| rest.strip_prefix("launching item "))?;
+    let kind = item.split_once(' ')?.1;
+    ["TABLE DATA", "SEQUENCE SET", "BLOBS", "BLOB METADATA", "BLOB", "LARGE OBJECT", "INDEX", "CONSTRAINT", "FK CONSTRAINT"]
+        .into_iter()
+        .find(|k| kind.starts_with(k))
+        .or(Some("OTHER"))
+}
+
 /// Reads a tool's error output line by line: counts the TOC entries
 /// `pg_restore --verbose` reports done, keeps the last lines for the detail.
-async fn watch(stderr: impl AsyncRead + Unpin, done: Option<Arc<AtomicU64>>) -> String {
+async fn watch(stderr: impl AsyncRead + Unpin, followed: Option<Arc<Followed>>) -> String {
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     let mut last: VecDeque<String> = VecDeque::with_capacity(TAIL_LINES + 1);
     while let Ok(Some(line)) = lines.next_line().await {
-        if let Some(done) = &done {
-            if is_entry_done(&line) {
-                done.fetch_add(1, Ordering::Relaxed);
+        if let Some(followed) = &followed {
+            if followed.hear(&line) {
                 continue;
             }
         }
@@ -120,17 +183,17 @@ pub async fn toc_entries(tools: &PgTools, file: &Path) -> Option<u64> {
     Some(text.lines().filter(|l| !l.starts_with(';') && !l.trim().is_empty()).count() as u64)
 }
 
-/// Feeds `reader` into `cmd`'s standard input and waits for it; with `done`,
-/// counts the TOC entries a verbose `pg_restore` reports restored.
+/// Feeds `reader` into `cmd`'s standard input and waits for it; with
+/// `followed`, hears what a verbose `pg_restore` reports as it goes.
 pub async fn pipe_into(
     mut cmd: Command,
     what: &'static str,
     mut reader: impl AsyncRead + Unpin,
-    done: Option<Arc<AtomicU64>>,
+    followed: Option<Arc<Followed>>,
 ) -> Result<(), RestoreError> {
     let mut child = cmd.spawn().map_err(|source| RestoreError::Spawn { tool: what, source })?;
     let stderr = child.stderr.take().expect("stderr is piped");
-    let errors = tokio::spawn(watch(stderr, done));
+    let errors = tokio::spawn(watch(stderr, followed));
     // A tool reading a file instead has no standard input to feed.
     let copied = match child.stdin.take() {
         Some(mut stdin) => {
@@ -159,7 +222,27 @@ pub async fn pipe_into(
 
 #[cfg(test)]
 mod tests {
-    use super::is_entry_done;
+    use super::*;
+
+    #[test]
+    fn sections_begin_at_the_first_data_and_the_first_index_after_it() {
+        let f = Followed::new(Arc::default());
+        for line in [
+            "pg_restore: processing item 214 TABLE t",
+            "pg_restore: processing item 215 SEQUENCE SET s",
+            "pg_restore: launching item 3346 TABLE DATA t",
+            "pg_restore: finished item 3346 TABLE DATA t",
+            "pg_restore: launching item 3203 INDEX t_idx",
+            "pg_restore: launching item 3347 TABLE DATA u",
+        ] {
+            f.hear(line);
+        }
+        let names: Vec<&str> = f.sections().iter().map(|s| s.0).collect();
+        assert_eq!(names, ["schema", "data", "indexes"]);
+        assert_eq!(f.done.load(Ordering::Relaxed), 2);
+        assert_eq!(entry_started("pg_restore: launching item 3 FK CONSTRAINT u u_fkey"), Some("FK CONSTRAINT"));
+        assert_eq!(entry_started("pg_restore: finished item 3 INDEX i"), None);
+    }
 
     #[test]
     fn verbose_lines_count_the_listed_entries_once() {

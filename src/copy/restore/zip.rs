@@ -103,7 +103,7 @@ fn plain(v: &serde_json::Value) -> String {
 
 /// Restores an Odoo zip: spool, check, then `dump.sql` and the filestore side by side.
 pub async fn restore_zip(r: &Restore<'_>, loader: &plain_sql::LoadOptions, mut backup: Sniffed) -> Result<RestoreReport, RestoreError> {
-    let spool = spool_to_file(&mut backup.reader, r.size, r.spool_dir, ".zip").await?;
+    let spool = r.timeline.time("download", spool_to_file(&mut backup.reader, r.size, r.spool_dir, ".zip")).await?;
     let path = spool.path().to_path_buf();
     let zip_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(r.size);
     let contents = {
@@ -122,19 +122,20 @@ pub async fn restore_zip(r: &Restore<'_>, loader: &plain_sql::LoadOptions, mut b
     if r.parallel() {
         check_room(r.spool_dir, contents.dump_bytes, "the backup's dump.sql, spooled to load it in parallel")?;
     }
+    let started = std::time::SystemTime::now();
     let sql = async {
         let reader = entry_stream(path.clone(), contents.dump_bytes);
         plain_sql::load(reader, loader).await.map_err(RestoreError::Sql)
     };
     let (files_path, dir) = (path.clone(), r.filestore_dir.to_path_buf());
-    let files = async {
+    let files = r.timeline.time("filestore", async {
         tokio::task::spawn_blocking(move || extract_filestore(&files_path, &dir)).await.map_err(|e| RestoreError::Zip(e.to_string()))?
-    };
+    });
     let (loaded, extracted) = tokio::join!(sql, files);
     extracted?;
     let report = loaded?;
     drop(spool);
-    Ok(RestoreReport::from(report))
+    Ok(RestoreReport::new(report, r.timeline, started))
 }
 
 /// `dump.sql` of the zip at `path` as an async stream, read on a blocking
