@@ -8,6 +8,33 @@ use clap::Parser;
 
 use crate::contender::{Contender, ALL};
 
+/// How the production database's bytes are spread over its tables.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Today's fixture: many mid-sized tables (partners, chatter, accounting, attachments).
+    Spread,
+    /// The same at a sixteenth of the size, beside one message-like table holding the rest.
+    OneBigTable,
+}
+
+impl Shape {
+    /// Its name in `--shape` and the report.
+    pub fn id(self) -> &'static str {
+        match self {
+            Shape::Spread => "spread",
+            Shape::OneBigTable => "one-big-table",
+        }
+    }
+
+    /// What to build for a database of about `bytes`.
+    pub fn spec(self, bytes: u64) -> numikube_testbed::fixture::Spec {
+        match self {
+            Shape::Spread => numikube_testbed::fixture::Spec::bench(bytes),
+            Shape::OneBigTable => numikube_testbed::fixture::Spec::one_big_table(bytes),
+        }
+    }
+}
+
 /// Benchmark of the numikube-staging sidecar against PostgreSQL's and Odoo's own restore paths.
 #[derive(Parser, Debug)]
 #[command(
@@ -18,6 +45,10 @@ pub struct Args {
     /// Size of the Odoo-shaped production database on disk: bytes, or with a suffix K, M, G (powers of 1024).
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub size: u64,
+    /// The database's shapes, each run in turn on fresh servers: `spread` (many
+    /// mid-sized tables), `one-big-table` (one message-like table holds 15/16 of it).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "spread,one-big-table")]
+    pub shape: Vec<Shape>,
     /// Timed repetitions of each contender.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,

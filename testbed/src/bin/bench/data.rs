@@ -11,6 +11,7 @@ use anyhow::Result;
 use numikube_testbed::fixture;
 use serde_json::{json, Value};
 
+use crate::args::Shape;
 use crate::env::Env;
 use crate::names::{BUCKET, PROD_DB};
 use crate::util::{chrono_like_stamp, mb};
@@ -25,6 +26,10 @@ pub struct Data {
     pub unpacked_fs: PathBuf,
     /// The `--size` asked for.
     size_arg: u64,
+    /// The shape asked for.
+    shape: Shape,
+    /// Rows of its one big table (0 in the spread shape).
+    big_table_rows: u64,
     /// The production database's size on disk.
     pub database_bytes: u64,
     /// Files and bytes of its filestore.
@@ -74,7 +79,7 @@ impl Data {
             json!({"dump_key": c.dump_key, "key": c.key, "bytes": c.bytes, "make_s": c.make_s, "upload_s": c.upload_s,
                    "download_bytes": self.dump_bytes + c.bytes})
         });
-        json!({"size_arg": self.size_arg, "database_bytes": self.database_bytes, "filestore_files": self.filestore.files,
+        json!({"size_arg": self.size_arg, "shape": self.shape.id(), "big_table_rows": self.big_table_rows, "database_bytes": self.database_bytes, "filestore_files": self.filestore.files,
                "filestore_bytes": self.filestore.bytes, "custom_dump_bytes": self.dump_bytes, "zip_bytes": self.zip_bytes, "zip_filestore_bytes": self.zip_filestore_bytes,
                "build_db_s": self.build_s.0, "dump_s": self.build_s.1, "zip_s": self.build_s.2,
                "upload_dump_s": self.upload_s.0, "upload_zip_s": self.upload_s.1, "keys": [self.keys.0, self.keys.1],
@@ -82,12 +87,19 @@ impl Data {
     }
 }
 
-/// Builds a production database of `size` bytes and its backups (with a
-/// filestore companion if `companion`), uploads them, and drops the database.
-pub fn prepare(env: &Env, size: u64, companion: bool) -> Result<Data> {
+/// Builds a production database of `size` bytes shaped as `shape` and its
+/// backups (with a filestore companion if `companion`), uploads them, and
+/// drops the database.
+pub fn prepare(env: &Env, size: u64, shape: Shape, companion: bool) -> Result<Data> {
     let (pg, work, log) = (&env.pg, &env.work, &env.log);
-    let spec = fixture::Spec::bench(size);
-    log.say(format!("building the production database ({} target, {} filestore files) and its backups", mb(size), spec.filestore_files));
+    let spec = shape.spec(size);
+    log.say(format!(
+        "building the production database ({} target, shape {}, {} filestore files, {} rows in one big table) and its backups",
+        mb(size),
+        shape.id(),
+        spec.filestore_files,
+        spec.big_table_rows
+    ));
     let t = Instant::now();
     let server_url = pg.url("postgres");
     fixture::create_production_db(&pg.bin_dir, &server_url, PROD_DB, &spec)?;
@@ -142,6 +154,8 @@ pub fn prepare(env: &Env, size: u64, companion: bool) -> Result<Data> {
         dump_sql: unpacked.join("dump.sql"),
         unpacked_fs: unpacked.join("filestore"),
         size_arg: size,
+        shape,
+        big_table_rows: spec.big_table_rows,
         database_bytes,
         filestore,
         dump_bytes,

@@ -38,6 +38,7 @@
 //! - `rounds`: the round-robin of the contenders;
 //! - `latency`: `staging_run` under concurrent clients;
 //! - `probes`: CPU, disk and memory readings around each run;
+//! - `phases`: where each sidecar copy's time went, from its `job timings` log line;
 //! - `report`: the JSON report; `table`: its text table;
 //! - `names`: the token, roles, bucket and databases every phase shares;
 //! - `util`: progress lines, commands, medians.
@@ -54,6 +55,7 @@ mod env;
 mod io;
 mod latency;
 mod names;
+mod phases;
 mod probes;
 mod report;
 mod rounds;
@@ -79,6 +81,8 @@ fn main() {
     let args = Args::parse();
     if let Some(path) = &args.from_json {
         match fs::read_to_string(path).map_err(anyhow::Error::from).and_then(|t| Ok(serde_json::from_str::<Value>(&t)?)) {
+            // One report per shape (an array), or a single one.
+            Ok(Value::Array(reports)) => reports.iter().for_each(table::print),
             Ok(report) => table::print(&report),
             Err(e) => {
                 eprintln!("bench: cannot read {}: {e:#}", path.display());
@@ -96,30 +100,42 @@ fn main() {
     }
 }
 
-/// One whole run: servers, data, speeds, sidecars, rounds, latency, then the report on stdout.
+/// One whole run, each shape in turn: the reports on stdout, one per shape
+/// (a JSON array with `--json` when there are several).
 fn run(args: Args) -> Result<()> {
-    let log = Log::start();
     let plan = Plan::new(&args)?;
     let bin = args::sidecar_bin(&args)?;
-    let env = Env::start(&args, log, bin)?;
-    let data = data::prepare(&env, args.size, plan.contenders.contains(&Contender::SidecarDumpCompanion))?;
+    let mut reports = Vec::new();
+    for &shape in &args.shape {
+        let report = run_shape(&args, &plan, bin.clone(), shape)?;
+        if !args.json {
+            table::print(&report);
+        }
+        reports.push(report);
+    }
+    if args.json {
+        let out = if reports.len() == 1 { reports.remove(0) } else { Value::Array(reports) };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
+    Ok(())
+}
+
+/// One shape on fresh servers: data, speeds, sidecars, rounds, latency, then its report.
+fn run_shape(args: &Args, plan: &Plan, bin: std::path::PathBuf, shape: args::Shape) -> Result<Value> {
+    let log = Log::start();
+    let env = Env::start(args, log, bin)?;
+    let data = data::prepare(&env, args.size, shape, plan.contenders.contains(&Contender::SidecarDumpCompanion))?;
     let io = if plan.io { io::measure(&env, &data)? } else { json!({}) };
     if plan.contenders.contains(&Contender::FileCopy) {
         contenders::make_template(&env, &data)?;
     }
-    let sidecars = Sidecars::start(&env, &plan)?;
+    let sidecars = Sidecars::start(&env, plan)?;
     let warmup = match &sidecars.warm {
         Some(w) => sidecars::warm_up(&env, w)?,
         None => json!(null),
     };
     let rounds = rounds::run(&env, &data, &sidecars, &plan.contenders, args.reps)?;
-    let latency = latency::run(&env, &args, &sidecars)?;
+    let latency = latency::run(&env, args, &sidecars)?;
     let outcome = Outcome { data, io, warmup, rounds, latency };
-    let report = report::build(&env, &args, &plan.contenders, &outcome);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        table::print(&report);
-    }
-    Ok(())
+    Ok(report::build(&env, args, &plan.contenders, &outcome))
 }

@@ -230,3 +230,51 @@ pub fn cpu_model() -> String {
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_default()
 }
+
+/// CPU of PostgreSQL's and of one sidecar's process trees, sampled every
+/// 100 ms with the wall clock, to tell what each step of a copy used.
+pub struct CpuTrack {
+    /// Tells the thread to stop.
+    stop: Arc<AtomicBool>,
+    /// The sampling thread; gives back the samples.
+    thread: Option<std::thread::JoinHandle<Vec<CpuAt>>>,
+}
+
+/// One reading of [`CpuTrack`].
+#[derive(Clone, Copy, Debug)]
+pub struct CpuAt {
+    /// When, in seconds since the Unix epoch.
+    pub at: f64,
+    /// PostgreSQL's server processes, in seconds of CPU so far.
+    pub pg: f64,
+    /// The sidecar and its children (`pg_restore`), in seconds of CPU so far.
+    pub sidecar: f64,
+}
+
+impl CpuTrack {
+    /// Starts sampling PostgreSQL (from the machine's postmaster) and the sidecar `pid`.
+    pub fn start(machine: &Machine, pid: u32) -> CpuTrack {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, postmaster, tck) = (stop.clone(), machine.postmaster, machine.tck);
+        let thread = std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            loop {
+                let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+                let pg = tree_ticks(postmaster) as f64 / tck;
+                let sidecar = tree_ticks(pid as i32) as f64 / tck;
+                samples.push(CpuAt { at, pg, sidecar });
+                if s.load(Ordering::Relaxed) {
+                    return samples;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        CpuTrack { stop, thread: Some(thread) }
+    }
+
+    /// Stops sampling (after one last reading); the readings, oldest first.
+    pub fn finish(mut self) -> Vec<CpuAt> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}

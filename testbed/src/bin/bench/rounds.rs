@@ -12,6 +12,7 @@ use crate::contender::Contender;
 use crate::contenders;
 use crate::data::Data;
 use crate::env::Env;
+use crate::phases::Step;
 use crate::probes::{RssSampler, Sample};
 use crate::sidecars::{self, Copied, Sidecars};
 
@@ -20,6 +21,8 @@ use crate::sidecars::{self, Copied, Sidecars};
 pub struct Rounds {
     /// The timed runs of each contender that succeeded.
     pub samples: BTreeMap<Contender, Vec<Sample>>,
+    /// Where the time of each sidecar copy went, per contender.
+    pub steps: BTreeMap<Contender, Vec<Vec<Step>>>,
     /// The errors of those that failed.
     pub failures: BTreeMap<Contender, Vec<String>>,
     /// What went wrong without failing a run.
@@ -44,7 +47,10 @@ pub fn run(env: &Env, data: &Data, sidecars: &Sidecars, contenders: &[Contender]
             let c = contenders[(k + rep) % n];
             let tag = format!("r{rep}");
             let res = if c.is_sidecar() {
-                sidecar_round(env, data, sidecars, c, &tag, &mut out.warnings)
+                sidecar_round(env, data, sidecars, c, &tag, &mut out.warnings).map(|(s, steps)| {
+                    out.steps.entry(c).or_default().push(steps);
+                    s
+                })
             } else {
                 contenders::run_baseline(env, data, c, &tag, &mut out.warnings)
             };
@@ -81,14 +87,21 @@ pub fn run(env: &Env, data: &Data, sidecars: &Sidecars, contenders: &[Contender]
 
 /// One timed copy through the contender's sidecar, then its drop (untimed);
 /// the companion's copy fails unless its filestore came from the companion, whole.
-fn sidecar_round(env: &Env, data: &Data, sidecars: &Sidecars, c: Contender, tag: &str, warnings: &mut Vec<String>) -> Result<Sample> {
+fn sidecar_round(
+    env: &Env,
+    data: &Data,
+    sidecars: &Sidecars,
+    c: Contender,
+    tag: &str,
+    warnings: &mut Vec<String>,
+) -> Result<(Sample, Vec<Step>)> {
     let (sc, client) = match c {
         Contender::SidecarDump => (sidecars.cold.as_ref().unwrap(), "benchdump"),
         Contender::SidecarZip => (sidecars.cold.as_ref().unwrap(), "benchzip"),
         Contender::SidecarDumpCompanion => (sidecars.cold.as_ref().unwrap(), "benchfs"),
         _ => (sidecars.warm.as_ref().unwrap(), "benchdump"),
     };
-    let Copied { sample: s, db, callback } = sidecars::copy(env, sc, client, tag).map_err(|e| {
+    let Copied { sample: s, db, callback, steps } = sidecars::copy(env, sc, client, tag).map_err(|e| {
         // Who else was in the sidecar's hidden databases when it failed (e.g. autovacuum
         // blocks a RENAME or a DROP without FORCE).
         let sessions = env
@@ -126,5 +139,5 @@ fn sidecar_round(env: &Env, data: &Data, sidecars: &Sidecars, c: Contender, tag:
             bail!("the copy's filestore is {origin} with {missing} missing attachments, not {:?} with none", companion.origin());
         }
     }
-    Ok(s)
+    Ok((s, steps))
 }

@@ -17,7 +17,8 @@ use crate::args::Plan;
 use crate::contender::Contender;
 use crate::env::Env;
 use crate::names::{BUCKET, ROLE, ROLE_PW, TOKEN};
-use crate::probes::Sample;
+use crate::phases::{self, Step};
+use crate::probes::{CpuTrack, Sample};
 
 /// One staging instance: its own role, directory, process and client.
 pub struct Instance {
@@ -115,21 +116,26 @@ pub struct Copied {
     pub db: String,
     /// The callback's body (`state`, `filestore`, `missing_attachments`, …).
     pub callback: Value,
+    /// Where its time went, as the sidecar logged it (empty if it did not).
+    pub steps: Vec<Step>,
 }
 
 /// One copy through a sidecar: request → callback.
 pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<Copied> {
     let path = format!("/cb/{}-{suffix}-{}", sc.name, free_port());
     let p = sidecar::prod2x(TOKEN, client, suffix, false, env.receiver.url(&format!("{path}?db=prod")));
+    let track = sc.process.pid().map(|pid| CpuTrack::start(&env.machine, pid));
     let a = env.machine.probe();
     let answer = env.rt.block_on(sc.client.run(p)).map_err(|e| anyhow::anyhow!("staging_run refused: {e}"))?;
-    let db = match answer {
-        RunResult::Started(s) => s.db_name,
+    let (db, job_id) = match answer {
+        RunResult::Started(s) => (s.db_name, s.job_id),
         other => bail!("unexpected answer {other:?}"),
     };
     let (_, body) = wait_callback(&env.receiver, &path, Duration::from_secs(1800))
         .with_context(|| format!("sidecar {} log tail:\n{}", sc.name, sc.process.log_tail(3000)))?;
     let b = env.machine.probe();
+    let track = track.map(CpuTrack::finish).unwrap_or_default();
+    let steps = phases::parse(&strip_ansi(&sc.log()), &job_id).map(|s| phases::attribute(&s, &track)).unwrap_or_default();
     if body.get("state").and_then(Value::as_str) != Some("done") {
         // The sidecar's own account of it: its last warnings and errors, colour codes removed.
         let mut lines: Vec<String> = sc.log().lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).map(strip_ansi).collect();
@@ -141,7 +147,7 @@ pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<Copi
             lines.join(" / ")
         );
     }
-    Ok(Copied { sample: env.machine.measure(&a, &b), db, callback: body })
+    Ok(Copied { sample: env.machine.measure(&a, &b), db, callback: body, steps })
 }
 
 /// Drops a copy through the sidecar that made it (`staging_drop`).

@@ -41,6 +41,30 @@ fn companion(o: &mut String, c: &Value) {
     }
 }
 
+/// Where each sidecar copy's time went: its steps' mean seconds, share, and cores used.
+fn steps(o: &mut String, all: &Value) {
+    let Some(all) = all.as_object().filter(|a| !a.is_empty()) else { return };
+    o.push_str("\nwhere the time goes (mean over the copies; cores: PostgreSQL / the sidecar with its pg_restore):\n");
+    for (contender, s) in all {
+        let line: Vec<String> = s["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| {
+                let share = x["share"].as_f64().map_or("beside".to_string(), |v| format!("{:.0}%", v * 100.0));
+                format!(
+                    "{} {} s {share} ({}/{})",
+                    x["step"].as_str().unwrap_or(""),
+                    f(&x["s"], 2),
+                    f(&x["postgres_cores"], 1),
+                    f(&x["sidecar_cores"], 1)
+                )
+            })
+            .collect();
+        o.push_str(&format!("  {contender} (sum {} s): {}\n", f(&s["sum_s"], 2), line.join(", ")));
+    }
+}
+
 /// Prints the table of a report (made by this run or read back from `--json`) on stdout.
 pub fn print(r: &Value) {
     let mut o = String::new();
@@ -54,7 +78,9 @@ pub fn print(r: &Value) {
         r["rounds_s"].as_f64().unwrap_or(0.0)
     ));
     o.push_str(&format!(
-        "data: database {} MB on disk, filestore {} files / {} MB, custom dump {} MB, Odoo zip {} MB\n",
+        "data: shape {} ({} rows in its big table), database {} MB on disk, filestore {} files / {} MB, custom dump {} MB, Odoo zip {} MB\n",
+        d["shape"].as_str().unwrap_or("spread"),
+        d["big_table_rows"].as_u64().unwrap_or(0),
         f(&json!(d["database_bytes"].as_f64().unwrap_or(0.0) / 1e6), 0),
         d["filestore_files"],
         f(&json!(d["filestore_bytes"].as_f64().unwrap_or(0.0) / 1e6), 0),
@@ -153,6 +179,7 @@ pub fn print(r: &Value) {
         ));
     }
     companion(&mut o, &r["companion"]);
+    steps(&mut o, &r["steps"]);
     o.push_str("\nratios of the sidecar to each baseline (medians):\n");
     for x in r["ratios"].as_array().into_iter().flatten() {
         o.push_str(&format!(
