@@ -1,18 +1,24 @@
 //! The spool-and-index pass: one read of the stream that writes it to the spool
-//! file and notes where each statement and COPY block is, refusing meta-commands
-//! on the way, so that nothing has run when a backup is refused.
+//! file and hands on, as soon as each is spooled, the session settings, the
+//! statements and the COPY data cut into chunks of whole lines, refusing
+//! meta-commands on the way (before anything of their line runs).
 
 use std::ops::Range;
 use std::path::Path;
 
 use tokio::io::AsyncRead;
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::classify::{Class, Kind};
 use crate::conn::SessionStmt;
 use crate::error::LoadError;
-use crate::read::{Pieces, PIECE};
+use crate::read::Pieces;
 use crate::scan::{Event, Scanner};
 use crate::spool::{Spool, Writer};
+
+/// COPY data handed on in chunks of about this many bytes, cut between lines,
+/// so that the chunks of one big table load side by side as it streams in.
+pub(crate) const CHUNK: u64 = 4 << 20;
 
 /// A statement of the spooled stream.
 #[derive(Debug, Clone)]
@@ -29,78 +35,99 @@ pub(crate) struct Stmt {
     pub session: usize,
 }
 
-/// A `COPY … FROM stdin` block of the spooled stream.
-#[derive(Debug, Clone)]
-pub(crate) struct Block {
-    /// The COPY statement.
-    pub stmt: Stmt,
-    /// Where its data is in the spool file (whole lines, without the `\.` line).
-    pub data: Range<u64>,
-    /// Offsets of line starts in the data, about [`PIECE`] bytes apart: where it may
-    /// be cut into chunks.
-    pub cuts: Vec<u64>,
+impl Stmt {
+    /// Where its text is in the spool file.
+    pub(crate) fn range(&self) -> Range<u64> {
+        self.offset..self.offset + self.len as u64
+    }
 }
 
-/// One item of the stream, in order.
-#[derive(Debug, Clone)]
-pub(crate) enum Item {
-    /// A statement (other than a session setting).
+/// What the pass hands on, in the stream's order, once it is in the spool file
+/// (flushed: readable by range).
+#[derive(Debug)]
+pub(crate) enum Spooled {
+    /// A session setting, the next of the log.
+    Session(SessionStmt),
+    /// A statement (other than a session setting or a COPY).
     Stmt(Stmt),
-    /// A COPY block.
-    Copy(Block),
+    /// A chunk of COPY data: the COPY statement and a range of whole lines of its data.
+    Chunk(Stmt, Range<u64>),
+    /// A COPY block ended.
+    CopyEnd,
 }
 
-/// The spooled, indexed stream.
-pub(crate) struct Indexed {
-    /// The spool file.
-    pub spool: Spool,
-    /// Statements and COPY blocks, in order.
-    pub items: Vec<Item>,
-    /// The session statements, in order.
-    pub log: Vec<SessionStmt>,
+/// Opens a spool file in `dir` of at most `limit` bytes; gives the writer and a reader of it.
+pub(crate) fn spool(dir: &Path, limit: u64) -> Result<(Writer, Spool), LoadError> {
+    let writer = Writer::create(dir, limit)?;
+    let reader = writer.reader();
+    Ok((writer, reader))
 }
 
-/// Reads `reader` once into a spool file in `dir` of at most `limit` bytes, indexing it.
-pub(crate) async fn index<R: AsyncRead + Unpin>(reader: R, dir: &Path, limit: u64) -> Result<Indexed, LoadError> {
-    let mut writer = Writer::create(dir, limit)?;
+/// Reads `reader` once into `writer`, sending what it finds to `tx` as soon as
+/// it is spooled; ends once everything is written and flushed (or the receiver
+/// is gone).
+pub(crate) async fn index<R: AsyncRead + Unpin>(reader: R, mut writer: Writer, tx: UnboundedSender<Spooled>) -> Result<(), LoadError> {
     let mut pieces = Pieces::new(reader);
     let mut scanner = Scanner::new();
     let mut events = Vec::new();
-    let mut items = Vec::new();
-    let mut log = Vec::new();
-    let mut block: Option<Block> = None;
+    let mut sessions = 0;
+    // The COPY being read, whether it may be cut between lines, and where its next chunk starts.
+    let mut copy: Option<(Stmt, bool, u64)> = None;
+    // What waits for the next flush.
+    let mut ready: Vec<Spooled> = Vec::new();
     while let Some((piece, ends_line)) = pieces.next().await.map_err(LoadError::Read)? {
         scanner.feed(piece, ends_line, &mut events)?;
         writer.write(piece).await?;
         for event in events.drain(..) {
             match event {
                 Event::Stmt(s) if s.class.kind == Kind::Session => {
-                    log.push(SessionStmt { line: s.line, text: s.text, tolerance: s.class.tolerance });
+                    sessions += 1;
+                    ready.push(Spooled::Session(SessionStmt { line: s.line, text: s.text, tolerance: s.class.tolerance }));
                 }
                 Event::Stmt(s) => {
                     let len = s.text.len();
-                    items.push(Item::Stmt(Stmt { line: s.line, offset: s.offset, len, class: s.class, session: log.len() }));
+                    ready.push(Spooled::Stmt(Stmt { line: s.line, offset: s.offset, len, class: s.class, session: sessions }));
                 }
                 Event::CopyStart(s, data) => {
+                    let lines = matches!(s.class.kind, Kind::Copy { lines: true });
                     let len = s.text.len();
-                    let stmt = Stmt { line: s.line, offset: s.offset, len, class: s.class, session: log.len() };
-                    block = Some(Block { stmt, data: data..data, cuts: Vec::new() });
+                    copy = Some((Stmt { line: s.line, offset: s.offset, len, class: s.class, session: sessions }, lines, data));
                 }
                 Event::CopyData { offset, line_start, .. } => {
-                    let b = block.as_mut().expect("COPY data comes after its COPY");
-                    let last = b.cuts.last().copied().unwrap_or(b.data.start);
-                    if line_start && offset - last >= PIECE as u64 {
-                        b.cuts.push(offset);
+                    let (stmt, lines, start) = copy.as_mut().expect("COPY data comes after its COPY");
+                    if *lines && line_start && offset - *start >= CHUNK {
+                        ready.push(Spooled::Chunk(stmt.clone(), *start..offset));
+                        *start = offset;
                     }
                 }
                 Event::CopyEnd { offset } => {
-                    let mut b = block.take().expect("a COPY ends after it starts");
-                    b.data.end = offset;
-                    items.push(Item::Copy(b));
+                    let (stmt, _, start) = copy.take().expect("a COPY ends after it starts");
+                    if offset > start {
+                        ready.push(Spooled::Chunk(stmt, start..offset));
+                    }
+                    ready.push(Spooled::CopyEnd);
                 }
             }
         }
+        // Chunks are read back from the file: flushed first. Statements wait for
+        // the next chunk or the end, whichever comes first, unless no COPY is
+        // under way (then at once: the schema runs while the stream comes in).
+        let chunk = ready.iter().any(|r| matches!(r, Spooled::Chunk(..)));
+        if chunk || (copy.is_none() && !ready.is_empty()) {
+            writer.flush().await?;
+            for r in ready.drain(..) {
+                if tx.send(r).is_err() {
+                    return Ok(()); // the load stopped (it failed): nothing more to do
+                }
+            }
+        }
+        // The load runs in the same task: let it take what was handed on.
+        tokio::task::yield_now().await;
     }
     scanner.finish()?;
-    Ok(Indexed { spool: writer.finish().await?, items, log })
+    writer.flush().await?;
+    for r in ready {
+        let _ = tx.send(r);
+    }
+    Ok(())
 }

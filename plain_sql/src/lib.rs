@@ -4,8 +4,8 @@
 //!
 //! Plain SQL is data, never commands: the stream is refused at the first psql
 //! meta-command (`\!`, `\o`, `\copy`, `\connect`, any `\x`) outside COPY data, with
-//! the line number, before anything of that line runs; in parallel mode, before
-//! anything at all runs. The one exception is the pair pg_dump 15.14 and later
+//! the line number, before anything of that line runs (what came before may have
+//! run: the caller discards the database). The one exception is the pair pg_dump 15.14 and later
 //! writes: one leading `\restrict <key>` and the matching trailing
 //! `\unrestrict <key>`, which are skipped. `COPY … PROGRAM` and `COPY` from or to a
 //! server file are refused too.
@@ -17,9 +17,10 @@
 //! from SQL (untrusted languages, server-side files) is not all refused here.
 //!
 //! Two modes: *streaming* (no spool directory: one connection, statements run as
-//! they are read) and *parallel* (like `pg_restore -j N`: one pass spools the
-//! stream and indexes it, then pre-data runs in order, the COPY blocks over N
-//! connections with large ones cut into chunks of whole lines, then indexes and
+//! they are read) and *parallel* (like `pg_restore -j N`: the stream is spooled
+//! and, as it comes in, pre-data runs in order and the COPY data over N
+//! connections, cut into chunks of whole lines as soon as they are spooled, so
+//! that one big table loads side by side too; once it has all come, indexes and
 //! primary/unique constraints side by side, foreign keys added `NOT VALID` and
 //! validated side by side, and the rest in order). pg_dump's own session settings
 //! (`SET …`, `set_config`) are applied on every connection, up to where each
@@ -31,8 +32,9 @@
 //!   (PostgreSQL's scanner); `meta`: psql meta-commands and the `\restrict` pair.
 //! - `classify`: sorts statements with PostgreSQL's parser; [`tolerate`]: the
 //!   harmless failures.
-//! - `stream`: streaming mode. `index` + `spool`: the spool-and-index pass;
-//!   `plan`: the steps of a parallel load; `run`: runs them; `conn`: one connection.
+//! - `stream`: streaming mode. `index` + `spool`: the spool-and-index pass, handing
+//!   on what it spooled; `overlap`: runs it meanwhile; `plan`: the post-data's
+//!   steps; `run`: runs them; `conn`: one connection.
 //! - `error`: [`LoadError`]; `report`: [`LoadReport`].
 
 #![warn(missing_docs)]
@@ -42,6 +44,7 @@ mod conn;
 mod error;
 mod index;
 mod meta;
+mod overlap;
 mod plan;
 mod read;
 mod report;
@@ -88,19 +91,16 @@ pub async fn load<R: tokio::io::AsyncRead + Unpin + Send>(reader: R, opts: &Load
     };
     let jobs = opts.jobs.max(1);
     let start = opts.progress.load(Relaxed);
-    let began = std::time::Instant::now();
-    let indexed = index::index(reader, dir, opts.spool_limit.unwrap_or(u64::MAX)).await?;
-    let (steps, counts) = plan::plan(&indexed.items, jobs);
     let tally = report::Tally::new(opts.progress.clone());
-    tally.phase("spool and index", began.elapsed());
-    tally.statements.store(counts.statements + indexed.log.len() as u64, Relaxed);
-    tally.copy_blocks.store(counts.copy_blocks, Relaxed);
-    tally.copy_chunks.store(counts.copy_chunks, Relaxed);
+    let (writer, spool) = index::spool(dir, opts.spool_limit.unwrap_or(u64::MAX))?;
     let mut conns = Vec::with_capacity(jobs);
     for _ in 0..jobs {
         conns.push(conn::Conn::open(&opts.target).await?);
     }
-    let ctx = run::Ctx { spool: &indexed.spool, log: &indexed.log, tally: &tally };
-    run::run(steps, &mut conns, &ctx).await?;
+    // The stream is spooled and loaded at once: schema, then COPY chunks as they come.
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let ((), held) = tokio::try_join!(index::index(reader, writer, tx), overlap::run(rx, &mut conns, &spool, &tally))?;
+    let ctx = run::Ctx { spool: &spool, log: &held.log, tally: &tally };
+    run::run(plan::post(&held.post), &mut conns, &ctx).await?;
     Ok(tally.report(Mode::Parallel { jobs }, start))
 }

@@ -1,13 +1,12 @@
-//! Orders an indexed dump into steps the way `pg_restore -j` would: pre-data in
-//! order; the COPY blocks side by side, a large one cut into chunks of whole lines;
-//! then indexes and primary/unique constraints side by side, index attachments in
-//! order, foreign keys (added `NOT VALID` in order, then validated side by side),
-//! and the rest in order.
+//! Orders a dump's post-data into steps the way `pg_restore -j` would: indexes
+//! and primary/unique constraints side by side, index attachments in order,
+//! foreign keys (added `NOT VALID` in order, then validated side by side), and
+//! the rest in order. (What comes before runs as it streams in: [`crate::overlap`].)
 
 use std::ops::Range;
 
 use crate::classify::Kind;
-use crate::index::{Block, Item, Stmt};
+use crate::index::Stmt;
 use crate::tolerate::Tolerance;
 
 /// Where a job's SQL comes from.
@@ -57,96 +56,27 @@ impl Step {
     }
 }
 
-/// What the plan holds, for the report.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct Counts {
-    pub statements: u64,
-    pub copy_blocks: u64,
-    pub copy_chunks: u64,
-}
-
-fn job(s: &Stmt, source: Source, locks: Vec<(String, bool)>) -> Job {
+/// A job running statement `s` as `source`, taking `locks`.
+pub(crate) fn job(s: &Stmt, source: Source, locks: Vec<(String, bool)>) -> Job {
     Job { line: s.line, source, tolerance: s.class.tolerance, session: s.session, locks }
 }
 
-fn range(s: &Stmt) -> Range<u64> {
-    s.offset..s.offset + s.len as u64
+/// Whether a statement belongs to the post-data section (after the COPY data).
+pub(crate) fn is_post(kind: &Kind) -> bool {
+    matches!(kind, Kind::Index { .. } | Kind::AfterIndex | Kind::ForeignKey { .. } | Kind::PostData)
 }
 
-/// Whether a statement starts the post-data section.
-fn is_post(item: &Item) -> bool {
-    matches!(item, Item::Stmt(s) if matches!(s.class.kind, Kind::Index { .. } | Kind::AfterIndex | Kind::ForeignKey { .. } | Kind::PostData))
-}
-
-/// Size of the chunks a block is cut into for `jobs` connections, from the total
-/// COPY data: about four chunks per connection, 1 to 64 MiB each.
-pub(crate) fn chunk_size(copy_bytes: u64, jobs: usize) -> u64 {
-    (copy_bytes / (jobs as u64 * 4)).clamp(1 << 20, 64 << 20)
-}
-
-/// The data ranges of a block, cut at its line starts into chunks of about `size`.
-fn chunks(b: &Block, size: u64, cut: bool) -> Vec<Range<u64>> {
-    let lines = matches!(b.stmt.class.kind, Kind::Copy { lines: true });
-    let mut out = Vec::new();
-    let mut start = b.data.start;
-    if cut && lines {
-        for &c in &b.cuts {
-            if c - start >= size && b.data.end - c >= size / 2 {
-                out.push(start..c);
-                start = c;
-            }
-        }
-    }
-    out.push(start..b.data.end);
-    out
-}
-
-/// The steps of a load over `jobs` connections.
-pub(crate) fn plan(items: &[Item], jobs: usize) -> (Vec<Step>, Counts) {
-    let mut counts = Counts::default();
-    let copy_bytes: u64 = items.iter().map(|i| if let Item::Copy(b) = i { b.data.end - b.data.start } else { 0 }).sum();
-    let size = chunk_size(copy_bytes, jobs);
-    let last_copy = items.iter().rposition(|i| matches!(i, Item::Copy(_))).map_or(0, |i| i + 1);
-    let post = items[last_copy..].iter().position(is_post).map_or(items.len(), |p| last_copy + p);
-    let mut steps = Vec::new();
-    for item in &items[..post] {
-        counts.statements += 1;
-        match item {
-            Item::Stmt(s) => match steps.last_mut() {
-                Some(Step { parallel: false, jobs, .. }) => jobs.push(job(s, Source::Dump(range(s)), vec![])),
-                _ => steps.push(Step::new("statements", false, vec![job(s, Source::Dump(range(s)), vec![])])),
-            },
-            Item::Copy(b) => {
-                counts.copy_blocks += 1;
-                let new: Vec<Job> =
-                    chunks(b, size, jobs > 1).into_iter().map(|r| job(&b.stmt, Source::Copy(range(&b.stmt), r), vec![])).collect();
-                counts.copy_chunks += new.len() as u64;
-                match steps.last_mut() {
-                    Some(Step { parallel: true, jobs, .. }) => jobs.extend(new),
-                    _ => steps.push(Step::new("COPY data", true, new)),
-                }
-            }
-        }
-    }
-    for step in &mut steps {
-        if step.parallel {
-            // Largest first, so that the last one to finish is a small one.
-            step.jobs.sort_by_key(|j| match &j.source {
-                Source::Copy(_, r) => std::cmp::Reverse(r.end - r.start),
-                _ => std::cmp::Reverse(0),
-            });
-        }
-    }
+/// The steps of the post-data: `stmts`, from the first post-data statement after
+/// the last COPY to the end of the dump.
+pub(crate) fn post(stmts: &[Stmt]) -> Vec<Step> {
     let (mut indexes, mut after, mut fk_add, mut fk_check, mut rest) = (vec![], vec![], vec![], vec![], vec![]);
-    for item in &items[post..] {
-        counts.statements += 1;
-        let Item::Stmt(s) = item else { unreachable!("no COPY after the last one") };
-        let dump = Source::Dump(range(s));
+    for s in stmts {
+        let dump = Source::Dump(s.range());
         match &s.class.kind {
             Kind::Index { table, exclusive } => indexes.push(job(s, dump, vec![(table.clone(), *exclusive)])),
             Kind::AfterIndex => after.push(job(s, dump, vec![])),
             Kind::ForeignKey { table, validate: Some((v, tables)) } => {
-                fk_add.push(job(s, Source::NotValid(range(s), tables.clone()), vec![]));
+                fk_add.push(job(s, Source::NotValid(s.range(), tables.clone()), vec![]));
                 fk_check.push(job(s, Source::Text(v.clone()), vec![(table.clone(), true)]));
             }
             Kind::ForeignKey { .. } => fk_add.push(job(s, dump, vec![])),
@@ -160,6 +90,5 @@ pub(crate) fn plan(items: &[Item], jobs: usize) -> (Vec<Step>, Counts) {
         Step::new("foreign key checks", true, fk_check),
         Step::new("post-data", false, rest),
     ];
-    steps.extend(post_steps.into_iter().filter(|s| !s.jobs.is_empty()));
-    (steps, counts)
+    post_steps.into_iter().filter(|s| !s.jobs.is_empty()).collect()
 }

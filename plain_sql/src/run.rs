@@ -103,7 +103,7 @@ async fn parallel(jobs: Vec<Job>, conns: &mut [Conn], ctx: &Ctx<'_>) -> Result<(
 }
 
 /// Runs one job on `conn`.
-async fn run_job(conn: &mut Conn, job: &Job, ctx: &Ctx<'_>) -> Result<(), LoadError> {
+pub(crate) async fn run_job(conn: &mut Conn, job: &Job, ctx: &Ctx<'_>) -> Result<(), LoadError> {
     conn.sync(ctx.log, job.session, ctx.tally).await?;
     match &job.source {
         Source::Dump(r) => {

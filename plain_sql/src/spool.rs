@@ -1,5 +1,5 @@
-//! The spool file: the decompressed stream written once, then read back by range
-//! from several connections. It is unlinked as soon as it is created, so it goes
+//! The spool file: the decompressed stream written once, and read back by range
+//! from several connections as soon as it is flushed. It is unlinked as soon as it is created, so it goes
 //! away with its last handle, whatever happens to the process.
 
 use std::fs::File;
@@ -55,11 +55,15 @@ impl Writer {
         self.file.write_all(bytes).await.map_err(|source| LoadError::Spool { dir: dir.clone(), source })
     }
 
-    /// Flushes what was written and gives the file for reading.
-    pub(crate) async fn finish(mut self) -> Result<Spool, LoadError> {
-        let dir = self.reader.dir.clone();
-        self.file.flush().await.map_err(|source| LoadError::Spool { dir, source })?;
-        Ok(self.reader)
+    /// Flushes what was written: from then on it can be read back by range.
+    pub(crate) async fn flush(&mut self) -> Result<(), LoadError> {
+        let dir = &self.reader.dir;
+        self.file.flush().await.map_err(|source| LoadError::Spool { dir: dir.clone(), source })
+    }
+
+    /// A reader of the file, for what has been flushed.
+    pub(crate) fn reader(&self) -> Spool {
+        self.reader.clone()
     }
 }
 
