@@ -12,7 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::classify::{Class, Kind};
 use crate::conn::SessionStmt;
 use crate::error::LoadError;
-use crate::read::Pieces;
+use crate::read::{Pieces, PIECE};
 use crate::scan::{Event, Scanner};
 use crate::spool::{Spool, Writer};
 
@@ -75,7 +75,10 @@ pub(crate) async fn index<R: AsyncRead + Unpin>(reader: R, mut writer: Writer, t
     let mut copy: Option<(Stmt, bool, u64)> = None;
     // What waits for the next flush.
     let mut ready: Vec<Spooled> = Vec::new();
+    // Bytes read since the load last had a turn.
+    let mut unyielded = 0;
     while let Some((piece, ends_line)) = pieces.next().await.map_err(LoadError::Read)? {
+        let piece_len = piece.len();
         scanner.feed(piece, ends_line, &mut events)?;
         writer.write(piece).await?;
         for event in events.drain(..) {
@@ -112,17 +115,23 @@ pub(crate) async fn index<R: AsyncRead + Unpin>(reader: R, mut writer: Writer, t
         // Chunks are read back from the file: flushed first. Statements wait for
         // the next chunk or the end, whichever comes first, unless no COPY is
         // under way (then at once: the schema runs while the stream comes in).
-        let chunk = ready.iter().any(|r| matches!(r, Spooled::Chunk(..)));
-        if chunk || (copy.is_none() && !ready.is_empty()) {
+        if !ready.is_empty() && (copy.is_none() || ready.iter().any(|r| matches!(r, Spooled::Chunk(..)))) {
             writer.flush().await?;
             for r in ready.drain(..) {
                 if tx.send(r).is_err() {
                     return Ok(()); // the load stopped (it failed): nothing more to do
                 }
             }
+            // The load runs in the same task: let it take what was handed on.
+            tokio::task::yield_now().await;
+            unyielded = 0;
         }
-        // The load runs in the same task: let it take what was handed on.
-        tokio::task::yield_now().await;
+        unyielded += piece_len;
+        if unyielded >= PIECE {
+            // Nor is it kept waiting by a long stretch of short lines.
+            tokio::task::yield_now().await;
+            unyielded = 0;
+        }
     }
     scanner.finish()?;
     writer.flush().await?;
