@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt};
@@ -86,26 +86,25 @@ pub struct Followed {
     started: Instant,
     /// When the first data entry began.
     data: OnceLock<Instant>,
-    /// When the first post-data entry (index, constraint, …) after the data began.
-    post_data: OnceLock<Instant>,
+    /// When the last data entry so far finished.
+    data_end: Mutex<Option<Instant>>,
 }
 
 impl Followed {
     /// Follows a restore starting now, counting entries into `done`.
     pub fn new(done: Arc<AtomicU64>) -> Arc<Followed> {
-        Arc::new(Followed { done, started: Instant::now(), data: OnceLock::new(), post_data: OnceLock::new() })
+        Arc::new(Followed { done, started: Instant::now(), data: OnceLock::new(), data_end: Mutex::default() })
     }
 
-    /// Counts `line` if it reports an entry done; notes the sections' starts.
+    /// Counts `line` if it reports an entry done; notes when the data began and ended.
     fn hear(&self, line: &str) -> bool {
-        if let Some(kind) = entry_started(line) {
-            let now = Instant::now();
-            let data = matches!(kind, "TABLE DATA" | "SEQUENCE SET" | "BLOB" | "BLOBS" | "LARGE OBJECT" | "BLOB METADATA");
-            if data {
-                let _ = self.data.set(now);
-            } else if self.data.get().is_some() {
-                let _ = self.post_data.set(now);
+        let data = |kind| matches!(kind, "TABLE DATA" | "SEQUENCE SET" | "BLOB" | "BLOBS" | "LARGE OBJECT" | "BLOB METADATA");
+        match entry(line) {
+            Some((false, kind)) if data(kind) => {
+                let _ = self.data.set(Instant::now());
             }
+            Some((true, kind)) if data(kind) => *self.data_end.lock().unwrap() = Some(Instant::now()),
+            _ => {}
         }
         let done = is_entry_done(line);
         if done {
@@ -115,28 +114,34 @@ impl Followed {
     }
 
     /// The restore's sections as (name, start, length), the last ending now:
-    /// `schema`, `data`, `indexes` (what began after the data, keys and constraints too).
+    /// `schema`, `data` (up to its last entry: indexes of tables loaded before
+    /// run beside it), `indexes` (what is left after the data, keys too).
     pub fn sections(&self) -> Vec<(&'static str, SystemTime, std::time::Duration)> {
         let (now, wall) = (Instant::now(), SystemTime::now());
         let at = |i: Instant| wall - now.duration_since(i);
         let mut marks = vec![("schema", self.started)];
         marks.extend(self.data.get().map(|&i| ("data", i)));
-        marks.extend(self.post_data.get().map(|&i| ("indexes", i)));
+        marks.extend(self.data_end.lock().unwrap().map(|i| ("indexes", i)));
         let ends: Vec<Instant> = marks.iter().skip(1).map(|(_, i)| *i).chain([now]).collect();
         marks.iter().zip(ends).map(|(&(name, from), to)| (name, at(from), to.duration_since(from))).collect()
     }
 }
 
-/// The kind of the TOC entry a verbose `pg_restore` line says it begins
-/// (`processing item N KIND …` serially, `launching item N KIND …` in parallel).
-fn entry_started(line: &str) -> Option<&'static str> {
+/// Whether a verbose `pg_restore` line says a TOC entry ended (`finished item N
+/// KIND …`) or began (`processing item …` serially, `launching item …` in
+/// parallel), and the entry's kind.
+fn entry(line: &str) -> Option<(bool, &'static str)> {
     let rest = line.strip_prefix("pg_restore: ")?;
-    let item = rest.strip_prefix("processing item ").or_else(|| rest.strip_prefix("launching item "))?;
+    let (ended, item) = match rest.strip_prefix("finished item ") {
+        Some(item) => (true, item),
+        None => (false, rest.strip_prefix("processing item ").or_else(|| rest.strip_prefix("launching item "))?),
+    };
     let kind = item.split_once(' ')?.1;
     ["TABLE DATA", "SEQUENCE SET", "BLOBS", "BLOB METADATA", "BLOB", "LARGE OBJECT", "INDEX", "CONSTRAINT", "FK CONSTRAINT"]
         .into_iter()
         .find(|k| kind.starts_with(k))
         .or(Some("OTHER"))
+        .map(|k| (ended, k))
 }
 
 /// Reads a tool's error output line by line: counts the TOC entries
@@ -225,7 +230,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sections_begin_at_the_first_data_and_the_first_index_after_it() {
+    fn sections_are_split_at_the_first_data_begun_and_the_last_data_finished() {
         let f = Followed::new(Arc::default());
         for line in [
             "pg_restore: processing item 214 TABLE t",
@@ -239,9 +244,11 @@ mod tests {
         }
         let names: Vec<&str> = f.sections().iter().map(|s| s.0).collect();
         assert_eq!(names, ["schema", "data", "indexes"]);
-        assert_eq!(f.done.load(Ordering::Relaxed), 2);
-        assert_eq!(entry_started("pg_restore: launching item 3 FK CONSTRAINT u u_fkey"), Some("FK CONSTRAINT"));
-        assert_eq!(entry_started("pg_restore: finished item 3 INDEX i"), None);
+        assert_eq!(f.done.load(Ordering::Relaxed), 3, "two processed serially, one finished in parallel");
+        assert!(f.data_end.lock().unwrap().is_some());
+        assert_eq!(entry("pg_restore: launching item 3 FK CONSTRAINT u u_fkey"), Some((false, "FK CONSTRAINT")));
+        assert_eq!(entry("pg_restore: finished item 3 INDEX i"), Some((true, "INDEX")));
+        assert_eq!(entry("pg_restore: creating TABLE \"public.t\""), None);
     }
 
     #[test]
