@@ -19,6 +19,9 @@ pub struct Step {
     pub sidecar_cores: f64,
 }
 
+/// The shortest step whose CPU is shown, in seconds (the readings are 100 ms apart).
+const SHORTEST: f64 = 0.3;
+
 /// Steps that run beside others (not counted in the sum of a copy's steps).
 const BESIDE: [&str; 1] = ["filestore"];
 
@@ -90,7 +93,8 @@ pub fn summarize(copies: &[Vec<Step>]) -> Value {
         if !beside {
             total += secs / n;
         }
-        let per_core = |x: f64| if secs > 0.0 { x / secs } else { 0.0 };
+        // Below three readings the cores say more about the sampling than the step.
+        let per_core = |x: f64| (secs / n >= SHORTEST).then(|| x / secs);
         rows.push((name.to_string(), secs / n, per_core(pg), per_core(sc), beside));
     }
     let steps: Vec<Value> = rows

@@ -63,6 +63,31 @@ fn tree_ticks(root: i32) -> u64 {
     sum
 }
 
+/// CPU ticks used so far by `root` and all its descendants, live ones with their
+/// own time (a sidecar's `pg_restore -j` workers are its grandchildren).
+fn descendants_ticks(root: i32) -> u64 {
+    let procs: Vec<(i32, i32, u64)> = fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| proc_stat(pid).map(|(ppid, t)| (pid, ppid, t)))
+        .collect();
+    let mut tree = vec![root];
+    let mut sum = 0;
+    while let Some(pid) = tree.pop() {
+        for &(child, ppid, t) in &procs {
+            if child == pid {
+                sum += t;
+            }
+            if ppid == pid {
+                tree.push(child);
+            }
+        }
+    }
+    sum
+}
+
 /// Clock ticks per second.
 fn clk_tck() -> f64 {
     // SAFETY: sysconf has no preconditions.
@@ -247,7 +272,7 @@ pub struct CpuAt {
     pub at: f64,
     /// PostgreSQL's server processes, in seconds of CPU so far.
     pub pg: f64,
-    /// The sidecar and its children (`pg_restore`), in seconds of CPU so far.
+    /// The sidecar and its descendants (`pg_restore` and its workers), in seconds of CPU so far.
     pub sidecar: f64,
 }
 
@@ -261,7 +286,7 @@ impl CpuTrack {
             loop {
                 let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
                 let pg = tree_ticks(postmaster) as f64 / tck;
-                let sidecar = tree_ticks(pid as i32) as f64 / tck;
+                let sidecar = descendants_ticks(pid as i32) as f64 / tck;
                 samples.push(CpuAt { at, pg, sidecar });
                 if s.load(Ordering::Relaxed) {
                     return samples;
