@@ -392,11 +392,12 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A zip restores to production's rows, indexes, constraints and filestore, with `jobs` loaders.
-async fn zip_restores_like_its_production(jobs: usize) {
+/// A zip of a production built to `spec` restores to its rows, indexes,
+/// constraints and filestore, with `jobs` loaders.
+async fn zip_restores_like_its_production(jobs: usize, spec: &fixture::Spec) {
     let stage = Stage::start(Options { extra_conf: format!("numikube_staging_restore_jobs = {jobs}\n"), ..Options::default() });
-    let client = format!("zip{jobs}");
-    let (work, built) = stage.make_backups(&client);
+    let client = format!("zip{jobs}{}", if spec.big_table_rows > 0 { "big" } else { "" });
+    let (work, built) = stage.make_backups_of(&client, spec);
     stage.s3.put_file(BUCKET, &format!("{client}_2026-11-24_03-00-00.zip"), &Stage::backup_path(&work, &client, "zip")).unwrap();
     let (db, status) = run_job(&stage, &client).await;
     assert_eq!(status.state, JobState::Done, "{status:?}\n{}", stage.sidecar_log());
@@ -424,12 +425,21 @@ async fn zip_restores_like_its_production(jobs: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_zip_restores_like_its_production_streamed() {
-    zip_restores_like_its_production(1).await;
+    zip_restores_like_its_production(1, &fixture::Spec::tiny()).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_zip_restores_like_its_production_in_parallel() {
-    zip_restores_like_its_production(2).await;
+    zip_restores_like_its_production(2, &fixture::Spec::tiny()).await;
+}
+
+/// The shape real databases grow to (issue 23): one table holding most of it,
+/// whose COPY the loader cuts into chunks loaded side by side as it streams in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zip_of_one_big_table_restores_like_its_production_in_parallel() {
+    let spec = fixture::Spec::one_big_table(24 << 20);
+    assert!(spec.big_table_rows > 80_000, "{spec:?}");
+    zip_restores_like_its_production(2, &spec).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

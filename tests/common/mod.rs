@@ -130,11 +130,15 @@ impl Stage {
     /// Builds a tiny production database `prod_<client>` (owned by the superuser,
     /// like the staging's own production-like databases) and returns its dir of backups.
     pub fn make_backups(&self, client: &str) -> (PathBuf, fixture::Built) {
+        self.make_backups_of(client, &fixture::Spec::tiny())
+    }
+
+    /// As [`Stage::make_backups`], of a production database built to `spec`.
+    pub fn make_backups_of(&self, client: &str, spec: &fixture::Spec) -> (PathBuf, fixture::Built) {
         let work = self.dir.path().join(format!("backups-{client}"));
         std::fs::create_dir_all(&work).unwrap();
-        let built =
-            fixture::build_all(&self.pg.bin_dir, &self.pg.url("postgres"), &format!("prod_{client}"), &fixture::Spec::tiny(), &work)
-                .expect("fixture backups");
+        let built = fixture::build_all(&self.pg.bin_dir, &self.pg.url("postgres"), &format!("prod_{client}"), spec, &work)
+            .expect("fixture backups");
         (work, built)
     }
 
