@@ -237,13 +237,3 @@ pub enum Kind {
     /// A phone number's digits (six or more).
     Phone,
 }
-
-impl Kind {
-    /// Its name in the collected values' table.
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Email => "email",
-            Kind::Phone => "phone",
-        }
-    }
-}
