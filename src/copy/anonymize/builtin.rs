@@ -69,6 +69,12 @@ pub enum Rows {
 pub const KEPT_PARTNERS: &str = "pg_temp.numikube_kept_partners";
 
 impl Rows {
+    /// Whether the masking rewrites (nearly) every row: every row, or all
+    /// but the few partners of the companies and internal users.
+    pub fn nearly_all(self) -> bool {
+        matches!(self, Rows::All | Rows::NotKept("id"))
+    }
+
     /// The SQL condition on row `x`; `has_share`: whether `x` has a `share` column.
     pub fn sql(self, has_share: bool) -> String {
         match self {

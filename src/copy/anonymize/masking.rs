@@ -34,6 +34,55 @@ pub async fn kept_partners(tx: &Transaction<'_>) -> Result<(), tokio_postgres::E
     Ok(())
 }
 
+/// An index set aside while its table is rewritten.
+pub struct SetAside {
+    /// `CREATE INDEX …` as PostgreSQL prints it.
+    definition: String,
+    /// `COMMENT ON INDEX …`, when it has one.
+    comment: Option<String>,
+}
+
+/// Drops the plain indexes of `table` (none that backs a constraint, or that
+/// anything depends on, clusters the table, identifies its rows for
+/// replication, lives in a tablespace of its own or has a statistics target)
+/// and returns them to be built again: an `UPDATE` that rewrites every row
+/// costs several times more while each row's new version goes into every
+/// index than building the index once after it.
+pub async fn set_aside_indexes(tx: &Transaction<'_>, table: &str) -> Result<Vec<SetAside>, tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT c.relname::text, pg_get_indexdef(i.indexrelid), obj_description(i.indexrelid, 'pg_class')
+               FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indexrelid
+              WHERE i.indrelid = to_regclass($1) AND c.relkind = 'i' AND c.reltablespace = 0
+                AND i.indisvalid AND i.indisready AND NOT i.indisclustered AND NOT i.indisreplident
+                AND NOT EXISTS (SELECT 1 FROM pg_constraint AS con WHERE con.conindid = i.indexrelid)
+                AND NOT EXISTS (SELECT 1 FROM pg_depend AS d WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = i.indexrelid)
+                AND NOT EXISTS (SELECT 1 FROM pg_attribute AS a WHERE a.attrelid = i.indexrelid AND a.attstattarget > 0)",
+            &[&ident(table)],
+        )
+        .await?;
+    let mut set_aside = Vec::new();
+    for row in rows {
+        let (name, definition, comment): (String, String, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        let index = format!("public.{}", ident(&name));
+        tx.batch_execute(&format!("DROP INDEX {index}")).await?;
+        let comment = comment.map(|c| format!("COMMENT ON INDEX {index} IS {}", postgres_protocol::escape::escape_literal(&c)));
+        set_aside.push(SetAside { definition, comment });
+    }
+    Ok(set_aside)
+}
+
+/// Builds the indexes [`set_aside_indexes`] dropped again, as they were.
+pub async fn rebuild_indexes(tx: &Transaction<'_>, indexes: Vec<SetAside>) -> Result<(), tokio_postgres::Error> {
+    for index in indexes {
+        tx.batch_execute(&index.definition).await?;
+        if let Some(comment) = index.comment {
+            tx.batch_execute(&comment).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The masked value of `column` of row `x` as SQL, for its type; `None`: not masked.
 fn masked_value(column: &Column, mask: Mask) -> Option<String> {
     let value = format!("x.{}", ident(&column.name));

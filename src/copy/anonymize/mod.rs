@@ -7,8 +7,10 @@
 //! `search_path = pg_catalog, public` and the changed tables' user triggers
 //! disabled; a backup holding a trigger, rule or policy on them is refused
 //! ([`guard`]). The steps: the masking functions and the key ([`functions`],
-//! [`key`]); the people's e-mails and phones collected ([`verify`]); the
-//! built-in set ([`builtin`]), one set-based `UPDATE` per table; every
+//! [`key`]); the people's e-mails and phones collected ([`verify`], which
+//! reads them here); the built-in set ([`builtin`]), one set-based `UPDATE`
+//! per table (the plain indexes of a table whose every row it rewrites set
+//! aside and built again after it); every
 //! installed module's `data/anonymize.sql` ([`scripts`]); the search for
 //! survivors ([`verify`]), which fails the copy if any is found.
 
@@ -143,7 +145,15 @@ impl Steps {
             self.guard(tx, table.name).await?;
             self.checked.push(table.name.into());
             let step = std::time::Instant::now();
+            // Its indexes are built again after a rewrite of every row, rather than kept up to date by it.
+            let set_aside = match table.rows.nearly_all() {
+                true => {
+                    masking::set_aside_indexes(tx, table.name).await.map_err(sql(format!("setting aside the indexes of {}", table.name)))?
+                }
+                false => Vec::new(),
+            };
             let (masked, set) = masking::mask_table(tx, table, &columns).await.map_err(sql(format!("masking {}", table.name)))?;
+            masking::rebuild_indexes(tx, set_aside).await.map_err(sql(format!("building the indexes of {} again", table.name)))?;
             let rows = table.rows.sql(columns.iter().any(|c| c.name == "share"));
             self.masked.insert(table.name.into(), verify::Masked { columns: set, rows });
             tracing::debug!(table = table.name, masked, took = ?step.elapsed(), "built-in masking");
