@@ -13,6 +13,9 @@ pub enum Contender {
     SidecarDumpCompanion,
     /// The warm sidecar's repeat copy, from its template.
     SidecarRepeat,
+    /// The cold sidecar's first copy from the custom dump, anonymized (issue 20;
+    /// an anonymized copy never comes from a template, so it is its repeat copy too).
+    SidecarAnonymized,
     /// `createdb` + `psql -f dump.sql` + `cp -r` of the filestore.
     Odoo,
     /// `createdb` + single-job `pg_restore`.
@@ -24,11 +27,12 @@ pub enum Contender {
 }
 
 /// Every contender, in the order of the table.
-pub const ALL: [Contender; 8] = [
+pub const ALL: [Contender; 9] = [
     Contender::SidecarDump,
     Contender::SidecarZip,
     Contender::SidecarDumpCompanion,
     Contender::SidecarRepeat,
+    Contender::SidecarAnonymized,
     Contender::Odoo,
     Contender::PgRestore,
     Contender::PgRestoreJ,
@@ -36,8 +40,13 @@ pub const ALL: [Contender; 8] = [
 ];
 
 /// The sidecar's contenders, in the order of the ratios.
-pub const SIDECARS: [Contender; 4] =
-    [Contender::SidecarDump, Contender::SidecarZip, Contender::SidecarDumpCompanion, Contender::SidecarRepeat];
+pub const SIDECARS: [Contender; 5] = [
+    Contender::SidecarDump,
+    Contender::SidecarZip,
+    Contender::SidecarDumpCompanion,
+    Contender::SidecarRepeat,
+    Contender::SidecarAnonymized,
+];
 
 /// The baselines, in the order of the ratios.
 pub const BASELINES: [Contender; 4] = [Contender::Odoo, Contender::PgRestore, Contender::PgRestoreJ, Contender::FileCopy];
@@ -55,6 +64,7 @@ impl Contender {
             Contender::SidecarZip => "sidecar-zip",
             Contender::SidecarDumpCompanion => "sidecar-dump-companion",
             Contender::SidecarRepeat => "sidecar-repeat",
+            Contender::SidecarAnonymized => "sidecar-anonymized",
             Contender::Odoo => "odoo",
             Contender::PgRestore => "pg_restore",
             Contender::PgRestoreJ => "pg_restore-j",
@@ -70,6 +80,7 @@ impl Contender {
             Contender::SidecarZip => "sidecar, first copy, Odoo zip".into(),
             Contender::SidecarDumpCompanion => "sidecar, first copy, dump + fs companion".into(),
             Contender::SidecarRepeat => "sidecar, repeat copy (template)".into(),
+            Contender::SidecarAnonymized => "sidecar, first copy, dump, anonymized".into(),
             Contender::Odoo => "Odoo path: createdb+psql -f+filestore cp".into(),
             Contender::PgRestore => "pg_restore (1 job), local file".into(),
             Contender::PgRestoreJ => format!("pg_restore -j{cores}, local file"),

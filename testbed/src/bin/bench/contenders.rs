@@ -91,7 +91,11 @@ pub fn run_baseline(env: &Env, data: &Data, c: Contender, tag: &str, warnings: &
             fs::remove_dir_all(&dest)?;
             Ok(machine.measure(&a, &b))
         }
-        Contender::SidecarDump | Contender::SidecarZip | Contender::SidecarDumpCompanion | Contender::SidecarRepeat => {
+        Contender::SidecarDump
+        | Contender::SidecarZip
+        | Contender::SidecarDumpCompanion
+        | Contender::SidecarRepeat
+        | Contender::SidecarAnonymized => {
             unreachable!("{} is not a baseline", c.id())
         }
     }

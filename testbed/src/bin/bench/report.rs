@@ -123,6 +123,10 @@ fn targets(o: &Outcome, clients: usize, cores: usize) -> Vec<Value> {
     ratio_target("cold first copy (custom dump) ≤ 0.7× Odoo path".into(), Contender::SidecarDump, Contender::Odoo, 0.7);
     ratio_target("repeat copy ≤ 1.2× FILE_COPY + cp -al".into(), Contender::SidecarRepeat, Contender::FileCopy, 1.2);
     ratio_target("cold first copy (Odoo zip) ≤ 0.6× Odoo path (issue 23)".into(), Contender::SidecarZip, Contender::Odoo, 0.6);
+    // What anonymizing adds, as a share of the plain first copy.
+    let adds = med(&o.rounds, Contender::SidecarAnonymized).zip(med(&o.rounds, Contender::SidecarDump)).map(|(x, y)| (x - y) / y);
+    targets.push(json!({"target": "anonymizing adds ≤ 0.3× of a first copy (sidecar-anonymized − sidecar-dump) / sidecar-dump (issue 20)",
+        "value": adds, "limit": 0.3, "unit": "×", "met": adds.map(|r| r <= 0.3)}));
     // The warm-up is the warm sidecar's first copy: template cache on, one run.
     let warm = o.warmup["warmup_copy_s"].as_f64().zip(med(&o.rounds, Contender::PgRestoreJ)).map(|(x, y)| x / y);
     targets.push(json!({"target": format!("first copy, template cache on (the warm-up, 1 run) ≤ 1.1× pg_restore -j{cores} (issue 23)"),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use jsonrpsee::http_client::{HttpClient, HttpClientBuilder};
-use numikube_staging_rpc::{RunResult, StagingApiClient};
+use numikube_staging_rpc::{RunPayload, RunResult, StagingApiClient};
 use numikube_testbed::sidecar::{self, strip_ansi, Launch, Sidecar, SidecarConf};
 use numikube_testbed::{free_port, CallbackReceiver};
 use serde_json::{json, Value};
@@ -65,7 +65,7 @@ impl Instance {
 
 /// The sidecars a plan needs (all started before any restore: a start cleans up unfinished work).
 pub struct Sidecars {
-    /// Template cache off: the first copies (`sidecar-dump`, `sidecar-zip`, `sidecar-dump-companion`).
+    /// Template cache off: the first copies (`sidecar-dump`, `sidecar-zip`, `sidecar-dump-companion`, `sidecar-anonymized`).
     pub cold: Option<Instance>,
     /// Template cache on: the repeat copy.
     pub warm: Option<Instance>,
@@ -79,7 +79,9 @@ impl Sidecars {
     /// Starts the sidecars of `plan`.
     pub fn start(env: &Env, plan: &Plan) -> Result<Sidecars> {
         let has = |c| plan.contenders.contains(&c);
-        let need_cold = has(Contender::SidecarDump) || has(Contender::SidecarZip) || has(Contender::SidecarDumpCompanion);
+        let need_cold = [Contender::SidecarDump, Contender::SidecarZip, Contender::SidecarDumpCompanion, Contender::SidecarAnonymized]
+            .into_iter()
+            .any(has);
         let start = |need: bool, name, limit, extra| need.then(|| Instance::start(env, name, limit, extra)).transpose();
         let sidecars = Sidecars {
             cold: start(need_cold, "cold", 100_000, "numikube_staging_template_cache = False")?,
@@ -120,10 +122,13 @@ pub struct Copied {
     pub steps: Vec<Step>,
 }
 
-/// One copy through a sidecar: request → callback.
-pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str) -> Result<Copied> {
+/// One copy through a sidecar (anonymized when `anonymize`): request → callback.
+pub fn copy(env: &Env, sc: &Instance, client: &str, suffix: &str, anonymize: bool) -> Result<Copied> {
     let path = format!("/cb/{}-{suffix}-{}", sc.name, free_port());
-    let p = sidecar::prod2x(TOKEN, client, suffix, false, env.receiver.url(&format!("{path}?db=prod")));
+    let p = RunPayload {
+        anonymize: Some(anonymize),
+        ..sidecar::prod2x(TOKEN, client, suffix, false, env.receiver.url(&format!("{path}?db=prod")))
+    };
     let track = sc.process.pid().map(|pid| CpuTrack::start(&env.machine, pid));
     let a = env.machine.probe();
     let answer = env.rt.block_on(sc.client.run(p)).map_err(|e| anyhow::anyhow!("staging_run refused: {e}"))?;
@@ -162,7 +167,7 @@ pub fn drop_copy(env: &Env, sc: &Instance, db: &str) -> Result<()> {
 /// The repeat contender's untimed copy, which builds its template; the `repeat_warmup` part of the report.
 pub fn warm_up(env: &Env, w: &Instance) -> Result<Value> {
     env.log.say("repeat contender: one untimed copy to build the template");
-    let Copied { sample: s, db, .. } = copy(env, w, "benchdump", "warmup")?;
+    let Copied { sample: s, db, .. } = copy(env, w, "benchdump", "warmup", false)?;
     let t = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut ready = false;
