@@ -151,9 +151,14 @@ pub async fn collect(tx: &Transaction<'_>) -> Result<Collected, tokio_postgres::
 /// person's real ones is not a survivor (both are in the copy only as masks).
 pub async fn forget_chance_matches(tx: &Transaction<'_>, seen: &mut Collected) -> Result<(), tokio_postgres::Error> {
     let phones: Vec<&String> = seen.phones.iter().collect();
-    let rows = tx.query("SELECT pg_temp.anonymize_digits('phone:' || v, length(v)) FROM unnest($1::text[]) AS v", &[&phones]).await?;
-    let masked: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
-    seen.phones.retain(|p| !masked.contains(p));
+    let mut chance = Vec::new();
+    for batch in phones.chunks(BATCH as usize) {
+        let rows = tx.query("SELECT pg_temp.anonymize_digits('phone:' || v, length(v)) FROM unnest($1::text[]) AS v", &[&batch]).await?;
+        chance.extend(rows.iter().map(|r| r.get::<_, String>(0)).filter(|masked| seen.phones.contains(masked)));
+    }
+    for masked in chance {
+        seen.phones.remove(&masked);
+    }
     Ok(())
 }
 
