@@ -101,6 +101,35 @@ async fn a_made_copy_in_use_is_dropped_with_its_connections_and_filestore() {
     assert_eq!((again.dropped.len(), again.missing.clone()), (0, vec![db.clone()]));
 }
 
+/// PostgreSQL 15's `DROP DATABASE … WITH (FORCE)` refuses to end an
+/// autovacuum worker (it belongs to no role the sidecar's is a member of);
+/// a copy that autovacuum is working in still goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_autovacuum_is_working_in_is_dropped() {
+    let stage = Stage::start(Options::default());
+    let (db, _) = restore_copy(&stage, "alpha", "t1", "dump").await;
+    // A table full of dead rows that autovacuum works through as slowly as it can.
+    stage.query(
+        &db,
+        "CREATE TABLE vacuum_bait AS SELECT g AS id, repeat('x', 200) AS pad FROM generate_series(1, 100000) AS g;
+         ALTER TABLE vacuum_bait SET (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0,
+                                      autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1);
+         DELETE FROM vacuum_bait;",
+    );
+    stage.query("postgres", "ALTER SYSTEM SET autovacuum_naptime = 1");
+    stage.query("postgres", "SELECT pg_reload_conf()");
+    let working = format!("SELECT count(*) FROM pg_stat_activity WHERE datname = {} AND backend_type = 'autovacuum worker'", literal(&db));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stage.query("postgres", &working) == "0" {
+        assert!(Instant::now() < deadline, "autovacuum never came to {db}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let result = stage.client.drop_databases(TOKEN.into(), db.clone()).await.expect("answered");
+    assert_eq!(result, DropResult { status: DropStatus::Done, dropped: vec![db.clone()], missing: vec![], refused: vec![] });
+    assert!(!exists(&stage, &db));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn names_split_on_any_white_space_and_duplicates_count_once() {
     let stage = Stage::start(Options::default());

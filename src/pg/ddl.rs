@@ -159,13 +159,32 @@ impl Db {
         if was_template {
             self.run(&client, &format!("ALTER DATABASE {quoted} IS_TEMPLATE false")).await?;
         }
-        if let Err(e) = self.run(&client, &format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")).await {
+        if let Err(e) = self.drop_terminating(&client, &quoted).await {
             if was_template {
                 let _ = self.run(&client, &format!("ALTER DATABASE {quoted} IS_TEMPLATE true")).await;
             }
             return Err(e);
         }
         Ok(())
+    }
+
+    /// `DROP DATABASE … WITH (FORCE)`; when PostgreSQL refuses to terminate a
+    /// session for want of privilege, a plain `DROP DATABASE` once: before
+    /// version 16 FORCE refuses to end an autovacuum worker (it belongs to no
+    /// role), which the plain drop ends itself; another role's session still
+    /// makes it fail, and the first error is the one reported.
+    async fn drop_terminating(&self, client: &Client, quoted: &str) -> Result<(), DbError> {
+        let Err(forced) = client.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")).await else { return Ok(()) };
+        if forced.code() != Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+            return Err(self.sql_err(forced));
+        }
+        match client.batch_execute(&format!("DROP DATABASE IF EXISTS {quoted}")).await {
+            Ok(()) => {
+                tracing::debug!(db = quoted, "dropped without FORCE (an autovacuum worker was in it)");
+                Ok(())
+            }
+            Err(_) => Err(self.sql_err(forced)),
+        }
     }
 
     /// Converts the databases an earlier version hid with `IS_TEMPLATE`: working
