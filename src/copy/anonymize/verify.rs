@@ -2,7 +2,7 @@
 //! the people to be masked are collected (less those of the people kept,
 //! which stay); after masking (built-in set and module scripts), in the same
 //! transaction, every text column of every masked table is read back and
-//! searched for any of them. Both read the rows as a stream and cut the
+//! searched for any of them. Both read the rows in batches and cut the
 //! addresses and numbers out of each value here, with the same patterns as
 //! the masking functions, and look them up in a hash set: one pass over
 //! each table, linear in the data (PostgreSQL's `regexp_matches` on every
