@@ -251,6 +251,105 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
     assert_ne!(remasked, masked, "without numikube_staging_anonymize_key, a key per copy");
 }
 
+/// The kept templates, `(name, fingerprint of their masking or "")`, by name.
+fn templates(stage: &Stage) -> Vec<(String, String)> {
+    let rows = stage.query(
+        "postgres",
+        "SELECT datname || '|' || coalesce(shobj_description(oid, 'pg_database')::json #>> '{masking,fingerprint}', '')
+           FROM pg_database WHERE datname LIKE 'numikube\\_tpl\\_%' ORDER BY datname",
+    );
+    rows.lines().map(|l| l.split_once('|').map(|(n, f)| (n.to_string(), f.to_string())).unwrap()).collect()
+}
+
+/// How many copies came from a template so far.
+fn cloned(stage: &Stage) -> usize {
+    stage.sidecar_log().matches("copying the template").count()
+}
+
+/// The masked people of `db`, to compare two copies.
+fn people(stage: &Stage, db: &str) -> String {
+    stage.query(db, "SELECT string_agg(concat_ws('|', name, email, phone, street, vat), E'\\n' ORDER BY id) FROM res_partner")
+}
+
+/// Waits until `db`'s client has `n` templates.
+async fn until_templates(stage: &Stage, n: usize) -> Vec<(String, String)> {
+    for _ in 0..300 {
+        let t = templates(stage);
+        if t.len() == n {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{n} templates expected, found {:?}\n{}", templates(stage), stage.sidecar_log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repeat_anonymized_copy_comes_from_a_template_masked_alike() {
+    let mut stage = Stage::start(Options { extra_conf: "numikube_staging_anonymize_key = first-key\n".into(), ..Options::default() });
+    stage.put_custom_dump("prod_anon", "anon-2026-11-24.dump", &fixture::Spec::tiny(), &format!("{PEOPLE}{}", install("x_loyalty")));
+    let masked = |stage: &Stage, suffix: &str| RunPayload { anonymize: Some(true), ..stage.prod2x("anon", suffix, false) };
+
+    // The first anonymized copy is a full restore; a template of it is kept, marked with its masking.
+    let (first, status) = run(&stage, masked(&stage, "one")).await;
+    assert_eq!(status.state, JobState::Done, "{status:?}\n{}", stage.sidecar_log());
+    let report = status.anonymized.clone().expect("masked");
+    let kept = until_templates(&stage, 1).await;
+    assert!(!kept[0].1.is_empty(), "the template carries its masking's fingerprint: {kept:?}");
+    assert_eq!(cloned(&stage), 0);
+
+    // The repeat anonymized copy is made from it: masked alike, the same report, a new identity.
+    let (second, status) = run(&stage, masked(&stage, "two")).await;
+    assert_eq!(status.state, JobState::Done, "{status:?}");
+    assert_eq!(cloned(&stage), 1, "the repeat anonymized copy came from the masked template");
+    assert!(status.anonymize);
+    assert_eq!(status.anonymized.as_ref(), Some(&report), "the template's report");
+    assert_eq!(people(&stage, &second.db_name), people(&stage, &first.db_name));
+    let dump = data_dump(&stage, &second.db_name);
+    for value in PLANTED {
+        assert!(!dump.contains(value), "{value} in a copy made from the masked template");
+    }
+    let uuid = "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'";
+    assert_ne!(stage.query(&second.db_name, uuid), stage.query(&first.db_name, uuid));
+    let calls = stage.receiver.wait_for(2, Duration::from_secs(10)).unwrap();
+    assert_eq!(calls.last().unwrap().body["anonymized"]["scripts"], serde_json::json!(["x_loyalty"]));
+
+    // A copy not asked to be anonymized never comes from it: a full restore,
+    // real data, and a template as restored kept beside the masked one.
+    let (plain, status) = run(&stage, stage.prod2x("anon", "plain", false)).await;
+    assert_eq!(status.state, JobState::Done, "{status:?}");
+    assert_eq!(cloned(&stage), 1, "the plain copy was restored, not cloned from the masked template");
+    assert!(status.anonymized.is_none());
+    assert_eq!(stage.query(&plain.db_name, "SELECT email FROM res_partner WHERE id = 900001"), ZEBULON);
+    let both = until_templates(&stage, 2).await;
+    assert!(both.contains(&kept[0]), "the masked template stays beside the plain one: {both:?}");
+    // Each serves its own kind.
+    let (third, _) = run(&stage, masked(&stage, "three")).await;
+    let (again, _) = run(&stage, stage.prod2x("anon", "plain-again", false)).await;
+    assert_eq!(cloned(&stage), 3);
+    assert_eq!(people(&stage, &third.db_name), people(&stage, &first.db_name));
+    assert_eq!(stage.query(&again.db_name, "SELECT email FROM res_partner WHERE id = 900001"), ZEBULON);
+
+    // Another key: the masked template serves nobody; a full restore masks
+    // anew, and its template replaces the old masked one.
+    let conf = std::fs::read_to_string(stage.conf()).unwrap().replace("first-key", "second-key");
+    std::fs::write(stage.conf(), conf).unwrap();
+    stage.kill_sidecar();
+    stage.start_sidecar();
+    let before = cloned(&stage);
+    let (fourth, status) = run(&stage, masked(&stage, "four")).await;
+    assert_eq!(status.state, JobState::Done, "{status:?}");
+    assert_eq!(cloned(&stage), before, "a new key: no template of the old one");
+    assert_ne!(people(&stage, &fourth.db_name), people(&stage, &first.db_name));
+    for _ in 0..300 {
+        if !templates(&stage).contains(&kept[0]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let now = until_templates(&stage, 2).await;
+    assert!(!now.contains(&kept[0]) && now.iter().filter(|(_, f)| !f.is_empty()).count() == 1, "{now:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_survivor_fails_the_job_and_leaves_nothing() {
     let stage = Stage::start(Options::default());

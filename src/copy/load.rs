@@ -133,8 +133,7 @@ async fn load_as(role: &JobRole, services: &Services, load: &Load<'_>) -> Result
 
     phase(Phase::Neutralizing);
     let neutralizing = Instant::now();
-    let mut search_path = config.addons_path.clone();
-    search_path.push(tree.addons());
+    let search_path = tree.search_path(&config.addons_path);
     let how =
         neutralize::Neutralization { search_path: &search_path, skip: &config.neutralize_skip, staging_url: config.staging_url.as_deref() };
     let mut report = neutralize::neutralize(&mut client, &how).await.map_err(CopyError::Neutralize)?;

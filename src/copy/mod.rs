@@ -71,14 +71,18 @@ pub async fn make(
     tracker.backup_chosen(&backup);
     let marker = Marker::new(MarkerState::Restoring, request.job_id.into(), request.db_name.into(), request.client, &backup);
     let started = Instant::now();
-    // An anonymized copy is never made from a kept template: the full restore
-    // path runs every masking statement under the job's own role, in the
-    // copy's own database, and a template (kept as restored) must never be
-    // what a copy asked to be anonymized starts from without that path.
-    // A copy not asked to be anonymized keeps the template path.
-    let template = match request.anonymize {
-        true => None,
-        false => templates::usable(services, request.client, &backup).await,
+    // An anonymized copy comes only from a template of an anonymized copy of
+    // the same backup masked alike (same key, sidecar and scripts), never from
+    // one kept as restored; without a configured key it is a full restore
+    // (a key of its own). A copy not asked to be anonymized never comes from a
+    // masked template.
+    let fingerprint = match request.anonymize {
+        true => masking_fingerprint(services)?,
+        false => None,
+    };
+    let template = match (request.anonymize, &fingerprint) {
+        (true, None) => None,
+        (_, masked) => templates::usable(services, request.client, &backup, masked.as_deref()).await,
     };
     let (report, format, origin, anonymized) = match template {
         Some(template) => {
@@ -91,7 +95,9 @@ pub async fn make(
             tracker.timeline().since("clone", copying);
             tracker.bytes_read().store(backup.size, std::sync::atomic::Ordering::Relaxed);
             // Its filestore is the template's (hard links), wherever that one came from.
-            (report, metrics::Format::Template, template.marker.as_ref().and_then(|m| m.filestore.clone()), None)
+            let marker = template.marker.as_ref();
+            let anonymized = marker.and_then(|m| m.masking.as_ref()).map(|m| m.report.clone());
+            (report, metrics::Format::Template, marker.and_then(|m| m.filestore.clone()), anonymized)
         }
         None => {
             let phase = |p| tracker.phase(p);
@@ -131,7 +137,22 @@ pub async fn make(
     // Under its final name: the restore is over (for a template copy, the backup's size counts as read).
     let bytes = tracker.bytes_read().load(std::sync::atomic::Ordering::Relaxed);
     services.metrics.restore_finished(format, started.elapsed(), bytes);
-    Ok(Finished { db_name: request.db_name.into(), client: request.client.into(), backup, report, filestore, anonymized })
+    Ok(Finished { db_name: request.db_name.into(), client: request.client.into(), backup, report, filestore, anonymized, fingerprint })
+}
+
+/// The fingerprint of this staging's masking ([`anonymize::fingerprint`]);
+/// `None` without a configured key, or when the scripts cannot be read
+/// (then the copy is a full restore, which reads them again and says why).
+fn masking_fingerprint(services: &Services) -> Result<Option<String>, CopyError> {
+    let config = &services.config;
+    let tree = odoo_tree::OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(CopyError::OdooTree)?;
+    match anonymize::fingerprint::of(&config.token, config.anonymize_key.as_deref(), &tree.search_path(&config.addons_path)) {
+        Ok(fingerprint) => Ok(fingerprint),
+        Err(e) => {
+            tracing::warn!("the modules' anonymize.sql could not be read for the template's fingerprint: {e}; no template used or kept");
+            Ok(None)
+        }
+    }
 }
 
 /// Counts the attachments of the hidden copy `temp` (to be `db_name`) whose

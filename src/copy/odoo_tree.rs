@@ -55,6 +55,11 @@ impl OdooTree {
         self.root.join("odoo").join("addons")
     }
 
+    /// Where modules' `data/*.sql` are searched: `addons_path`, then `odoo/addons`.
+    pub fn search_path(&self, addons_path: &[PathBuf]) -> Vec<PathBuf> {
+        addons_path.iter().cloned().chain([self.addons()]).collect()
+    }
+
     /// The staging's Odoo major version, `version_info[:2]` (e.g. `18.0`, or `saas~17.4`).
     pub fn version(&self) -> Result<String, TreeError> {
         let path = self.root.join("odoo").join("release.py");

@@ -3,7 +3,7 @@
 //! from which backup, when, and where it stands.
 
 use chrono::{DateTime, Utc};
-use numikube_staging_rpc::NeutralizeReport;
+use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport};
 use serde::{Deserialize, Serialize};
 
 use crate::process::Owner;
@@ -61,6 +61,20 @@ pub struct Marker {
     /// Whether the requester was mailed that the copy expires soon (once per expiry).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub expiry_warned: bool,
+    /// On a template of anonymized copies: what masked it and what it masked
+    /// (`None`: a template as restored, which never serves an anonymized copy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masking: Option<Masking>,
+}
+
+/// What masked a template of anonymized copies, and what it masked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Masking {
+    /// The fingerprint of the masking (`copy::anonymize::fingerprint`): the
+    /// template serves only anonymized copies asked with the same one.
+    pub fingerprint: String,
+    /// What was masked, for the reports of the copies made from it.
+    pub report: AnonymizeReport,
 }
 
 impl Marker {
@@ -86,6 +100,7 @@ impl Marker {
             expires_at: None,
             filestore: None,
             expiry_warned: false,
+            masking: None,
         }
     }
 

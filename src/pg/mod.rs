@@ -19,6 +19,6 @@ pub mod working_name;
 pub use db::{describe, pg_config, Db, DbError};
 pub use job_role::JobRole;
 pub use list::DatabaseRow;
-pub use marker::{Marker, MarkerState};
+pub use marker::{Marker, MarkerState, Masking};
 pub use roles::RoleError;
 pub use working_name::{WorkKind, WorkingName};

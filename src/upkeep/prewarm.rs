@@ -88,7 +88,7 @@ async fn look(ctx: &PrewarmContext, client: &str) {
         Ok(b) => b,
         Err(e) => return prewarm.set(client, Warmth::NoBackup(e.to_string()), None),
     };
-    if templates::usable(services, client, &backup).await.is_some() {
+    if templates::usable(services, client, &backup, None).await.is_some() {
         return prewarm.set(client, Warmth::Ready, Some(&backup));
     }
     if !services.config.template_cache {
@@ -135,7 +135,15 @@ async fn build(services: &Services, client: &str, backup: &Backup, temp: &str) -
         anonymize: false,
     };
     let loaded = copy::restore_and_neutralize(services, &load).await.map_err(|e: CopyError| e.to_string())?;
-    templates::adopt(services, temp, client, backup, &loaded.report, Some(&loaded.origin.to_string())).await.map_err(|e| e.to_string())?;
+    templates::adopt(
+        services,
+        temp,
+        client,
+        backup,
+        &templates::Kept { report: &loaded.report, filestore: Some(&loaded.origin.to_string()), masking: None },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     tracing::info!(client, key = %backup.key, "pre-warmed");
     Ok(())
 }

@@ -15,6 +15,7 @@
 //! survivors ([`verify`]), which fails the copy if any is found.
 
 mod builtin;
+pub mod fingerprint;
 mod functions;
 mod key;
 mod masking;

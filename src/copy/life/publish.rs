@@ -1,14 +1,15 @@
-//! Handing a finished copy out: keep its template (unless the cache is off or
-//! the copy is anonymized), then make it visible to Odoo, retried before the
-//! sweep takes over.
+//! Handing a finished copy out: keep its template (unless the cache is off,
+//! or the copy is anonymized with a key of its own), then make it visible to
+//! Odoo, retried before the sweep takes over.
 
 use std::time::Duration;
 
 use numikube_staging_rpc::{AnonymizeReport, NeutralizeReport};
 
-use super::templates;
+use super::templates::{self, Kept};
 use crate::copy::filestore::FilestoreReport;
 use crate::copy::timeline::Timeline;
+use crate::pg::Masking;
 use crate::services::Services;
 use crate::storage::Backup;
 
@@ -26,6 +27,9 @@ pub struct Finished {
     pub filestore: FilestoreReport,
     /// What the anonymization masked; `None`: the copy is not anonymized.
     pub anonymized: Option<AnonymizeReport>,
+    /// The fingerprint of an anonymized copy's masking (`copy::anonymize::fingerprint`);
+    /// `None` for a copy masked with a key of its own, which no later copy may share.
+    pub fingerprint: Option<String>,
 }
 
 /// How often publishing a finished copy is tried before the sweep takes over.
@@ -35,17 +39,23 @@ const PUBLISH_TRIES: u32 = 5;
 /// Each part's time goes to `timeline` (`template`, `publish`).
 pub async fn publish(services: &Services, finished: &Finished, timeline: &Timeline) {
     let name = &finished.db_name;
-    let origin = finished.filestore.origin.as_deref();
-    // An anonymized copy is never kept as a template: a template serves any
-    // later copy of the same backup, and must never hand a masked copy to a
-    // job that did not ask for one (nor keep a masked one we would have to tell apart).
-    if finished.anonymized.is_some() {
-        tracing::info!(db = %name, "anonymized copy: no template kept");
-    } else {
-        let keeping = templates::keep(services, name, &finished.client, &finished.backup, &finished.report, origin);
-        if let Err(e) = timeline.time("template", keeping).await {
-            tracing::warn!(db = %name, "no template kept: {e}");
+    // An anonymized copy's template is marked with its masking, and serves
+    // only anonymized copies masked alike; one masked with a key made for it
+    // alone is not kept (no later copy may share its masks).
+    let masking = match (&finished.anonymized, &finished.fingerprint) {
+        (None, _) => Some(None),
+        (Some(report), Some(fingerprint)) => Some(Some(Masking { fingerprint: fingerprint.clone(), report: report.clone() })),
+        (Some(_), None) => None,
+    };
+    match masking {
+        Some(masking) => {
+            let kept = Kept { report: &finished.report, filestore: finished.filestore.origin.as_deref(), masking };
+            let keeping = templates::keep(services, name, &finished.client, &finished.backup, &kept);
+            if let Err(e) = timeline.time("template", keeping).await {
+                tracing::warn!(db = %name, "no template kept: {e}");
+            }
         }
+        None => tracing::info!(db = %name, "anonymized with a key of its own (no numikube_staging_anonymize_key): no template kept"),
     }
     timeline.time("publish", make_visible(services, name)).await;
 }

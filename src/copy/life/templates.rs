@@ -5,6 +5,12 @@
 //! identity, and a filestore copied with hard links — seconds instead of a
 //! full restore. A newer backup replaces the template;
 //! `numikube_staging_template_cache = False` turns it all off.
+//!
+//! A template is kept as restored, for copies not asked to be anonymized.
+//! Beside it, a client may have one template of an anonymized copy, marked
+//! with its masking's fingerprint (`copy::anonymize::fingerprint`): it serves
+//! only anonymized copies of the same backup asked with the same fingerprint,
+//! and never a copy not asked to be anonymized.
 
 use chrono::Utc;
 use numikube_staging_rpc::NeutralizeReport;
@@ -13,7 +19,7 @@ use super::discard;
 use crate::copy::filestore;
 use crate::copy::neutralize::{self, NeutralizeError};
 use crate::copy::restore::spool::free_bytes;
-use crate::pg::{DatabaseRow, Db, DbError, Marker, MarkerState, WorkKind, WorkingName};
+use crate::pg::{DatabaseRow, Db, DbError, Marker, MarkerState, Masking, WorkKind, WorkingName};
 use crate::services::Services;
 use crate::storage::Backup;
 
@@ -78,12 +84,26 @@ pub fn made_from(row: &DatabaseRow, backup: &Backup) -> bool {
     row.marker.as_ref().is_some_and(|m| m.made_from(backup))
 }
 
-/// The client's template for `backup`, if the cache is on and has it.
-pub async fn usable(services: &Services, client: &str, backup: &Backup) -> Option<DatabaseRow> {
+/// The fingerprint of the masking of template `row`; `None`: kept as restored.
+fn fingerprint(row: &DatabaseRow) -> Option<&str> {
+    row.marker.as_ref().and_then(|m| m.masking.as_ref()).map(|m| m.fingerprint.as_str())
+}
+
+/// Whether template `row` is superseded by one of `backup` masked with
+/// `masked` (`None`: as restored): it was made from another backup, or it is
+/// of the same kind (as restored, or masked, whatever its fingerprint).
+fn superseded(row: &DatabaseRow, backup: &Backup, masked: Option<&str>) -> bool {
+    !made_from(row, backup) || fingerprint(row).is_some() == masked.is_some()
+}
+
+/// The client's template for `backup`, if the cache is on and has it: the
+/// one kept as restored when `masked` is `None`, else the one masked with
+/// that fingerprint.
+pub async fn usable(services: &Services, client: &str, backup: &Backup, masked: Option<&str>) -> Option<DatabaseRow> {
     if !services.config.template_cache {
         return None;
     }
-    of_client(&services.db, client).await.ok()?.into_iter().find(|t| made_from(t, backup))
+    of_client(&services.db, client).await.ok()?.into_iter().find(|t| made_from(t, backup) && fingerprint(t) == masked)
 }
 
 /// Makes the hidden database `temp` a copy of `template`: file copy, hard-linked
@@ -103,36 +123,42 @@ pub async fn copy_from(
     Ok(template.marker.as_ref().and_then(|m| m.neutralized.clone()).unwrap_or_default())
 }
 
-/// The marker of a template of `client` made from `backup`, its filestore from `filestore`.
-fn marker(name: &str, client: &str, backup: &Backup, report: &NeutralizeReport, filestore: Option<&str>) -> Marker {
+/// What a kept template holds besides its data: what neutralized it, where
+/// its filestore came from, and what masked it (`None`: kept as restored).
+pub struct Kept<'a> {
+    /// The neutralization's report.
+    pub report: &'a NeutralizeReport,
+    /// Where the filestore came from (`zip`, `companion <key>`, …).
+    pub filestore: Option<&'a str>,
+    /// The masking of an anonymized copy; `None`: as restored.
+    pub masking: Option<Masking>,
+}
+
+/// The marker of a template of `client` made from `backup`.
+fn marker(name: &str, client: &str, backup: &Backup, kept: &Kept<'_>) -> Marker {
     Marker {
         job_id: String::new(),
         created_at: Utc::now(),
-        neutralized: Some(report.clone()),
-        filestore: filestore.map(Into::into),
+        neutralized: Some(kept.report.clone()),
+        filestore: kept.filestore.map(Into::into),
+        masking: kept.masking.clone(),
         owner: None,
         ..Marker::new(MarkerState::Template, String::new(), name.into(), client, backup)
     }
 }
 
 /// Keeps `source` (a finished, neutralized copy nobody uses yet) as the
-/// client's template for `backup`, then drops the client's older templates.
-/// Skipped, with a log line, when the cache is off or the disk is short.
-/// `filestore` says where the copy's filestore came from, for the template's copies.
-pub async fn keep(
-    services: &Services,
-    source: &str,
-    client: &str,
-    backup: &Backup,
-    report: &NeutralizeReport,
-    filestore: Option<&str>,
-) -> Result<(), TemplateError> {
+/// client's template for `backup`, then drops the client's templates it
+/// supersedes (of another backup, or of the same kind). Skipped, with a log
+/// line, when the cache is off or the disk is short.
+pub async fn keep(services: &Services, source: &str, client: &str, backup: &Backup, kept: &Kept<'_>) -> Result<(), TemplateError> {
     let db = &services.db;
     if !services.config.template_cache {
         return Ok(());
     }
+    let masked = kept.masking.as_ref().map(|m| m.fingerprint.as_str());
     let older = of_client(db, client).await?;
-    if older.iter().any(|t| made_from(t, backup)) {
+    if older.iter().any(|t| made_from(t, backup) && fingerprint(t) == masked) {
         return Ok(());
     }
     let size = db.size(source).await? as u64;
@@ -143,7 +169,7 @@ pub async fn keep(
         None => tracing::info!("cannot read PostgreSQL's data directory to check free space; making the template anyway"),
     }
     let name = WorkingName::fresh(WorkKind::Template).to_string();
-    let marker = marker(&name, client, backup, report, filestore);
+    let marker = marker(&name, client, backup, kept);
     let step = |what, e: TemplateError| TemplateError::Step { what, name: name.clone(), source: Box::new(e) };
     db.copy_hidden(&name, source, &marker).await.map_err(|e| step("making the template", e.into()))?;
     // Nobody (autovacuum included) may be inside a template when a copy is made from it.
@@ -155,34 +181,28 @@ pub async fn keep(
         discard(services, &name).await;
         return Err(step("linking the filestore into the template", filestore_err(format!("linking {source}"))(e)));
     }
-    tracing::info!(template = %name, client, key = %backup.key, "template kept");
-    for old in older {
+    tracing::info!(template = %name, client, key = %backup.key, anonymized = masked.is_some(), "template kept");
+    for old in older.into_iter().filter(|t| superseded(t, backup, masked)) {
         discard(services, &old.name).await;
     }
     Ok(())
 }
 
 /// Turns the hidden database `temp` (restored for pre-warm) into the client's
-/// template for `backup` by renaming it, then drops the client's older templates.
-/// `filestore` says where its filestore came from.
-pub async fn adopt(
-    services: &Services,
-    temp: &str,
-    client: &str,
-    backup: &Backup,
-    report: &NeutralizeReport,
-    filestore: Option<&str>,
-) -> Result<(), TemplateError> {
+/// template for `backup`, as restored, by renaming it, then drops the
+/// client's templates it supersedes.
+pub async fn adopt(services: &Services, temp: &str, client: &str, backup: &Backup, kept: &Kept<'_>) -> Result<(), TemplateError> {
     let older = of_client(&services.db, client).await?;
     let name = WorkingName::fresh(WorkKind::Template).to_string();
-    let marker = marker(&name, client, backup, report, filestore);
+    let marker = marker(&name, client, backup, kept);
     services.db.set_marker(temp, &marker).await?;
     services.db.rename(temp, &name).await?;
     services.db.keep_as_template(&name).await?;
     filestore::rename_off_core(&services.config.data_dir, temp, &name)
         .await
         .map_err(filestore_err(format!("moving the filestore of {temp}")))?;
-    for old in older {
+    let masked = kept.masking.as_ref().map(|m| m.fingerprint.as_str());
+    for old in older.into_iter().filter(|t| superseded(t, backup, masked)) {
         discard(services, &old.name).await;
     }
     Ok(())
