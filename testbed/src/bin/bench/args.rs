@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long)]
     pub keep: bool,
     /// Run only these (comma list): sidecar-dump, sidecar-zip, sidecar-dump-companion,
-    /// sidecar-repeat, sidecar-anonymized, odoo, pg_restore, pg_restore-j, file_copy, latency, io, rss.
+    /// sidecar-repeat, sidecar-anonymized, sidecar-anonymized-repeat, odoo, pg_restore, pg_restore-j, file_copy, latency, io, rss.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Concurrent clients of the latency test.

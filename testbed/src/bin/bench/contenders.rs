@@ -95,7 +95,8 @@ pub fn run_baseline(env: &Env, data: &Data, c: Contender, tag: &str, warnings: &
         | Contender::SidecarZip
         | Contender::SidecarDumpCompanion
         | Contender::SidecarRepeat
-        | Contender::SidecarAnonymized => {
+        | Contender::SidecarAnonymized
+        | Contender::SidecarAnonymizedRepeat => {
             unreachable!("{} is not a baseline", c.id())
         }
     }

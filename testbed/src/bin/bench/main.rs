@@ -14,6 +14,10 @@
 //!   (issue 21: the filestore should cost no more than its download);
 //! - `sidecar-repeat`: repeat copy of the custom dump on a sidecar with the
 //!   template cache on (one untimed warm-up copy builds the template first);
+//! - `sidecar-anonymized`: the cold sidecar's first copy of the custom dump, anonymized;
+//! - `sidecar-anonymized-repeat`: the repeat anonymized copy on the warm
+//!   sidecar (which has an anonymization key), from its masked template (one
+//!   untimed anonymized warm-up copy builds it first);
 //! - `odoo`: Odoo's own path: `createdb` + `psql -q -f dump.sql` (the zip's
 //!   dump, extracted before the rounds) + copying the filestore (`cp -r`);
 //! - `pg_restore`: `createdb` + single-job `pg_restore` from a local file;
@@ -130,12 +134,14 @@ fn run_shape(args: &Args, plan: &Plan, bin: std::path::PathBuf, shape: args::Sha
         contenders::make_template(&env, &data)?;
     }
     let sidecars = Sidecars::start(&env, plan)?;
-    let warmup = match &sidecars.warm {
-        Some(w) => sidecars::warm_up(&env, w)?,
-        None => json!(null),
+    let warm_up = |contender, anonymize| match (&sidecars.warm, plan.contenders.contains(&contender)) {
+        (Some(w), true) => sidecars::warm_up(&env, w, anonymize),
+        _ => Ok(json!(null)),
     };
+    let warmup = warm_up(Contender::SidecarRepeat, false)?;
+    let anonymized_warmup = warm_up(Contender::SidecarAnonymizedRepeat, true)?;
     let rounds = rounds::run(&env, &data, &sidecars, &plan.contenders, args.reps)?;
     let latency = latency::run(&env, args, &sidecars)?;
-    let outcome = Outcome { data, io, warmup, rounds, latency };
+    let outcome = Outcome { data, io, warmup, anonymized_warmup, rounds, latency };
     Ok(report::build(&env, args, &plan.contenders, &outcome))
 }

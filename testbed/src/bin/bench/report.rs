@@ -23,6 +23,8 @@ pub struct Outcome {
     pub io: Value,
     /// The repeat contender's warm-up (`null` when not run).
     pub warmup: Value,
+    /// The anonymized repeat contender's warm-up (`null` when not run).
+    pub anonymized_warmup: Value,
     /// The timed rounds.
     pub rounds: Rounds,
     /// The latency tests.
@@ -127,6 +129,10 @@ fn targets(o: &Outcome, clients: usize, cores: usize) -> Vec<Value> {
     let adds = med(&o.rounds, Contender::SidecarAnonymized).zip(med(&o.rounds, Contender::SidecarDump)).map(|(x, y)| (x - y) / y);
     targets.push(json!({"target": "anonymizing adds ≤ 0.3× of a first copy (sidecar-anonymized − sidecar-dump) / sidecar-dump (issue 20)",
         "value": adds, "limit": 0.3, "unit": "×", "met": adds.map(|r| r <= 0.3)}));
+    // The same share for a repeat copy (issue 20 asks for both; its 0.3× is the first copy's).
+    let adds = med(&o.rounds, Contender::SidecarAnonymizedRepeat).zip(med(&o.rounds, Contender::SidecarRepeat)).map(|(x, y)| (x - y) / y);
+    targets.push(json!({"target": "anonymizing adds ≤ 0.3× of a repeat copy (sidecar-anonymized-repeat − sidecar-repeat) / sidecar-repeat (issue 20)",
+        "value": adds, "limit": 0.3, "unit": "×", "met": adds.map(|r| r <= 0.3)}));
     // The warm-up is the warm sidecar's first copy: template cache on, one run.
     let warm = o.warmup["warmup_copy_s"].as_f64().zip(med(&o.rounds, Contender::PgRestoreJ)).map(|(x, y)| x / y);
     targets.push(json!({"target": format!("first copy, template cache on (the warm-up, 1 run) ≤ 1.1× pg_restore -j{cores} (issue 23)"),
@@ -154,6 +160,7 @@ pub fn build(env: &Env, args: &Args, contenders: &[Contender], o: &Outcome) -> V
         "data": o.data.json(),
         "io": o.io,
         "repeat_warmup": o.warmup,
+        "anonymized_repeat_warmup": o.anonymized_warmup,
         "reps": args.reps,
         "results": rows(&o.rounds, contenders, cores),
         "ratios": ratios(&o.rounds),

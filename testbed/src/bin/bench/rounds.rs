@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use numikube_testbed::procfs;
 
-use crate::contender::Contender;
+use crate::contender::{Contender, SidecarKind};
 use crate::contenders;
 use crate::data::Data;
 use crate::env::Env;
@@ -95,28 +95,26 @@ fn sidecar_round(
     tag: &str,
     warnings: &mut Vec<String>,
 ) -> Result<(Sample, Vec<Step>)> {
-    let (sc, client) = match c {
-        Contender::SidecarDump => (sidecars.cold.as_ref().unwrap(), "benchdump"),
-        Contender::SidecarZip => (sidecars.cold.as_ref().unwrap(), "benchzip"),
-        Contender::SidecarDumpCompanion => (sidecars.cold.as_ref().unwrap(), "benchfs"),
-        Contender::SidecarAnonymized => (sidecars.cold.as_ref().unwrap(), "benchdump"),
-        _ => (sidecars.warm.as_ref().unwrap(), "benchdump"),
-    };
-    let Copied { sample: s, db, callback, steps } =
-        sidecars::copy(env, sc, client, tag, c == Contender::SidecarAnonymized).map_err(|e| {
-            // Who else was in the sidecar's hidden databases when it failed (e.g. autovacuum
-            // blocks a RENAME or a DROP without FORCE).
-            let sessions = env
-                .pg
-                .psql(
-                    "postgres",
-                    "SELECT string_agg(datname || ':' || coalesce(backend_type, '') || ':' \
+    let (kind, client, anonymize) = c.copy().expect("a sidecar's contender");
+    let sc = match kind {
+        SidecarKind::Cold => sidecars.cold.as_ref(),
+        SidecarKind::Warm => sidecars.warm.as_ref(),
+    }
+    .expect("its sidecar was started");
+    let Copied { sample: s, db, callback, steps } = sidecars::copy(env, sc, client, tag, anonymize).map_err(|e| {
+        // Who else was in the sidecar's hidden databases when it failed (e.g. autovacuum
+        // blocks a RENAME or a DROP without FORCE).
+        let sessions = env
+            .pg
+            .psql(
+                "postgres",
+                "SELECT string_agg(datname || ':' || coalesce(backend_type, '') || ':' \
                  || coalesce(nullif(application_name, ''), '-') || ':' || left(coalesce(query, ''), 60), '; ') \
                  FROM pg_stat_activity WHERE datname LIKE 'numikube%'",
-                )
-                .unwrap_or_default();
-            e.context(format!("sessions in numikube_* databases right after: [{sessions}]"))
-        })?;
+            )
+            .unwrap_or_default();
+        e.context(format!("sessions in numikube_* databases right after: [{sessions}]"))
+    })?;
     if let Err(e) = sidecars::drop_copy(env, sc, &db) {
         // Not the timed part: note it, and clean up as the superuser so the rounds go on.
         let row = env

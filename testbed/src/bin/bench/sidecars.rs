@@ -14,7 +14,7 @@ use numikube_testbed::{free_port, CallbackReceiver};
 use serde_json::{json, Value};
 
 use crate::args::Plan;
-use crate::contender::Contender;
+use crate::contender::SidecarKind;
 use crate::env::Env;
 use crate::names::{BUCKET, ROLE, ROLE_PW, TOKEN};
 use crate::phases::{self, Step};
@@ -67,7 +67,7 @@ impl Instance {
 pub struct Sidecars {
     /// Template cache off: the first copies (`sidecar-dump`, `sidecar-zip`, `sidecar-dump-companion`, `sidecar-anonymized`).
     pub cold: Option<Instance>,
-    /// Template cache on: the repeat copy.
+    /// Template cache on, an anonymization key set: the repeat copies.
     pub warm: Option<Instance>,
     /// Limit 0: every `staging_run` refused (latency).
     pub refuse: Option<Instance>,
@@ -78,14 +78,11 @@ pub struct Sidecars {
 impl Sidecars {
     /// Starts the sidecars of `plan`.
     pub fn start(env: &Env, plan: &Plan) -> Result<Sidecars> {
-        let has = |c| plan.contenders.contains(&c);
-        let need_cold = [Contender::SidecarDump, Contender::SidecarZip, Contender::SidecarDumpCompanion, Contender::SidecarAnonymized]
-            .into_iter()
-            .any(has);
+        let need = |which| plan.contenders.iter().any(|c| c.copy().is_some_and(|(s, ..)| s == which));
         let start = |need: bool, name, limit, extra| need.then(|| Instance::start(env, name, limit, extra)).transpose();
         let sidecars = Sidecars {
-            cold: start(need_cold, "cold", 100_000, "numikube_staging_template_cache = False")?,
-            warm: start(has(Contender::SidecarRepeat), "warm", 100_000, "")?,
+            cold: start(need(SidecarKind::Cold), "cold", 100_000, "numikube_staging_template_cache = False")?,
+            warm: start(need(SidecarKind::Warm), "warm", 100_000, "numikube_staging_anonymize_key = bench-key")?,
             refuse: start(plan.latency, "limit0", 0, "")?,
             accept: start(plan.latency, "accept", 1_000_000, "")?,
         };
@@ -164,19 +161,23 @@ pub fn drop_copy(env: &Env, sc: &Instance, db: &str) -> Result<()> {
     Ok(())
 }
 
-/// The repeat contender's untimed copy, which builds its template; the `repeat_warmup` part of the report.
-pub fn warm_up(env: &Env, w: &Instance) -> Result<Value> {
-    env.log.say("repeat contender: one untimed copy to build the template");
-    let Copied { sample: s, db, .. } = copy(env, w, "benchdump", "warmup", false)?;
+/// A repeat contender's untimed copy (anonymized when `anonymize`), which
+/// builds its template; the `repeat_warmup` (or `anonymized_repeat_warmup`) part of the report.
+pub fn warm_up(env: &Env, w: &Instance, anonymize: bool) -> Result<Value> {
+    let what = if anonymize { "anonymized repeat" } else { "repeat" };
+    env.log.say(format!("{what} contender: one untimed copy to build the template"));
+    let Copied { sample: s, db, .. } = copy(env, w, "benchdump", if anonymize { "warmup-anon" } else { "warmup" }, anonymize)?;
     let t = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut ready = false;
+    // A masked template's marker carries its masking.
+    let kind = if anonymize { "LIKE" } else { "NOT LIKE" };
+    let query = format!(
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'numikube\\_tpl\\_%' \
+         AND coalesce(shobj_description(oid, 'pg_database'), '') {kind} '%\"masking\"%'"
+    );
     while Instant::now() < deadline {
-        let in_log = w.log().contains("template kept");
-        let in_db =
-            env.pg.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname LIKE 'numikube\\_tpl\\_%' AND datistemplate")?.trim()
-                != "0";
-        if in_log || in_db {
+        if env.pg.psql("postgres", &query)?.trim() != "0" {
             ready = true;
             break;
         }
@@ -188,12 +189,12 @@ pub fn warm_up(env: &Env, w: &Instance) -> Result<Value> {
     let template_wait = t.elapsed().as_secs_f64();
     drop_copy(env, w, &db)?;
     env.settle()?;
-    log_warm_up(env, s.secs, ready, template_wait);
+    log_warm_up(env, what, s.secs, ready, template_wait);
     Ok(json!({"warmup_copy_s": s.secs, "template_ready": ready, "template_ready_after_s": template_wait}))
 }
 
 /// The progress line of the warm-up.
-fn log_warm_up(env: &Env, secs: f64, ready: bool, template_wait: f64) {
+fn log_warm_up(env: &Env, what: &str, secs: f64, ready: bool, template_wait: f64) {
     let seen = if ready { "ready" } else { "NOT seen (no template cache in this build?)" };
-    env.log.say(format!("warm-up copy {secs:.1}s; template {seen} after {template_wait:.1}s more"));
+    env.log.say(format!("{what} warm-up copy {secs:.1}s; template {seen} after {template_wait:.1}s more"));
 }

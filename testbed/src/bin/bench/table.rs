@@ -101,13 +101,15 @@ pub fn print(r: &Value) {
             f(&r["io"]["durable_small_write_ms"], 2)
         ));
     }
-    if !r["repeat_warmup"].is_null() {
-        o.push_str(&format!(
-            "repeat: warm-up copy {} s, template ready: {} ({} s after its callback)\n",
-            f(&r["repeat_warmup"]["warmup_copy_s"], 1),
-            r["repeat_warmup"]["template_ready"],
-            f(&r["repeat_warmup"]["template_ready_after_s"], 1)
-        ));
+    for (key, what) in [("repeat_warmup", "repeat"), ("anonymized_repeat_warmup", "anonymized repeat")] {
+        if !r[key].is_null() {
+            o.push_str(&format!(
+                "{what}: warm-up copy {} s, template ready: {} ({} s after its callback)\n",
+                f(&r[key]["warmup_copy_s"], 1),
+                r[key]["template_ready"],
+                f(&r[key]["template_ready_after_s"], 1)
+            ));
+        }
     }
     o.push('\n');
     let mut table = comfy_table::Table::new();
