@@ -57,6 +57,11 @@ impl Collected {
         self.emails.len() + self.phones.len()
     }
 
+    /// Whether nothing is looked for.
+    pub fn is_empty(&self) -> bool {
+        self.emails.is_empty() && self.phones.is_empty()
+    }
+
     /// Adds the addresses or numbers of `kind` found in `text`.
     fn add_from(&mut self, kind: Kind, text: &str) {
         match kind {
@@ -184,7 +189,7 @@ pub async fn survivors_in(
     let Some(columns) = schema::columns(tx, table).await? else { return Ok(Vec::new()) };
     // The text columns only (dates and numbers would be taken for phone numbers).
     let text: Vec<_> = columns.into_iter().filter(|c| c.is_text_like()).collect();
-    if text.is_empty() || seen.len() == 0 {
+    if text.is_empty() || seen.is_empty() {
         return Ok(Vec::new());
     }
     // The columns the built-in set rewrote are searched only in the rows it
