@@ -348,6 +348,19 @@ async fn a_repeat_anonymized_copy_comes_from_a_template_masked_alike() {
     }
     let now = until_templates(&stage, 2).await;
     assert!(!now.contains(&kept[0]) && now.iter().filter(|(_, f)| !f.is_empty()).count() == 1, "{now:?}");
+
+    // No key any more: the sweep drops the masked template, the plain one stays.
+    let conf = std::fs::read_to_string(stage.conf()).unwrap().replace("numikube_staging_anonymize_key = second-key", "");
+    std::fs::write(stage.conf(), conf).unwrap();
+    stage.kill_sidecar();
+    stage.start_sidecar();
+    let left = until_templates(&stage, 1).await;
+    assert!(left[0].1.is_empty(), "the template as restored stays: {left:?}");
+    let (fifth, status) = run(&stage, masked(&stage, "five")).await;
+    assert_eq!(status.state, JobState::Done, "{status:?}");
+    assert_eq!(cloned(&stage), 0, "without a key, a full restore");
+    assert_ne!(stage.query(&fifth.db_name, "SELECT email FROM res_partner WHERE id = 900001"), ZEBULON);
+    assert_eq!(templates(&stage), left, "and nothing kept of it");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use numikube_staging_rpc::Phase;
 
+use crate::config::Config;
 use crate::metrics;
 use crate::pg::{Marker, MarkerState, WorkingName};
 use crate::services::Services;
@@ -77,7 +78,10 @@ pub async fn make(
     // (a key of its own). A copy not asked to be anonymized never comes from a
     // masked template.
     let fingerprint = match request.anonymize {
-        true => masking_fingerprint(services)?,
+        true => masking_fingerprint(&services.config).unwrap_or_else(|e| {
+            tracing::warn!("{e}; no template used or kept for this anonymized copy");
+            None
+        }),
         false => None,
     };
     let template = match (request.anonymize, &fingerprint) {
@@ -140,19 +144,14 @@ pub async fn make(
     Ok(Finished { db_name: request.db_name.into(), client: request.client.into(), backup, report, filestore, anonymized, fingerprint })
 }
 
-/// The fingerprint of this staging's masking ([`anonymize::fingerprint`]);
-/// `None` without a configured key, or when the scripts cannot be read
-/// (then the copy is a full restore, which reads them again and says why).
-fn masking_fingerprint(services: &Services) -> Result<Option<String>, CopyError> {
-    let config = &services.config;
-    let tree = odoo_tree::OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(CopyError::OdooTree)?;
-    match anonymize::fingerprint::of(&config.token, config.anonymize_key.as_deref(), &tree.search_path(&config.addons_path)) {
-        Ok(fingerprint) => Ok(fingerprint),
-        Err(e) => {
-            tracing::warn!("the modules' anonymize.sql could not be read for the template's fingerprint: {e}; no template used or kept");
-            Ok(None)
-        }
-    }
+/// The fingerprint of this staging's masking now ([`anonymize::fingerprint`]);
+/// `None` without a configured key. An error says why it cannot be known
+/// (Odoo's tree not found, a script unreadable).
+pub fn masking_fingerprint(config: &Config) -> Result<Option<String>, String> {
+    let Some(key) = config.anonymize_key.as_deref() else { return Ok(None) };
+    let tree = odoo_tree::OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(|e| e.to_string())?;
+    anonymize::fingerprint::of(&config.token, Some(key), &tree.search_path(&config.addons_path))
+        .map_err(|e| format!("the modules' anonymize.sql could not be read for the masked template's fingerprint: {e}"))
 }
 
 /// Counts the attachments of the hidden copy `temp` (to be `db_name`) whose

@@ -1,6 +1,7 @@
 //! After a crash or beside another process: finish the story of jobs whose
 //! process is gone (report them), and drop what they left behind — hidden
-//! databases, filestores, spooled downloads. Runs at start, every
+//! databases, filestores, spooled downloads — and templates of anonymized
+//! copies masked otherwise than now. Runs at start, every
 //! [`SWEEP_EVERY`], and after a failed cleanup once PostgreSQL answers again.
 
 use std::collections::HashSet;
@@ -147,6 +148,11 @@ async fn sweep(upkeep: &Upkeep) -> Result<(), DbError> {
                 tried("drop", &row.name, dropped);
             }
         }
+    }
+    // A template of anonymized copies masked otherwise than now serves nobody.
+    match copy::masking_fingerprint(&upkeep.services.config) {
+        Ok(current) => copy::templates::retire_masked(&upkeep.services, &rows, current.as_deref()).await,
+        Err(e) => tracing::debug!("the masked templates are left as they are for now: {e}"),
     }
     // The roles backups ran as, left by a job that is gone (a crash before its discard).
     // A role whose database is still there goes at the next sweep, after the database.

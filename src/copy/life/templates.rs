@@ -188,6 +188,19 @@ pub async fn keep(services: &Services, source: &str, client: &str, backup: &Back
     Ok(())
 }
 
+/// Drops the client templates of anonymized copies masked otherwise than this
+/// staging masks now (`current`, see `copy::masking_fingerprint`: a new key,
+/// a key removed, a new sidecar, a script changed), which serve nobody.
+/// `rows`: the cluster's databases.
+pub async fn retire_masked(services: &Services, rows: &[DatabaseRow], current: Option<&str>) {
+    for row in rows.iter().filter(|r| r.is_kept_template()) {
+        if fingerprint(row).is_some_and(|f| Some(f) != current) {
+            tracing::info!(template = %row.name, "dropping a template masked otherwise than this staging masks now");
+            discard(services, &row.name).await;
+        }
+    }
+}
+
 /// Turns the hidden database `temp` (restored for pre-warm) into the client's
 /// template for `backup`, as restored, by renaming it, then drops the
 /// client's templates it supersedes.
