@@ -148,9 +148,11 @@ pub async fn make(
 /// `None` without a configured key. An error says why it cannot be known
 /// (Odoo's tree not found, a script unreadable).
 pub fn masking_fingerprint(config: &Config) -> Result<Option<String>, String> {
-    let Some(key) = config.anonymize_key.as_deref() else { return Ok(None) };
+    // Without a key, each copy has one of its own: no two copies are masked alike.
+    let Some(key) = config.anonymize_key.as_deref().filter(|k| !k.is_empty()) else { return Ok(None) };
     let tree = odoo_tree::OdooTree::find(config.odoo_path.as_deref(), &config.addons_path).map_err(|e| e.to_string())?;
-    anonymize::fingerprint::of(&config.token, Some(key), &tree.search_path(&config.addons_path))
+    anonymize::fingerprint::of(&config.token, key, &tree.search_path(&config.addons_path))
+        .map(Some)
         .map_err(|e| format!("the modules' anonymize.sql could not be read for the masked template's fingerprint: {e}"))
 }
 
@@ -168,6 +170,22 @@ async fn count_missing(services: &Services, temp: &str, db_name: &str) -> Result
         Err(e) => {
             tracing::warn!(db = %db_name, "the attachments whose file is missing were not counted: {e}");
             Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn without_a_key_there_is_no_fingerprint() {
+        for extra in ["", "numikube_staging_anonymize_key =\n"] {
+            let text = format!("[options]\nnumikube_staging_token = s3cret\n{extra}");
+            let config = Config::parse(Path::new("/etc/odoo.conf"), &text, &|_| None).unwrap();
+            assert_eq!(masking_fingerprint(&config), Ok(None), "a key per copy: no fingerprint ({extra:?})");
         }
     }
 }

@@ -10,50 +10,42 @@
 //! the staging's token (which no database holds) goes into the hash first,
 //! so that the fingerprint gives nothing to guess the key from.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-/// The fingerprint, salted with `secret` (the staging's token); `None` without
-/// a configured key (a key per copy: no two copies are masked alike, so none
-/// may come from another's template).
-pub fn of(secret: &str, key: Option<&str>, search_path: &[PathBuf]) -> std::io::Result<Option<String>> {
-    let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return Ok(None);
-    };
+use super::scripts::script_of;
+
+/// The fingerprint of masking with `key`, salted with `secret` (the staging's token).
+pub fn of(secret: &str, key: &str, search_path: &[PathBuf]) -> std::io::Result<String> {
     let mut hash = Sha256::new();
     for part in [secret, env!("CARGO_PKG_VERSION"), key] {
         hash.update(part.len().to_le_bytes());
         hash.update(part.as_bytes());
     }
-    for (module, script) in scripts(search_path)? {
+    for module in modules(search_path)? {
+        // Found as the copy's own masking finds it: the first folder holding the module wins.
+        let Some(path) = script_of(search_path, &module) else { continue };
+        let script = std::fs::read(path)?;
         for part in [module.as_bytes(), &script] {
             hash.update(part.len().to_le_bytes());
             hash.update(part);
         }
     }
-    Ok(Some(hash.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+    Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Every module's `data/anonymize.sql` on `search_path`, installed or not,
-/// by module name (the first folder holding a module wins, as in Odoo).
-fn scripts(search_path: &[PathBuf]) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
-    let mut seen = BTreeMap::new();
+/// The names of the folders on `search_path`, installed modules or not, in order.
+fn modules(search_path: &[PathBuf]) -> std::io::Result<BTreeSet<String>> {
+    let mut names = BTreeSet::new();
     for dir in search_path {
         let Ok(entries) = std::fs::read_dir(dir) else { continue };
         for entry in entries {
-            let module = entry?.path();
-            let Some(name) = module.file_name().and_then(|n| n.to_str()).map(String::from) else { continue };
-            let is_module = module.join("__manifest__.py").is_file() || module.join("__openerp__.py").is_file();
-            if !is_module || seen.contains_key(&name) {
-                continue;
-            }
-            let script = module.join("data").join("anonymize.sql");
-            seen.insert(name, if script.is_file() { Some(std::fs::read(script)?) } else { None });
+            names.extend(entry?.file_name().to_str().map(String::from));
         }
     }
-    Ok(seen.into_iter().filter_map(|(name, script)| script.map(|s| (name, s))).collect())
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -74,25 +66,23 @@ mod tests {
         module(a.path(), "loyalty", Some("UPDATE loyalty_card SET holder = NULL;"));
         module(a.path(), "web", None);
         let path = vec![a.path().to_path_buf(), b.path().to_path_buf()];
-        assert_eq!(of("t", None, &path).unwrap(), None, "a key per copy: no fingerprint");
-        assert_eq!(of("t", Some(""), &path).unwrap(), None);
-        assert_ne!(of("t2", Some("k"), &path).unwrap(), of("t", Some("k"), &path).unwrap(), "salted with the token");
-        let first = of("t", Some("k"), &path).unwrap().unwrap();
+        assert_ne!(of("t2", "k", &path).unwrap(), of("t", "k", &path).unwrap(), "salted with the token");
+        let first = of("t", "k", &path).unwrap();
         assert_eq!(first.len(), 64);
-        assert_eq!(of("t", Some("k"), &path).unwrap().unwrap(), first, "stable");
-        assert_ne!(of("t", Some("k2"), &path).unwrap().unwrap(), first, "another key");
+        assert_eq!(of("t", "k", &path).unwrap(), first, "stable");
+        assert_ne!(of("t", "k2", &path).unwrap(), first, "another key");
         // A folder later on the path does not hide the first one's module.
         module(b.path(), "loyalty", Some("SELECT 1;"));
-        assert_eq!(of("t", Some("k"), &path).unwrap().unwrap(), first);
+        assert_eq!(of("t", "k", &path).unwrap(), first);
         // A module without a script, or a file that is no module, changes nothing.
         module(b.path(), "sale", None);
         std::fs::write(a.path().join("README"), "x").unwrap();
-        assert_eq!(of("t", Some("k"), &path).unwrap().unwrap(), first);
+        assert_eq!(of("t", "k", &path).unwrap(), first);
         // A script added or changed does.
         module(b.path(), "crm_extra", Some("UPDATE crm_lead SET x = NULL;"));
-        let second = of("t", Some("k"), &path).unwrap().unwrap();
+        let second = of("t", "k", &path).unwrap();
         assert_ne!(second, first);
         std::fs::write(a.path().join("loyalty/data/anonymize.sql"), "UPDATE loyalty_card SET holder = '';").unwrap();
-        assert_ne!(of("t", Some("k"), &path).unwrap().unwrap(), second);
+        assert_ne!(of("t", "k", &path).unwrap(), second);
     }
 }
