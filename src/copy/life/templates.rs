@@ -89,6 +89,12 @@ fn fingerprint(row: &DatabaseRow) -> Option<&str> {
     row.marker.as_ref().and_then(|m| m.masking.as_ref()).map(|m| m.fingerprint.as_str())
 }
 
+/// Whether template `row` was made from `backup` and masked with `masked`
+/// (`None`: kept as restored).
+fn holds(row: &DatabaseRow, backup: &Backup, masked: Option<&str>) -> bool {
+    made_from(row, backup) && fingerprint(row) == masked
+}
+
 /// Whether template `row` is superseded by one of `backup` masked with
 /// `masked` (`None`: as restored): it was made from another backup, or it is
 /// of the same kind (as restored, or masked, whatever its fingerprint).
@@ -103,7 +109,7 @@ pub async fn usable(services: &Services, client: &str, backup: &Backup, masked: 
     if !services.config.template_cache {
         return None;
     }
-    of_client(&services.db, client).await.ok()?.into_iter().find(|t| made_from(t, backup) && fingerprint(t) == masked)
+    of_client(&services.db, client).await.ok()?.into_iter().find(|t| holds(t, backup, masked))
 }
 
 /// Makes the hidden database `temp` a copy of `template`: file copy, hard-linked
@@ -134,6 +140,13 @@ pub struct Kept<'a> {
     pub masking: Option<Masking>,
 }
 
+impl Kept<'_> {
+    /// The fingerprint of its masking; `None`: kept as restored.
+    fn fingerprint(&self) -> Option<&str> {
+        self.masking.as_ref().map(|m| m.fingerprint.as_str())
+    }
+}
+
 /// The marker of a template of `client` made from `backup`.
 fn marker(name: &str, client: &str, backup: &Backup, kept: &Kept<'_>) -> Marker {
     Marker {
@@ -156,9 +169,9 @@ pub async fn keep(services: &Services, source: &str, client: &str, backup: &Back
     if !services.config.template_cache {
         return Ok(());
     }
-    let masked = kept.masking.as_ref().map(|m| m.fingerprint.as_str());
+    let masked = kept.fingerprint();
     let older = of_client(db, client).await?;
-    if older.iter().any(|t| made_from(t, backup) && fingerprint(t) == masked) {
+    if older.iter().any(|t| holds(t, backup, masked)) {
         return Ok(());
     }
     let size = db.size(source).await? as u64;
@@ -214,7 +227,7 @@ pub async fn adopt(services: &Services, temp: &str, client: &str, backup: &Backu
     filestore::rename_off_core(&services.config.data_dir, temp, &name)
         .await
         .map_err(filestore_err(format!("moving the filestore of {temp}")))?;
-    let masked = kept.masking.as_ref().map(|m| m.fingerprint.as_str());
+    let masked = kept.fingerprint();
     for old in older.into_iter().filter(|t| superseded(t, backup, masked)) {
         discard(services, &old.name).await;
     }
