@@ -134,12 +134,12 @@ fn run_shape(args: &Args, plan: &Plan, bin: std::path::PathBuf, shape: args::Sha
         contenders::make_template(&env, &data)?;
     }
     let sidecars = Sidecars::start(&env, plan)?;
-    let warm_up = |contender, anonymize| match (&sidecars.warm, plan.contenders.contains(&contender)) {
-        (Some(w), true) => sidecars::warm_up(&env, w, anonymize),
+    let warm_up = |contender| match (&sidecars.warm, plan.contenders.contains(&contender)) {
+        (Some(w), true) => sidecars::warm_up(&env, w, contender),
         _ => Ok(json!(null)),
     };
-    let warmup = warm_up(Contender::SidecarRepeat, false)?;
-    let anonymized_warmup = warm_up(Contender::SidecarAnonymizedRepeat, true)?;
+    let warmup = warm_up(Contender::SidecarRepeat)?;
+    let anonymized_warmup = warm_up(Contender::SidecarAnonymizedRepeat)?;
     let rounds = rounds::run(&env, &data, &sidecars, &plan.contenders, args.reps)?;
     let latency = latency::run(&env, args, &sidecars)?;
     let outcome = Outcome { data, io, warmup, anonymized_warmup, rounds, latency };

@@ -14,7 +14,7 @@ use numikube_testbed::{free_port, CallbackReceiver};
 use serde_json::{json, Value};
 
 use crate::args::Plan;
-use crate::contender::SidecarKind;
+use crate::contender::{Contender, SidecarKind};
 use crate::env::Env;
 use crate::names::{BUCKET, ROLE, ROLE_PW, TOKEN};
 use crate::phases::{self, Step};
@@ -161,12 +161,13 @@ pub fn drop_copy(env: &Env, sc: &Instance, db: &str) -> Result<()> {
     Ok(())
 }
 
-/// A repeat contender's untimed copy (anonymized when `anonymize`), which
-/// builds its template; the `repeat_warmup` (or `anonymized_repeat_warmup`) part of the report.
-pub fn warm_up(env: &Env, w: &Instance, anonymize: bool) -> Result<Value> {
-    let what = if anonymize { "anonymized repeat" } else { "repeat" };
-    env.log.say(format!("{what} contender: one untimed copy to build the template"));
-    let Copied { sample: s, db, .. } = copy(env, w, "benchdump", if anonymize { "warmup-anon" } else { "warmup" }, anonymize)?;
+/// Repeat contender `c`'s untimed copy on the warm sidecar `w`, which builds
+/// its template; the `repeat_warmup` (or `anonymized_repeat_warmup`) part of the report.
+pub fn warm_up(env: &Env, w: &Instance, c: Contender) -> Result<Value> {
+    let (_, client, anonymize) = c.copy().expect("a sidecar's contender");
+    let what = c.id();
+    env.log.say(format!("{what}: one untimed copy to build the template"));
+    let Copied { sample: s, db, .. } = copy(env, w, client, if anonymize { "warmup-anon" } else { "warmup" }, anonymize)?;
     let t = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut ready = false;
