@@ -150,7 +150,9 @@ impl Sidecar {
             .open(log)
             .with_context(|| format!("cannot open {}", log.display()))?;
         let mut command = Command::new(binary);
-        command.args(["serve", "-c"]).arg(conf).env("NUMIKUBE_LOG", "info");
+        // NUMIKUBE_LOG of the caller (e.g. `info,numikube_staging::copy=debug`) wins over `info`.
+        let level = std::env::var("NUMIKUBE_LOG").unwrap_or_else(|_| "info".into());
+        command.args(["serve", "-c"]).arg(conf).env("NUMIKUBE_LOG", level);
         if launch.clear_minio_env {
             command.env_remove("MINIO_ENDPOINT").env_remove("MINIO_ACCESS_KEY").env_remove("MINIO_SECRET_KEY");
         }
