@@ -83,9 +83,9 @@ pub async fn rebuild_indexes(tx: &Transaction<'_>, indexes: Vec<SetAside>) -> Re
     Ok(())
 }
 
-/// The masked value of `column` of row `x` as SQL, for its type; `None`: not masked.
-fn masked_value(column: &Column, mask: Mask) -> Option<String> {
-    let value = format!("x.{}", ident(&column.name));
+/// The masked value of `column` as SQL, for its type, `value` naming it
+/// (`x."email"`); `None`: not masked.
+fn masked_value(column: &Column, mask: Mask, value: &str) -> Option<String> {
     match column.kind {
         Type::Text(limit) => {
             let masked = mask.sql(&format!("{value}::text"));
@@ -108,25 +108,106 @@ fn masked_value(column: &Column, mask: Mask) -> Option<String> {
     }
 }
 
+/// What the built-in set does to one table: each masked column with its
+/// masked value (`value` naming the column), and SQL on row `x` telling
+/// whether a row holds anything to mask and how many values it masks.
+struct Planned {
+    /// (column, its masked value).
+    assignments: Vec<(String, String)>,
+    /// Per column: whether row `x` holds a value in it.
+    touched: Vec<String>,
+    /// Per column but passwords: 1 when row `x` holds a value in it.
+    counted: Vec<String>,
+}
+
+fn plan(table: &Table, columns: &[Column], value: impl Fn(&str) -> String) -> Planned {
+    let mut planned = Planned { assignments: Vec::new(), touched: Vec::new(), counted: Vec::new() };
+    for (name, mask) in table.columns {
+        let Some(column) = columns.iter().find(|c| c.name == *name) else { continue };
+        let Some(masked) = masked_value(column, *mask, &value(name)) else { continue };
+        planned.assignments.push((name.to_string(), masked));
+        let col = ident(name);
+        planned.touched.push(format!("coalesce(x.{col}::text, '') <> ''"));
+        if *mask != Mask::Password {
+            planned.counted.push(format!("(x.{col} IS NOT NULL AND x.{col}::text <> '')::integer"));
+        }
+    }
+    planned
+}
+
+fn sum(counted: &[String]) -> String {
+    if counted.is_empty() {
+        "0".into()
+    } else {
+        counted.join(" + ")
+    }
+}
+
+/// Masks every row of `table` in one rewrite of it (`ALTER TABLE … ALTER
+/// COLUMN … TYPE <its own type> USING <mask>`), for a table of
+/// [`Rows::All`] whose masked columns are all text: each row is written once
+/// and each index built once after it, where an `UPDATE` writes a second
+/// version of every row beside the first (the table doubles until a vacuum,
+/// and so does every copy made from it). Returns how many values it masked
+/// and the columns, or `None` when it does not apply or PostgreSQL refuses
+/// it (a view, rule or generated column uses a masked column): the table is
+/// then as it was, for [`mask_table`].
+pub async fn rewrite_table(
+    tx: &Transaction<'_>,
+    table: &Table,
+    columns: &[Column],
+) -> Result<Option<(u64, Vec<String>)>, tokio_postgres::Error> {
+    let planned = plan(table, columns, ident);
+    let all_text = planned.assignments.iter().all(|(name, _)| columns.iter().any(|c| c.name == *name && matches!(c.kind, Type::Text(_))));
+    if table.rows != Rows::All || planned.assignments.is_empty() || !all_text {
+        return Ok(None);
+    }
+    let name = ident(table.name);
+    let masked: i64 = tx
+        .query_one(
+            &format!("SELECT coalesce(sum({}), 0)::bigint FROM {name} AS x WHERE {}", sum(&planned.counted), planned.touched.join(" OR ")),
+            &[],
+        )
+        .await?
+        .get(0);
+    // Each column keeps its own type and collation.
+    let types = tx
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
+                    CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END
+               FROM pg_attribute AS a JOIN pg_type AS t ON t.oid = a.atttypid
+              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+            &[&name],
+        )
+        .await?;
+    let mut alters = Vec::new();
+    for (column, value) in &planned.assignments {
+        let Some(row) = types.iter().find(|r| r.get::<_, String>(0) == *column) else { return Ok(None) };
+        let (kind, collation): (String, Option<String>) = (row.get(1), row.get(2));
+        let collate = collation.map(|c| format!(" COLLATE {c}")).unwrap_or_default();
+        alters.push(format!("ALTER COLUMN {} TYPE {kind}{collate} USING {value}", ident(column)));
+    }
+    tx.batch_execute("SAVEPOINT numikube_rewrite").await?;
+    match tx.batch_execute(&format!("ALTER TABLE {name} {}", alters.join(", "))).await {
+        Ok(()) => {
+            tx.batch_execute("RELEASE SAVEPOINT numikube_rewrite").await?;
+            Ok(Some((masked as u64, planned.assignments.into_iter().map(|(c, _)| c).collect())))
+        }
+        Err(e) => {
+            tracing::debug!(table = table.name, error = %crate::pg::describe(&e), "the table cannot be rewritten; masking it with an UPDATE");
+            tx.batch_execute("ROLLBACK TO SAVEPOINT numikube_rewrite").await?;
+            Ok(None)
+        }
+    }
+}
+
 /// One set-based `UPDATE` of the built-in set; returns how many values it
 /// masked and the columns it masked.
 pub async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Result<(u64, Vec<String>), tokio_postgres::Error> {
     let has_share = columns.iter().any(|c| c.name == "share");
-    let mut sets = Vec::new();
-    let mut counted = Vec::new();
-    let mut touched = Vec::new();
-    let mut masked_columns = Vec::new();
-    for (name, mask) in table.columns {
-        let Some(column) = columns.iter().find(|c| c.name == *name) else { continue };
-        let Some(value) = masked_value(column, *mask) else { continue };
-        masked_columns.push(name.to_string());
-        let col = ident(name);
-        sets.push(format!("{col} = {value}"));
-        touched.push(format!("coalesce(x.{col}::text, '') <> ''"));
-        if *mask != Mask::Password {
-            counted.push(format!("(x.{col} IS NOT NULL AND x.{col}::text <> '')::integer"));
-        }
-    }
+    let Planned { assignments, mut touched, mut counted } = plan(table, columns, |name| format!("x.{}", ident(name)));
+    let masked_columns: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
+    let mut sets: Vec<String> = assignments.iter().map(|(c, value)| format!("{} = {value}", ident(c))).collect();
     // Portal users' logins: their e-mail, masked as the partner's is, unique as logins must be.
     let login = table.name == "res_users" && has_share && columns.iter().any(|c| c.name == "login");
     if login {
@@ -152,7 +233,7 @@ pub async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column])
         sets = sets.join(", "),
         rows = table.rows.sql(has_share),
         touched = touched.join(" OR "),
-        counted = if counted.is_empty() { "0".into() } else { counted.join(" + ") },
+        counted = sum(&counted),
     );
     let masked: i64 = tx.query_one(&statement, &[]).await?.get(0);
     Ok((masked as u64, masked_columns))
@@ -168,18 +249,18 @@ mod tests {
 
     #[test]
     fn each_type_is_masked_its_way() {
-        let text = masked_value(&column("email", Type::Text(None)), Mask::Email).unwrap();
+        let text = masked_value(&column("email", Type::Text(None)), Mask::Email, "x.\"email\"").unwrap();
         assert_eq!(text, "pg_temp.anonymize_email(x.\"email\"::text)");
-        let short = masked_value(&column("zip", Type::Text(Some(8))), Mask::Code).unwrap();
+        let short = masked_value(&column("zip", Type::Text(Some(8))), Mask::Code, "x.\"zip\"").unwrap();
         assert_eq!(short, "left(pg_temp.anonymize_code(x.\"zip\"::text), 8)", "a limited column keeps its limit");
-        assert_eq!(masked_value(&column("password", Type::Text(Some(8))), Mask::Password).unwrap(), "NULL");
-        let translated = masked_value(&column("body", Type::Jsonb), Mask::Html).unwrap();
+        assert_eq!(masked_value(&column("password", Type::Text(Some(8))), Mask::Password, "x.p").unwrap(), "NULL");
+        let translated = masked_value(&column("body", Type::Jsonb), Mask::Html, "x.\"body\"").unwrap();
         assert!(
             translated.contains("jsonb_each(x.\"body\")") && translated.contains("pg_temp.anonymize_html(e.value #>> '{}')"),
             "{translated}"
         );
-        assert!(masked_value(&column("data", Type::Json), Mask::Text).is_none());
-        assert!(masked_value(&column("n", Type::Other), Mask::Text).is_none());
+        assert!(masked_value(&column("data", Type::Json), Mask::Text, "x.data").is_none());
+        assert!(masked_value(&column("n", Type::Other), Mask::Text, "x.n").is_none());
     }
 
     #[test]
