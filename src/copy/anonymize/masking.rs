@@ -120,6 +120,7 @@ struct Planned {
     counted: Vec<String>,
 }
 
+/// Plans `table`'s masking for the `columns` the copy has; `value(name)` names a column in the masked values.
 fn plan(table: &Table, columns: &[Column], value: impl Fn(&str) -> String) -> Planned {
     let mut planned = Planned { assignments: Vec::new(), touched: Vec::new(), counted: Vec::new() };
     for (name, mask) in table.columns {
@@ -135,6 +136,7 @@ fn plan(table: &Table, columns: &[Column], value: impl Fn(&str) -> String) -> Pl
     planned
 }
 
+/// SQL adding up `counted` (0 when there is nothing to count).
 fn sum(counted: &[String]) -> String {
     if counted.is_empty() {
         "0".into()
