@@ -145,15 +145,17 @@ fn sum(counted: &[String]) -> String {
     }
 }
 
-/// Masks every row of `table` in one rewrite of it (`ALTER TABLE … ALTER
-/// COLUMN … TYPE <its own type> USING <mask>`), for a table of
-/// [`Rows::All`] whose masked columns are all text: each row is written once
-/// and each index built once after it, where an `UPDATE` writes a second
-/// version of every row beside the first (the table doubles until a vacuum,
-/// and so does every copy made from it). Returns how many values it masked
-/// and the columns, or `None` when it does not apply or PostgreSQL refuses
-/// it (a view, rule or generated column uses a masked column): the table is
-/// then as it was, for [`mask_table`].
+/// Masks `table` in one rewrite of it (`ALTER TABLE … ALTER COLUMN … TYPE
+/// <its own type> USING <mask>`), when its masked columns are all text and
+/// its rows are [`Rows::All`] or [`Rows::NotKept`] (the few kept rows, a
+/// company's and the internal users' partners, are set aside first and put
+/// back after it): each row is written once and each index built once after
+/// it, where an `UPDATE` writes a second version of every row beside the
+/// first (the table doubles until a vacuum, and so does every copy made
+/// from it). Returns how many values it masked and the columns, or `None`
+/// when it does not apply or PostgreSQL refuses it (a view, rule or
+/// generated column uses a masked column): the table is then as it was, for
+/// [`mask_table`].
 pub async fn rewrite_table(
     tx: &Transaction<'_>,
     table: &Table,
@@ -161,13 +163,24 @@ pub async fn rewrite_table(
 ) -> Result<Option<(u64, Vec<String>)>, tokio_postgres::Error> {
     let planned = plan(table, columns, ident);
     let all_text = planned.assignments.iter().all(|(name, _)| columns.iter().any(|c| c.name == *name && matches!(c.kind, Type::Text(_))));
-    if table.rows != Rows::All || planned.assignments.is_empty() || !all_text {
+    let has_id = columns.iter().any(|c| c.name == "id");
+    let applies = match table.rows {
+        Rows::All => true,
+        Rows::NotKept(_) => has_id,
+        _ => false,
+    };
+    if !applies || planned.assignments.is_empty() || !all_text {
         return Ok(None);
     }
     let name = ident(table.name);
+    let rows = table.rows.sql(false);
     let masked: i64 = tx
         .query_one(
-            &format!("SELECT coalesce(sum({}), 0)::bigint FROM {name} AS x WHERE {}", sum(&planned.counted), planned.touched.join(" OR ")),
+            &format!(
+                "SELECT coalesce(sum({}), 0)::bigint FROM {name} AS x WHERE {rows} AND ({})",
+                sum(&planned.counted),
+                planned.touched.join(" OR ")
+            ),
             &[],
         )
         .await?
@@ -189,11 +202,22 @@ pub async fn rewrite_table(
         let collate = collation.map(|c| format!(" COLLATE {c}")).unwrap_or_default();
         alters.push(format!("ALTER COLUMN {} TYPE {kind}{collate} USING {value}", ident(column)));
     }
+    let masked_columns: Vec<String> = planned.assignments.into_iter().map(|(c, _)| c).collect();
+    let list = masked_columns.iter().map(|c| ident(c)).collect::<Vec<_>>();
     tx.batch_execute("SAVEPOINT numikube_rewrite").await?;
-    match tx.batch_execute(&format!("ALTER TABLE {name} {}", alters.join(", "))).await {
+    let rewrite = format!(
+        "CREATE TEMP TABLE numikube_kept_rows ON COMMIT DROP AS SELECT x.id, {columns} FROM {name} AS x WHERE NOT ({rows});
+         ALTER TABLE {name} {alters};
+         UPDATE {name} AS x SET {put_back} FROM pg_temp.numikube_kept_rows AS k WHERE k.id = x.id;
+         DROP TABLE pg_temp.numikube_kept_rows",
+        columns = list.iter().map(|c| format!("x.{c}")).collect::<Vec<_>>().join(", "),
+        alters = alters.join(", "),
+        put_back = list.iter().map(|c| format!("{c} = k.{c}")).collect::<Vec<_>>().join(", "),
+    );
+    match tx.batch_execute(&rewrite).await {
         Ok(()) => {
             tx.batch_execute("RELEASE SAVEPOINT numikube_rewrite").await?;
-            Ok(Some((masked as u64, planned.assignments.into_iter().map(|(c, _)| c).collect())))
+            Ok(Some((masked as u64, masked_columns)))
         }
         Err(e) => {
             tracing::debug!(table = table.name, error = %crate::pg::describe(&e), "the table cannot be rewritten; masking it with an UPDATE");
