@@ -111,9 +111,9 @@ fn masked_value(column: &Column, mask: Mask, value: &str) -> Option<String> {
 /// What the built-in set does to one table: each masked column with its
 /// masked value (`value` naming the column), and SQL on row `x` telling
 /// whether a row holds anything to mask and how many values it masks.
-struct Planned {
+struct Planned<'a> {
     /// (column, its masked value).
-    assignments: Vec<(String, String)>,
+    assignments: Vec<(&'a Column, String)>,
     /// Per column: whether row `x` holds a value in it.
     touched: Vec<String>,
     /// Per column but passwords: 1 when row `x` holds a value in it.
@@ -121,12 +121,12 @@ struct Planned {
 }
 
 /// Plans `table`'s masking for the `columns` the copy has; `value(name)` names a column in the masked values.
-fn plan(table: &Table, columns: &[Column], value: impl Fn(&str) -> String) -> Planned {
+fn plan<'a>(table: &Table, columns: &'a [Column], value: impl Fn(&str) -> String) -> Planned<'a> {
     let mut planned = Planned { assignments: Vec::new(), touched: Vec::new(), counted: Vec::new() };
     for (name, mask) in table.columns {
         let Some(column) = columns.iter().find(|c| c.name == *name) else { continue };
         let Some(masked) = masked_value(column, *mask, &value(name)) else { continue };
-        planned.assignments.push((name.to_string(), masked));
+        planned.assignments.push((column, masked));
         let col = ident(name);
         planned.touched.push(format!("coalesce(x.{col}::text, '') <> ''"));
         if *mask != Mask::Password {
@@ -162,11 +162,11 @@ pub async fn rewrite_table(
     columns: &[Column],
 ) -> Result<Option<(u64, Vec<String>)>, tokio_postgres::Error> {
     let planned = plan(table, columns, ident);
-    let all_text = planned.assignments.iter().all(|(name, _)| columns.iter().any(|c| c.name == *name && matches!(c.kind, Type::Text(_))));
-    let has_id = columns.iter().any(|c| c.name == "id");
+    let all_text = planned.assignments.iter().all(|(c, _)| matches!(c.kind, Type::Text(_)));
     let applies = match table.rows {
         Rows::All => true,
-        Rows::NotKept(_) => has_id,
+        // The kept rows are found again by their id.
+        Rows::NotKept(_) => columns.iter().any(|c| c.name == "id"),
         _ => false,
     };
     if !applies || planned.assignments.is_empty() || !all_text {
@@ -185,39 +185,25 @@ pub async fn rewrite_table(
         )
         .await?
         .get(0);
-    // Each column keeps its own type and collation.
-    let types = tx
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod),
-                    CASE WHEN a.attcollation <> t.typcollation THEN a.attcollation::regcollation::text END
-               FROM pg_attribute AS a JOIN pg_type AS t ON t.oid = a.atttypid
-              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
-            &[&name],
-        )
-        .await?;
-    let mut alters = Vec::new();
-    for (column, value) in &planned.assignments {
-        let Some(row) = types.iter().find(|r| r.get::<_, String>(0) == *column) else { return Ok(None) };
-        let (kind, collation): (String, Option<String>) = (row.get(1), row.get(2));
-        let collate = collation.map(|c| format!(" COLLATE {c}")).unwrap_or_default();
-        alters.push(format!("ALTER COLUMN {} TYPE {kind}{collate} USING {value}", ident(column)));
+    let list: Vec<String> = planned.assignments.iter().map(|(c, _)| ident(&c.name)).collect();
+    let alters: Vec<String> =
+        planned.assignments.iter().map(|(c, value)| format!("ALTER COLUMN {} TYPE {} USING {value}", ident(&c.name), c.declared)).collect();
+    let mut rewrite = format!("ALTER TABLE {name} {}", alters.join(", "));
+    if table.rows != Rows::All {
+        rewrite = format!(
+            "CREATE TEMP TABLE numikube_kept_rows ON COMMIT DROP AS SELECT x.id, {columns} FROM {name} AS x WHERE NOT ({rows});
+             {rewrite};
+             UPDATE {name} AS x SET {put_back} FROM pg_temp.numikube_kept_rows AS k WHERE k.id = x.id;
+             DROP TABLE pg_temp.numikube_kept_rows",
+            columns = list.iter().map(|c| format!("x.{c}")).collect::<Vec<_>>().join(", "),
+            put_back = list.iter().map(|c| format!("{c} = k.{c}")).collect::<Vec<_>>().join(", "),
+        );
     }
-    let masked_columns: Vec<String> = planned.assignments.into_iter().map(|(c, _)| c).collect();
-    let list = masked_columns.iter().map(|c| ident(c)).collect::<Vec<_>>();
     tx.batch_execute("SAVEPOINT numikube_rewrite").await?;
-    let rewrite = format!(
-        "CREATE TEMP TABLE numikube_kept_rows ON COMMIT DROP AS SELECT x.id, {columns} FROM {name} AS x WHERE NOT ({rows});
-         ALTER TABLE {name} {alters};
-         UPDATE {name} AS x SET {put_back} FROM pg_temp.numikube_kept_rows AS k WHERE k.id = x.id;
-         DROP TABLE pg_temp.numikube_kept_rows",
-        columns = list.iter().map(|c| format!("x.{c}")).collect::<Vec<_>>().join(", "),
-        alters = alters.join(", "),
-        put_back = list.iter().map(|c| format!("{c} = k.{c}")).collect::<Vec<_>>().join(", "),
-    );
     match tx.batch_execute(&rewrite).await {
         Ok(()) => {
             tx.batch_execute("RELEASE SAVEPOINT numikube_rewrite").await?;
-            Ok(Some((masked as u64, masked_columns)))
+            Ok(Some((masked as u64, planned.assignments.iter().map(|(c, _)| c.name.clone()).collect())))
         }
         Err(e) => {
             tracing::debug!(table = table.name, error = %crate::pg::describe(&e), "the table cannot be rewritten; masking it with an UPDATE");
@@ -232,8 +218,8 @@ pub async fn rewrite_table(
 pub async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Result<(u64, Vec<String>), tokio_postgres::Error> {
     let has_share = columns.iter().any(|c| c.name == "share");
     let Planned { assignments, mut touched, mut counted } = plan(table, columns, |name| format!("x.{}", ident(name)));
-    let masked_columns: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
-    let mut sets: Vec<String> = assignments.iter().map(|(c, value)| format!("{} = {value}", ident(c))).collect();
+    let masked_columns: Vec<String> = assignments.iter().map(|(c, _)| c.name.clone()).collect();
+    let mut sets: Vec<String> = assignments.iter().map(|(c, value)| format!("{} = {value}", ident(&c.name))).collect();
     // Portal users' logins: their e-mail, masked as the partner's is, unique as logins must be.
     let login = table.name == "res_users" && has_share && columns.iter().any(|c| c.name == "login");
     if login {
@@ -270,7 +256,7 @@ mod tests {
     use super::*;
 
     fn column(name: &str, kind: Type) -> Column {
-        Column { name: name.into(), kind }
+        Column { name: name.into(), kind, declared: String::new() }
     }
 
     #[test]

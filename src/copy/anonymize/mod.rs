@@ -8,10 +8,11 @@
 //! disabled; a backup holding a trigger, rule or policy on them is refused
 //! ([`guard`]). The steps: the masking functions and the key ([`functions`],
 //! [`key`]); the people's e-mails and phones collected ([`verify`], which
-//! reads them here); the built-in set ([`builtin`]): a table masked in every
-//! row rewritten once ([`masking::rewrite_table`]), any other with one
+//! reads them here); the built-in set ([`builtin`]): each table rewritten
+//! once ([`masking::rewrite_table`]), or where it cannot be, masked with one
 //! set-based `UPDATE` (the plain indexes of a table whose every row it
-//! rewrites set aside and built again after it); every installed module's `data/anonymize.sql` ([`scripts`]); the search for
+//! rewrites set aside and built again after it); every installed module's
+//! `data/anonymize.sql` ([`scripts`]); the search for
 //! survivors ([`verify`]), which fails the copy if any is found.
 
 mod builtin;
@@ -89,6 +90,18 @@ fn sql(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Anonymi
     move |e| AnonymizeError::Sql { what, detail: describe(&e) }
 }
 
+/// Masks `table` with one `UPDATE`; the indexes of a table whose every
+/// row it rewrites are built again after it, rather than kept up to date by it.
+async fn update(tx: &Transaction<'_>, table: &builtin::Table, columns: &[schema::Column]) -> Result<(u64, Vec<String>), AnonymizeError> {
+    let set_aside = match table.rows.nearly_all() {
+        true => masking::set_aside_indexes(tx, table.name).await.map_err(sql(format!("setting aside the indexes of {}", table.name)))?,
+        false => Vec::new(),
+    };
+    let done = masking::mask_table(tx, table, columns).await.map_err(sql(format!("masking {}", table.name)))?;
+    masking::rebuild_indexes(tx, set_aside).await.map_err(sql(format!("building the indexes of {} again", table.name)))?;
+    Ok(done)
+}
+
 /// How to anonymize: where module scripts are looked for, and the key.
 pub struct Anonymization<'a> {
     /// `addons_path` then Odoo's own `odoo/addons`.
@@ -149,7 +162,7 @@ impl Steps {
             let rewritten = masking::rewrite_table(tx, table, &columns).await.map_err(sql(format!("masking {}", table.name)))?;
             let (masked, set) = match rewritten {
                 Some(done) => done,
-                None => self.update(tx, table, &columns).await?,
+                None => update(tx, table, &columns).await?,
             };
             let rows = table.rows.sql(columns.iter().any(|c| c.name == "share"));
             self.masked.insert(table.name.into(), verify::Masked { columns: set, rows });
@@ -160,25 +173,6 @@ impl Steps {
             }
         }
         Ok(())
-    }
-
-    /// Masks `table` with one `UPDATE`; the indexes of a table whose every
-    /// row it rewrites are built again after it, rather than kept up to date by it.
-    async fn update(
-        &self,
-        tx: &Transaction<'_>,
-        table: &builtin::Table,
-        columns: &[schema::Column],
-    ) -> Result<(u64, Vec<String>), AnonymizeError> {
-        let set_aside = match table.rows.nearly_all() {
-            true => {
-                masking::set_aside_indexes(tx, table.name).await.map_err(sql(format!("setting aside the indexes of {}", table.name)))?
-            }
-            false => Vec::new(),
-        };
-        let done = masking::mask_table(tx, table, columns).await.map_err(sql(format!("masking {}", table.name)))?;
-        masking::rebuild_indexes(tx, set_aside).await.map_err(sql(format!("building the indexes of {} again", table.name)))?;
-        Ok(done)
     }
 
     /// The installed modules' `data/anonymize.sql`, in module order, after the built-in set.

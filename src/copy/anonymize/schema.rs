@@ -24,6 +24,9 @@ pub struct Column {
     pub name: String,
     /// Its type.
     pub kind: Type,
+    /// Its type as declared, with its collation when not its type's default
+    /// (`character varying(80) COLLATE "C"`): what a rewrite of it keeps.
+    pub declared: String,
 }
 
 impl Column {
@@ -46,7 +49,9 @@ pub async fn columns(tx: &Transaction<'_>, table: &str) -> Result<Option<Vec<Col
     }
     let rows = tx
         .query(
-            "SELECT a.attname::text, t.typname::text, a.atttypmod
+            "SELECT a.attname::text, t.typname::text, a.atttypmod,
+                    format_type(a.atttypid, a.atttypmod)
+                    || CASE WHEN a.attcollation <> t.typcollation THEN ' COLLATE ' || a.attcollation::regcollation::text ELSE '' END
                FROM pg_attribute AS a JOIN pg_type AS t ON t.oid = a.atttypid
               WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped
               ORDER BY a.attnum",
@@ -56,7 +61,7 @@ pub async fn columns(tx: &Transaction<'_>, table: &str) -> Result<Option<Vec<Col
     Ok(Some(
         rows.iter()
             .map(|r| {
-                let (name, typname, typmod): (String, String, i32) = (r.get(0), r.get(1), r.get(2));
+                let (name, typname, typmod, declared): (String, String, i32, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
                 let kind = match typname.as_str() {
                     "text" => Type::Text(None),
                     "varchar" | "bpchar" => Type::Text((typmod > 4).then_some(typmod - 4)),
@@ -64,7 +69,7 @@ pub async fn columns(tx: &Transaction<'_>, table: &str) -> Result<Option<Vec<Col
                     "json" => Type::Json,
                     _ => Type::Other,
                 };
-                Column { name, kind }
+                Column { name, kind, declared }
             })
             .collect(),
     ))
