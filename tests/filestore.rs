@@ -346,6 +346,54 @@ async fn every_copy_gets_its_filestore_from_the_zip_a_companion_or_production_an
     }
 }
 
+/// The fixture's Odoo zip `src` with one more entry, `add`ed to the writer.
+fn zip_with(src: &Path, out: &Path, add: impl FnOnce(&mut zip::ZipWriter<std::fs::File>)) {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
+    let mut writer = zip::ZipWriter::new(std::fs::File::create(out).unwrap());
+    for i in 0..archive.len() {
+        writer.raw_copy_file(archive.by_index_raw(i).unwrap()).unwrap();
+    }
+    add(&mut writer);
+    writer.finish().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zip_s_filestore_writes_nothing_outside_its_copy() {
+    let stage = Stage::start(Options::default());
+    let (work, _) = stage.make_backups("zipfs");
+    let src = Stage::backup_path(&work, "zipfs", "zip");
+    // Another database's filestore beside the copy's (a neighbour's copy, or
+    // production's on a shared host, whose files a copy may hard-link).
+    let neighbour = stage.data_dir().join("filestore").join("neighbour");
+    std::fs::create_dir_all(neighbour.join("ab")).unwrap();
+    std::fs::write(neighbour.join("ab").join("f"), "original").unwrap();
+    let opts = zip::write::SimpleFileOptions::default();
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut zip::ZipWriter<std::fs::File>)>, &str)> = vec![
+        (
+            "dotdot",
+            Box::new(move |w| {
+                w.start_file("filestore/../neighbour/ab/f", opts).unwrap();
+                w.write_all(b"overwritten").unwrap();
+            }),
+            "its entry filestore/../neighbour/ab/f points outside the filestore folder",
+        ),
+        (
+            "symlink",
+            Box::new(move |w| w.add_symlink("filestore/ab/passwd", "/etc/passwd", opts).unwrap()),
+            "its entry filestore/ab/passwd is a symbolic link",
+        ),
+    ];
+    for (client, add, why) in cases {
+        let zip = work.join(format!("{client}.zip"));
+        zip_with(&src, &zip, add);
+        stage.s3.put_file(BUCKET, &format!("{client}-daily-1.zip"), &zip).unwrap();
+        let error = failing(&stage, client).await;
+        assert!(error.contains(why), "{client}: {error}");
+        assert_eq!(std::fs::read_to_string(neighbour.join("ab").join("f")).unwrap(), "original", "{client}");
+        println!("{client}: {error}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_companion_larger_than_the_disk_is_refused_and_a_source_on_another_disk_is_copied() {
     if let Err(e) = common::Tmpfs::mount(tempfile::tempdir().unwrap().path(), "1m") {

@@ -6,7 +6,7 @@
 //! filestore is extracted beside it, straight to where the copy will use it.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -66,7 +66,10 @@ fn inspect(path: &Path, zip_bytes: u64) -> Result<Contents, RestoreError> {
         total = total.saturating_add(size);
         match entry.name() {
             "dump.sql" => (has_dump, dump_bytes) = (true, size),
-            name if name.starts_with("filestore/") => filestore_bytes = filestore_bytes.saturating_add(size),
+            name if name.starts_with("filestore/") => {
+                filestore_path(name, entry.is_symlink())?;
+                filestore_bytes = filestore_bytes.saturating_add(size);
+            }
             _ => {}
         }
     }
@@ -187,17 +190,42 @@ fn tokio_stream_of(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> i
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
-/// Extracts `filestore/…` entries into `dir`, refusing paths that escape it
-/// and entries that expand beyond their declared size.
+/// Where the entry `name` (under `filestore/`) goes, relative to the
+/// copy's filestore (`None` for the folder itself); refused when it would
+/// leave that folder (`..`, an absolute path) or is a link: a backup writes
+/// nothing outside its own copy's filestore, and a copy's folder may hold
+/// hard links to production's files.
+fn filestore_path(name: &str, is_link: bool) -> Result<Option<PathBuf>, RestoreError> {
+    let refused = |why: &str| RestoreError::Zip(format!("the backup zip is refused: its entry {name} {why}"));
+    let mut parts = Path::new(name).components();
+    if parts.next() != Some(Component::Normal("filestore".as_ref())) {
+        return Err(refused("is not under filestore/"));
+    }
+    let mut relative = PathBuf::new();
+    for part in parts {
+        match part {
+            Component::Normal(p) => relative.push(p),
+            Component::CurDir => {}
+            _ => return Err(refused("points outside the filestore folder (an absolute path or ..)")),
+        }
+    }
+    if is_link {
+        return Err(refused("is a symbolic link; a filestore may hold only files and folders"));
+    }
+    Ok((!relative.as_os_str().is_empty()).then_some(relative))
+}
+
+/// Extracts `filestore/…` entries into `dir`, refusing paths that escape it,
+/// links, and entries that expand beyond or fall short of their declared size.
 fn extract_filestore(path: &Path, dir: &Path) -> Result<(), RestoreError> {
     let mut archive = open(path)?;
     for i in 0..archive.len() {
         let entry = archive.by_index(i).map_err(|e| RestoreError::Zip(format!("the backup zip is corrupt: {e}")))?;
-        let Some(name) = entry.enclosed_name() else { continue };
-        let Ok(relative) = name.strip_prefix("filestore") else { continue };
-        if relative.as_os_str().is_empty() {
+        let name = entry.name().to_string();
+        if !name.starts_with("filestore/") {
             continue;
         }
+        let Some(relative) = filestore_path(&name, entry.is_symlink())? else { continue };
         let target = dir.join(relative);
         if entry.is_dir() {
             std::fs::create_dir_all(&target).map_err(io(format!("cannot create {}", target.display())))?;
@@ -211,8 +239,31 @@ fn extract_filestore(path: &Path, dir: &Path) -> Result<(), RestoreError> {
         let written =
             std::io::copy(&mut entry.take(declared + 1), &mut out).map_err(io(format!("extracting {} failed", target.display())))?;
         if written > declared {
-            return Err(RestoreError::Bomb(format!("its entry {} expands beyond its declared {}", name.display(), ByteSize(declared))));
+            return Err(RestoreError::Bomb(format!("its entry {name} expands beyond its declared {}", ByteSize(declared))));
+        }
+        if written < declared {
+            return Err(RestoreError::Zip(format!(
+                "the backup zip is corrupt: its entry {name} holds {written} bytes where it declares {declared}"
+            )));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filestore_entry_stays_in_the_copys_folder_and_is_no_link() {
+        assert_eq!(filestore_path("filestore/ab/abcdef", false).unwrap(), Some(PathBuf::from("ab/abcdef")));
+        assert_eq!(filestore_path("filestore/./ab/", false).unwrap(), Some(PathBuf::from("ab")));
+        assert_eq!(filestore_path("filestore/", false).unwrap(), None);
+        for escaping in ["filestore/../victim/ab/f", "filestore/ab/../../x", "filestore//../x"] {
+            let error = filestore_path(escaping, false).unwrap_err().to_string();
+            assert!(error.contains("points outside the filestore folder") && error.contains(escaping), "{error}");
+        }
+        let error = filestore_path("filestore/ab/passwd", true).unwrap_err().to_string();
+        assert!(error.contains("filestore/ab/passwd is a symbolic link"), "{error}");
+    }
 }
