@@ -332,6 +332,30 @@ async fn a_dropdb_removes_only_the_payload_s_client_s_copies() {
     assert!(stage.databases().iter().any(|d| d == "flex-lab_t"), "flex's copy stays");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_never_replaces_another_client_s_copy_of_the_same_name() {
+    let stage = Stage::start(Options::default());
+    stage.put_backup("cosmos", "cosmos-2026-11-24.dump", "dump");
+    stage.put_backup("cosmos-eu", "cosmos-eu-2026-11-24.dump", "dump");
+    // `cosmos-eu` + `lab` and `cosmos` + `eu-lab` name the same database.
+    let theirs = stage.run(stage.prod2x("cosmos-eu", "t", false)).await.expect("accepted");
+    assert_eq!(theirs.db_name, "cosmos-eu-lab_t");
+    assert_eq!(stage.wait_job(&theirs.job_id).await.state, JobState::Done);
+    let oid = stage.oid(&theirs.db_name);
+    // A refresh of cosmos's `eu-lab` would replace it: refused, naming why.
+    let payload = RunPayload { level: Some("eu-lab".into()), ..stage.prod2x("cosmos", "t", false) };
+    let (code, message) = code_of(stage.client.run(payload).await.unwrap_err());
+    assert_eq!(code, codes::CONFLICT, "{message}");
+    assert!(message.contains("is not a copy of cosmos") && message.contains("cosmos-eu-lab_t"), "{message}");
+    assert_eq!(stage.oid(&theirs.db_name), oid, "cosmos-eu's copy is the same database");
+    // Nor does a drop of cosmos's remove it.
+    let payload =
+        RunPayload { kind: Some("dropdb".into()), database_names: Some("cosmos-eu-lab_t".into()), ..stage.prod2x("cosmos", "", true) };
+    let RunResult::Dropped(result) = stage.client.run(payload).await.unwrap() else { panic!("a drop answers a drop") };
+    assert!(result.dropped.is_empty() && result.refused[0].reason.contains("not a copy of cosmos"), "{result:?}");
+    assert_eq!(stage.oid(&theirs.db_name), oid);
+}
+
 /// Starts `numikube-staging serve` on a copy of the stage's `odoo.conf` with
 /// `db_user`'s lines replaced; expects it to refuse, and returns what it said.
 fn refused_start(stage: &Stage, user: &str, password: &str) -> String {

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::job::JobRequest;
 use crate::pg::DbError;
 
 /// Why a request was not admitted; each is a sentence for the Odoo user.
@@ -25,6 +26,16 @@ pub enum AdmissionError {
     /// A database the sidecar did not make has the name.
     #[error("A database named \"{0}\" already exists on the staging server and was not made by the staging service; it is never replaced. Choose another suffix.")]
     Foreign(String),
+    /// A copy of another client has the name.
+    #[error(
+        "A copy named \"{name}\" exists on the staging server and is not a copy of {client}; it is never replaced. Choose another suffix."
+    )]
+    OthersCopy {
+        /// The name asked for.
+        name: String,
+        /// The request's client.
+        client: String,
+    },
     /// A timestamped name that exists already: two runs in one minute.
     #[error("A copy named \"{0}\" was made less than a minute ago: wait a minute or choose another suffix.")]
     Recent(String),
@@ -47,4 +58,16 @@ pub enum AdmissionError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+impl AdmissionError {
+    /// The refusal of a name a job is making already: a timestamped run never
+    /// replaces anything, so it is told what it would be told once that copy
+    /// exists (wait a minute or choose another suffix); a refresh, to wait for that job.
+    pub fn in_flight(request: &JobRequest) -> Self {
+        match request.timestamped {
+            true => Self::Recent(request.db_name.clone()),
+            false => Self::InFlight(request.db_name.clone()),
+        }
+    }
 }

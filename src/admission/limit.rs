@@ -42,6 +42,11 @@ impl<'a> Room<'a> {
             if existing.marker.is_none() {
                 return Err(AdmissionError::Foreign(name.into()));
             }
+            // Names of two clients may meet (`cosmos` + `eu-lab`, `cosmos-eu` + `lab`):
+            // a run never replaces another client's copy.
+            if existing.client().as_deref() != Some(request.client.as_str()) {
+                return Err(AdmissionError::OthersCopy { name: name.into(), client: request.client.clone() });
+            }
             // A timestamped run never replaces anything; only a run without timestamp refreshes.
             if request.timestamped {
                 return Err(AdmissionError::Recent(name.into()));
@@ -49,7 +54,7 @@ impl<'a> Room<'a> {
         }
         let key = name_key(name);
         if self.in_flight.contains(&key) {
-            return Err(AdmissionError::InFlight(name.into()));
+            return Err(AdmissionError::in_flight(request));
         }
         let new = !self.counted.contains(name);
         if new && self.count >= self.limit {

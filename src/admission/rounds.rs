@@ -89,8 +89,8 @@ async fn round(shared: &Arc<Shared>, group: Vec<Waiting>) {
     // process's next round starts only once they are registered here too.
     for (waiting, reservation) in fit.into_iter().zip(reservations) {
         let Some(reservation) = reservation else {
-            let name = waiting.request.db_name.clone();
-            refuse(waiting, AdmissionError::InFlight(name));
+            let refusal = AdmissionError::in_flight(&waiting.request);
+            refuse(waiting, refusal);
             continue;
         };
         let job_id = uuid::Uuid::new_v4().to_string();

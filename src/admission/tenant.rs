@@ -7,7 +7,6 @@ use subtle::ConstantTimeEq;
 
 use super::error::AdmissionError;
 use crate::config::Config;
-use crate::pg::DatabaseRow;
 
 /// Whom a request's token serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +55,4 @@ impl Tenant {
             Err(AdmissionError::OtherClient(client.to_string()))
         }
     }
-}
-
-/// The client a database belongs to: its marker's, or, for markers of older
-/// versions that have none and unmarked databases, the name's first part
-/// (`<client>-<level>…`).
-pub fn client_of(row: &DatabaseRow) -> Option<String> {
-    row.marker.as_ref().and_then(|m| m.client.clone()).or_else(|| row.name.split_once('-').map(|(c, _)| c.to_string()))
 }

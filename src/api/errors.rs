@@ -17,7 +17,9 @@ pub fn admission(e: AdmissionError) -> ErrorObjectOwned {
         AdmissionError::BadToken | AdmissionError::OtherClient(_) => codes::BAD_TOKEN,
         AdmissionError::Invalid(_) => codes::INVALID_INPUT,
         AdmissionError::Stopping | AdmissionError::Unavailable(_) => codes::UNAVAILABLE,
-        AdmissionError::Foreign(_) | AdmissionError::Recent(_) | AdmissionError::InFlight(_) => codes::CONFLICT,
+        AdmissionError::Foreign(_) | AdmissionError::OthersCopy { .. } | AdmissionError::Recent(_) | AdmissionError::InFlight(_) => {
+            codes::CONFLICT
+        }
         AdmissionError::LimitReached { .. } => codes::LIMIT_REACHED,
         AdmissionError::Journal { .. } => codes::INTERNAL,
     };

@@ -15,7 +15,7 @@ use numikube_staging_rpc::{
     BackupInfo, Backups, Cancelled, DatabaseInfo, DropResult, Extended, Health, JobStatus, RunPayload, RunResult, StagingApiServer,
 };
 
-use crate::admission::tenant::{client_of, Tenant};
+use crate::admission::tenant::Tenant;
 use crate::admission::{checks, names};
 use crate::app::App;
 use crate::drop;
@@ -88,8 +88,8 @@ impl StagingApiServer for Api {
         // have none: then by the name, `<client>-<level>…`); never templates.
         // A client's own token sees nothing else.
         let of_client = |r: &crate::pg::DatabaseRow| match (&client, &r.marker) {
-            (None, _) => tenant == Tenant::Operator || tenant.serves(config, client_of(r).as_deref()),
-            (Some(c), Some(_)) if !r.is_kept_template() => client_of(r).as_deref() == Some(c.as_str()),
+            (None, _) => tenant == Tenant::Operator || tenant.serves(config, r.client().as_deref()),
+            (Some(c), Some(_)) if !r.is_kept_template() => r.client().as_deref() == Some(c.as_str()),
             (Some(_), _) => false,
         };
         Ok(rows
@@ -138,7 +138,7 @@ impl StagingApiServer for Api {
         let tenant = self.tenant(Some(&token))?;
         if tenant != Tenant::Operator {
             let rows = self.app.services.db.all(false).await.map_err(errors::database)?;
-            if rows.iter().any(|r| r.name == db_name && !tenant.serves(self.app.config(), client_of(r).as_deref())) {
+            if rows.iter().any(|r| r.name == db_name && !tenant.serves(self.app.config(), r.client().as_deref())) {
                 return Err(errors::not_found(format!("No copy named \"{}\" on this staging server.", db_name.escape_default())));
             }
         }
@@ -184,7 +184,7 @@ impl Api {
         }
         let (app, config) = (&self.app, self.app.config());
         let whose = |row: &crate::pg::DatabaseRow| -> Result<(), String> {
-            let of = client_of(row);
+            let of = row.client();
             match client {
                 Some(c) if of.as_deref() != Some(c) => Err(format!("it is not a copy of {c}")),
                 _ if !tenant.serves(config, of.as_deref()) => match tenant {

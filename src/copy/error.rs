@@ -65,6 +65,14 @@ pub enum CopyError {
     /// A database the sidecar did not make took the final name meanwhile.
     #[error("A database named \"{0}\" appeared meanwhile and was not made by the staging service; it was left untouched and the copy was discarded.")]
     Foreign(String),
+    /// Another client's copy took the final name meanwhile.
+    #[error("A copy named \"{name}\" appeared meanwhile and is not a copy of {client}; it was left untouched and the copy was discarded. Choose another suffix.")]
+    OthersCopy {
+        /// The final name.
+        name: String,
+        /// The request's client.
+        client: String,
+    },
     /// A timestamped name that exists already (two runs in one minute): nothing is replaced.
     #[error("A copy named \"{0}\" was made less than a minute ago: wait a minute or choose another suffix.")]
     Exists(String),
@@ -98,6 +106,7 @@ impl From<PlaceError> for CopyError {
         match e {
             PlaceError::Db(e) => CopyError::Db(e),
             PlaceError::Foreign(name) => CopyError::Foreign(name),
+            PlaceError::OthersCopy { name, client } => CopyError::OthersCopy { name, client },
             PlaceError::Exists(name) => CopyError::Exists(name),
             PlaceError::Filestore(e) => CopyError::Filestore(e),
         }
@@ -120,6 +129,7 @@ impl CopyError {
             CopyError::Template(e) => e.to_string(),
             CopyError::Db(e) => e.to_string(),
             CopyError::Foreign(_) => "foreign database with the final name".into(),
+            CopyError::OthersCopy { client, .. } => format!("another client's copy with the final name, not {client}'s"),
             CopyError::Exists(_) => "a timestamped copy of that name exists; a timestamped run never replaces one".into(),
             CopyError::Filestore(e) => e.to_string(),
             CopyError::TooLarge(e) => e.to_string(),

@@ -136,7 +136,8 @@ pub async fn make(
         ..marker
     };
     services.db.set_marker(&temp_name, &done).await?;
-    life::put_in_place(services, &temp_name, request.db_name, request.job_id, request.refresh).await?;
+    let placing = life::Placing { temp: &temp_name, final_name: request.db_name, job_id: request.job_id, client: request.client };
+    life::put_in_place(services, &placing, request.refresh).await?;
     tracker.timeline().since("finish", finishing);
     // Under its final name: the restore is over (for a template copy, the backup's size counts as read).
     let bytes = tracker.bytes_read().load(std::sync::atomic::Ordering::Relaxed);

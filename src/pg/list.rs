@@ -40,6 +40,13 @@ impl DatabaseRow {
             && self.marker.as_ref().is_some_and(|m| m.state == MarkerState::Template)
     }
 
+    /// The client it belongs to: its marker's, or, for markers of older
+    /// versions that have none and unmarked databases, the name's first part
+    /// (`<client>-<level>…`).
+    pub fn client(&self) -> Option<String> {
+        self.marker.as_ref().and_then(|m| m.client.clone()).or_else(|| self.name.split_once('-').map(|(c, _)| c.to_string()))
+    }
+
     /// Its working name, if it has one.
     pub fn working_name(&self) -> Option<WorkingName> {
         WorkingName::parse(&self.name)

@@ -19,6 +19,14 @@ pub enum PlaceError {
     /// A database of that name appeared meanwhile, not made by the sidecar.
     #[error("a database named \"{0}\" exists and was not made by the staging service")]
     Foreign(String),
+    /// A copy of another client took that name meanwhile.
+    #[error("a copy named \"{name}\" exists and is not a copy of {client}")]
+    OthersCopy {
+        /// The final name.
+        name: String,
+        /// The request's client.
+        client: String,
+    },
     /// A timestamped copy of that name exists.
     #[error("a copy named \"{0}\" exists")]
     Exists(String),
@@ -40,10 +48,24 @@ async fn rename_with_filestore(db: &Db, data_dir: &Path, from: &str, to: &str) -
     Ok(())
 }
 
-/// Gives the finished copy `temp` its final name. With `refresh`, an earlier
-/// copy the sidecar made under that name is replaced, only now; without, an
-/// existing copy is left alone and the job fails (two timestamped runs in a minute).
-pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job_id: &str, refresh: bool) -> Result<(), PlaceError> {
+/// The copy being placed: its hidden name, final name, job and client.
+pub struct Placing<'a> {
+    /// The hidden database.
+    pub temp: &'a str,
+    /// The name it takes.
+    pub final_name: &'a str,
+    /// The job making it.
+    pub job_id: &'a str,
+    /// The client whose copy it is.
+    pub client: &'a str,
+}
+
+/// Gives the finished copy its final name. With `refresh`, an earlier copy
+/// the sidecar made for the same client under that name is replaced, only
+/// now; without, an existing copy is left alone and the job fails (two
+/// timestamped runs in a minute).
+pub async fn put_in_place(services: &Services, placing: &Placing<'_>, refresh: bool) -> Result<(), PlaceError> {
+    let Placing { temp, final_name, job_id, client } = *placing;
     let db = &services.db;
     let data_dir = &services.config.data_dir;
     let rows = db.all(false).await?;
@@ -52,6 +74,9 @@ pub async fn put_in_place(services: &Services, temp: &str, final_name: &str, job
     if let Some(previous) = previous {
         if previous.marker.is_none() {
             return Err(PlaceError::Foreign(final_name.into()));
+        }
+        if previous.client().as_deref() != Some(client) {
+            return Err(PlaceError::OthersCopy { name: final_name.into(), client: client.into() });
         }
         if !refresh {
             return Err(PlaceError::Exists(final_name.into()));

@@ -9,7 +9,7 @@ mod publish;
 pub mod templates;
 
 pub use discard::{discard, drop_with_filestore};
-pub use final_name::{put_in_place, PlaceError};
+pub use final_name::{put_in_place, PlaceError, Placing};
 pub use hidden::Hidden;
 pub use publish::{publish, Finished};
 pub use templates::TemplateError;
