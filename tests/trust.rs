@@ -233,6 +233,18 @@ async fn a_second_timestamped_run_in_the_same_minute_is_refused_and_replaces_not
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_second_timestamped_run_while_the_first_loads_gets_the_same_refusal() {
+    let stage = Stage::start(Options::default());
+    stage.put_slow_backup("romeo", "romeo-daily-1.sql", 4);
+    wait_for_room_in_the_minute(20);
+    let first = stage.run(stage.prod2x("romeo", "same", true)).await.expect("accepted");
+    let (code, message) = code_of(stage.run(stage.prod2x("romeo", "same", true)).await.expect_err("refused"));
+    assert_eq!(code, codes::CONFLICT, "{message}");
+    assert!(message.contains("was made less than a minute ago") && message.contains(&first.db_name), "{message}");
+    assert_done(&stage, &stage.wait_job(&first.job_id).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_run_without_timestamp_refreshes_the_copy() {
     let stage = Stage::start(Options::default());
     stage.put_custom_dump("prod_quebec", "quebec-daily-1.dump", &fixture::Spec::tiny(), "");
