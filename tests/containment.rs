@@ -222,6 +222,21 @@ async fn hooks_that_could_blind_the_neutralization_fail_the_job() {
             "keep_identity",
         ),
         ("rule", "CREATE RULE never_off AS ON UPDATE TO ir_cron DO INSTEAD NOTHING;", "never_off"),
+        // Functions a repeat copy's new identity would run as db_user, out of sight of a direct dependency.
+        (
+            "operator",
+            "CREATE FUNCTION approves(text, text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN RETURN true; END $f$;
+             CREATE OPERATOR ==~ (LEFTARG = text, RIGHTARG = text, FUNCTION = approves);
+             ALTER TABLE ir_config_parameter ADD CONSTRAINT looks_fine CHECK (key ==~ key);",
+            "the function approves called by the constraint looks_fine of ir_config_parameter (through the operator ==~)",
+        ),
+        (
+            "domain",
+            "CREATE FUNCTION sneaky(text) RETURNS boolean LANGUAGE plpgsql AS $f$ BEGIN RETURN true; END $f$;
+             CREATE DOMAIN checked_text AS text CHECK (sneaky(VALUE));
+             ALTER TABLE ir_config_parameter ALTER COLUMN value TYPE checked_text;",
+            "the function sneaky called by the constraint",
+        ),
     ];
     for (i, (what, tweak, named)) in cases.iter().enumerate() {
         let db = format!("prod_attacker{i}");

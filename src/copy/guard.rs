@@ -1,9 +1,11 @@
 //! What a backup may not hold on the tables the neutralization (or the
 //! anonymization) changes or verifies (docs/contract.md *Containment*): a trigger,
 //! a rule, a row-security policy or forced row security, or a function
-//! called by a constraint, a default or an index of such a table. Each could
-//! hide a row from the checks, undo a change, or run the backup's own SQL
-//! with the power of whoever writes the table; the copy is refused, naming them.
+//! called by a constraint, a default or an index of such a table, or by a
+//! check or default of a domain one of its columns has, directly or through
+//! an operator. Each could hide a row from the checks, undo a change, or run
+//! the backup's own SQL with the power of whoever writes the table (a repeat
+//! copy's new identity is written as `db_user`); the copy is refused, naming them.
 
 use postgres_protocol::escape::escape_identifier;
 use tokio_postgres::Transaction;
@@ -39,25 +41,46 @@ pub fn tables_written(sql: &str) -> Vec<String> {
 pub async fn hooks_on(tx: &Transaction<'_>, tables: &[String]) -> Result<Vec<String>, tokio_postgres::Error> {
     let rows = tx
         .query(
-            "WITH t AS (
+            "WITH RECURSIVE t AS (
                  SELECT c.oid, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                  WHERE n.nspname = 'public' AND c.relname = ANY($1)),
-             called AS (
-                 SELECT d.refobjid AS proc, 'the constraint ' || con.conname || ' of ' || t.relname AS what
+             -- The types of their columns, and the domains and element types under them.
+             ty(oid, relname) AS (
+                 SELECT a.atttypid, t.relname FROM pg_catalog.pg_attribute a JOIN t ON a.attrelid = t.oid
+                 WHERE a.attnum > 0 AND NOT a.attisdropped
+                 UNION
+                 SELECT CASE WHEN y.typtype = 'd' THEN y.typbasetype ELSE y.typelem END, ty.relname
+                 FROM ty JOIN pg_catalog.pg_type y ON y.oid = ty.oid
+                 WHERE (y.typtype = 'd' AND y.typbasetype <> 0) OR (y.typtype <> 'd' AND y.typelem <> 0)),
+             -- What runs when a row is written: constraints, defaults, index
+             -- expressions, and the checks and defaults of the columns' domains.
+             hooks(classid, objid, what) AS (
+                 SELECT 'pg_catalog.pg_constraint'::regclass, con.oid, 'the constraint ' || con.conname || ' of ' || t.relname
                  FROM pg_catalog.pg_constraint con JOIN t ON con.conrelid = t.oid
-                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_constraint'::regclass
-                      AND d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.objid = con.oid
                  UNION ALL
-                 SELECT d.refobjid, 'a default of ' || t.relname
+                 SELECT 'pg_catalog.pg_attrdef'::regclass, ad.oid, 'a default of ' || t.relname
                  FROM pg_catalog.pg_attrdef ad JOIN t ON ad.adrelid = t.oid
-                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::regclass
-                      AND d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.objid = ad.oid
                  UNION ALL
-                 SELECT d.refobjid, 'the index ' || i.indexrelid::regclass::text || ' of ' || t.relname
+                 SELECT 'pg_catalog.pg_class'::regclass, i.indexrelid, 'the index ' || i.indexrelid::regclass::text || ' of ' || t.relname
                  FROM pg_catalog.pg_index i JOIN t ON i.indrelid = t.oid
-                 JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::regclass
-                      AND d.refclassid = 'pg_catalog.pg_proc'::regclass AND d.objid = i.indexrelid
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_constraint'::regclass, con.oid,
+                        'the constraint ' || con.conname || ' of the domain ' || pg_catalog.format_type(ty.oid, NULL) || ' of ' || ty.relname
+                 FROM ty JOIN pg_catalog.pg_constraint con ON con.contypid = ty.oid
+                 UNION ALL
+                 SELECT 'pg_catalog.pg_type'::regclass, ty.oid, 'the domain ' || pg_catalog.format_type(ty.oid, NULL) || ' of ' || ty.relname
+                 FROM ty JOIN pg_catalog.pg_type y ON y.oid = ty.oid WHERE y.typtype = 'd'),
+             -- The functions they call, directly or through an operator.
+             called AS (
+                 SELECT d.refobjid AS proc, h.what
+                 FROM hooks h JOIN pg_catalog.pg_depend d ON d.classid = h.classid AND d.objid = h.objid
+                 WHERE d.refclassid = 'pg_catalog.pg_proc'::regclass
+                 UNION ALL
+                 SELECT o.oprcode::oid, h.what || ' (through the operator ' || o.oprname || ')'
+                 FROM hooks h JOIN pg_catalog.pg_depend d ON d.classid = h.classid AND d.objid = h.objid
+                 JOIN pg_catalog.pg_operator o ON o.oid = d.refobjid
+                 WHERE d.refclassid = 'pg_catalog.pg_operator'::regclass
              )
              SELECT 'the table ' || relname || ', which is not a plain table' FROM t WHERE relkind NOT IN ('r', 'p')
              UNION ALL SELECT 'row-level security on ' || relname FROM t WHERE relrowsecurity OR relforcerowsecurity
