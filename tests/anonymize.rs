@@ -57,11 +57,12 @@ INSERT INTO crm_lead (name, partner_id, contact_name, partner_name, email_from, 
    '+32 475 11 22 33', '17 Rue des Planteurs', 'Ixelles', '1050', '<p>Met at the fair</p>');
 CREATE TABLE hr_employee (id serial PRIMARY KEY, name varchar, user_id integer, private_email varchar, private_phone varchar,
                           private_street varchar, private_city varchar, ssnid varchar, passport_id varchar,
-                          emergency_contact varchar, emergency_phone varchar, km_home_work integer);
+                          emergency_contact varchar, emergency_phone varchar, km_home_work integer, birthday date,
+                          study_school varchar, additional_note text);
 INSERT INTO hr_employee (name, user_id, private_email, private_phone, private_street, private_city, ssnid, passport_id,
-                         emergency_contact, emergency_phone, km_home_work) VALUES
+                         emergency_contact, emergency_phone, km_home_work, birthday, study_school, additional_note) VALUES
   ('Mitchell Admin', 2, 'mitchell.private@home.test', '+32 499 55 44 33', '5 Private Lane', 'Uccle', '85.07.30-033.61',
-   'EP123456', 'Marie Admin', '+32 499 00 11 22', 12);
+   'EP123456', 'Marie Admin', '+32 499 00 11 22', 12, '1985-07-30', 'Lycée Émile Jacqmain', 'Allergic to peanuts');
 CREATE TABLE x_loyalty_card (id serial PRIMARY KEY, partner_id integer, holder_name varchar, holder_email varchar,
                              notes text, points integer);
 INSERT INTO x_loyalty_card (partner_id, holder_name, holder_email, notes, points) VALUES
@@ -90,6 +91,9 @@ const PLANTED: &[&str] = &[
     "85.07.30-033.61",
     "EP123456",
     "Marie Admin",
+    "1985-07-30",
+    "Jacqmain",
+    "Allergic to peanuts",
     "portal-secret-hash",
     "zebulon-secret-hash",
     "portal@example.com",
@@ -247,6 +251,8 @@ async fn an_anonymized_copy_holds_none_of_the_people() {
     assert!(phone.starts_with('+') && phone.len() == "+32475112233".len() && phone[1..].bytes().all(|b| b.is_ascii_digit()), "{phone}");
     let vat = stage.query(db, "SELECT vat FROM res_partner WHERE id = 900001");
     assert!(vat.starts_with("BE") && vat.len() == "BE0999888777".len(), "{vat}");
+    let birthday = stage.query(db, "SELECT birthday FROM hr_employee");
+    assert!(birthday.starts_with("1985-") && birthday != "1985-07-30", "another day of the same year: {birthday}");
     let logins = stage.query(db, "SELECT count(DISTINCT login) = count(*) FROM res_users");
     assert_eq!(logins, "t", "logins stay unique");
 

@@ -28,6 +28,8 @@ pub enum Mask {
     Html,
     /// A password hash: emptied (NULL), so that nobody logs in with production's password.
     Password,
+    /// A date (a birthday): another day of the same year, drawn from the hash.
+    Date,
 }
 
 impl Mask {
@@ -44,6 +46,7 @@ impl Mask {
             Mask::Website => "anonymize_website",
             Mask::Text => "anonymize_text",
             Mask::Html => "anonymize_html",
+            Mask::Date => "anonymize_date",
             Mask::Password => return "NULL".into(),
         };
         format!("pg_temp.{function}({value})")
@@ -181,6 +184,13 @@ pub const TABLES: &[Table] = &[
             ("emergency_phone", Phone),
             ("spouse_complete_name", Name),
             ("place_of_birth", City),
+            ("birthday", Date),
+            ("spouse_birthdate", Date),
+            ("study_field", Text),
+            ("study_school", Text),
+            ("additional_note", Text),
+            ("notes", Text),
+            ("departure_description", Html),
         ],
     },
     Table {

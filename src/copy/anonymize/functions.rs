@@ -141,6 +141,21 @@ fn definitions() -> Vec<(&'static str, String)> {
         ),
         f("anonymize_text", "v text", "CASE WHEN v IS NULL OR v = '' THEN v ELSE 'Masked text' END".into()),
         f("anonymize_html", "v text", "CASE WHEN v IS NULL OR v = '' THEN v ELSE '<p>Masked text</p>' END".into()),
+        // Another day of the same year (ages stay about right), drawn from the
+        // hash among the year's days but the value's own.
+        (
+            "anonymize_date",
+            format!(
+                "CREATE FUNCTION pg_temp.anonymize_date(v date) RETURNS date LANGUAGE sql STABLE AS $numikube$SELECT
+                 CASE WHEN v IS NULL OR NOT isfinite(v) THEN v
+                      ELSE {jan1} + {k} + ({k} >= v - {jan1})::integer END$numikube$",
+                jan1 = "make_date(extract(year FROM v)::integer, 1, 1)",
+                k = format!(
+                    "(('x' || substr({}, 1, 7))::bit(28)::integer % ((make_date(extract(year FROM v)::integer, 1, 1) + interval '1 year')::date - make_date(extract(year FROM v)::integer, 1, 1) - 1))",
+                    hash("'date:' || to_char(v, 'YYYY-MM-DD')")
+                ),
+            ),
+        ),
     ]
 }
 

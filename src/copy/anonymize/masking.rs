@@ -87,6 +87,10 @@ pub async fn rebuild_indexes(tx: &Transaction<'_>, indexes: Vec<SetAside>) -> Re
 /// (`x."email"`); `None`: not masked.
 fn masked_value(column: &Column, mask: Mask, value: &str) -> Option<String> {
     match column.kind {
+        // A date mask for dates only, and only text masks for text.
+        Type::Date if mask == Mask::Date => Some(mask.sql(value)),
+        Type::Date | Type::Json | Type::Other => None,
+        _ if mask == Mask::Date => None,
         Type::Text(limit) => {
             let masked = mask.sql(&format!("{value}::text"));
             Some(match limit {
@@ -104,7 +108,6 @@ fn masked_value(column: &Column, mask: Mask, value: &str) -> Option<String> {
                 mask.sql(&format!("{value} #>> '{{}}'"))
             ))
         }
-        Type::Json | Type::Other => None,
     }
 }
 
@@ -162,7 +165,7 @@ pub async fn rewrite_table(
     columns: &[Column],
 ) -> Result<Option<(u64, Vec<String>)>, tokio_postgres::Error> {
     let planned = plan(table, columns, ident);
-    let all_text = planned.assignments.iter().all(|(c, _)| matches!(c.kind, Type::Text(_)));
+    let all_text = planned.assignments.iter().all(|(c, _)| matches!(c.kind, Type::Text(_) | Type::Date));
     let applies = match table.rows {
         Rows::All => true,
         // The kept rows are found again by their id.
@@ -273,6 +276,9 @@ mod tests {
         );
         assert!(masked_value(&column("data", Type::Json), Mask::Text, "x.data").is_none());
         assert!(masked_value(&column("n", Type::Other), Mask::Text, "x.n").is_none());
+        assert_eq!(masked_value(&column("birthday", Type::Date), Mask::Date, "x.b").unwrap(), "pg_temp.anonymize_date(x.b)");
+        assert!(masked_value(&column("birthday", Type::Date), Mask::Text, "x.b").is_none(), "a text mask never on a date");
+        assert!(masked_value(&column("note", Type::Text(None)), Mask::Date, "x.n").is_none(), "a date mask never on text");
     }
 
     #[test]

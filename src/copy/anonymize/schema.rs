@@ -13,6 +13,8 @@ pub enum Type {
     Jsonb,
     /// `json`.
     Json,
+    /// `date` (birthdays).
+    Date,
     /// Anything else (never masked nor searched).
     Other,
 }
@@ -32,7 +34,7 @@ pub struct Column {
 impl Column {
     /// Whether it holds text (searched for survivors).
     pub fn is_text_like(&self) -> bool {
-        !matches!(self.kind, Type::Other)
+        matches!(self.kind, Type::Text(_) | Type::Jsonb | Type::Json)
     }
 }
 
@@ -67,6 +69,7 @@ pub async fn columns(tx: &Transaction<'_>, table: &str) -> Result<Option<Vec<Col
                     "varchar" | "bpchar" => Type::Text((typmod > 4).then_some(typmod - 4)),
                     "jsonb" => Type::Jsonb,
                     "json" => Type::Json,
+                    "date" => Type::Date,
                     _ => Type::Other,
                 };
                 Column { name, kind, declared }
