@@ -346,8 +346,11 @@ async fn every_copy_gets_its_filestore_from_the_zip_a_companion_or_production_an
     }
 }
 
+/// What adds an entry to a zip being written.
+type AddEntry = Box<dyn FnOnce(&mut zip::ZipWriter<std::fs::File>)>;
+
 /// The fixture's Odoo zip `src` with one more entry, `add`ed to the writer.
-fn zip_with(src: &Path, out: &Path, add: impl FnOnce(&mut zip::ZipWriter<std::fs::File>)) {
+fn zip_with(src: &Path, out: &Path, add: AddEntry) {
     let mut archive = zip::ZipArchive::new(std::fs::File::open(src).unwrap()).unwrap();
     let mut writer = zip::ZipWriter::new(std::fs::File::create(out).unwrap());
     for i in 0..archive.len() {
@@ -368,7 +371,7 @@ async fn a_zip_s_filestore_writes_nothing_outside_its_copy() {
     std::fs::create_dir_all(neighbour.join("ab")).unwrap();
     std::fs::write(neighbour.join("ab").join("f"), "original").unwrap();
     let opts = zip::write::SimpleFileOptions::default();
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut zip::ZipWriter<std::fs::File>)>, &str)> = vec![
+    let cases: Vec<(&str, AddEntry, &str)> = vec![
         (
             "dotdot",
             Box::new(move |w| {
