@@ -5,6 +5,7 @@
 use tokio_postgres::Transaction;
 
 use super::builtin::{Mask, Rows, Table, KEPT_PARTNERS};
+use super::memo::{self, Memos};
 use super::schema::{self, ident, Column, Type};
 
 /// The partners kept as they are: the companies' own and the internal users'.
@@ -85,7 +86,7 @@ pub async fn rebuild_indexes(tx: &Transaction<'_>, indexes: Vec<SetAside>) -> Re
 
 /// The masked value of `column` as SQL, for its type, `value` naming it
 /// (`x."email"`); `None`: not masked.
-fn masked_value(column: &Column, mask: Mask, value: &str) -> Option<String> {
+pub fn masked_value(column: &Column, mask: Mask, value: &str) -> Option<String> {
     match column.kind {
         // A date mask for dates only, and only text masks for text.
         Type::Date if mask == Mask::Date => Some(mask.sql(value)),
@@ -123,12 +124,16 @@ struct Planned<'a> {
     counted: Vec<String>,
 }
 
-/// Plans `table`'s masking for the `columns` the copy has; `value(name)` names a column in the masked values.
-fn plan<'a>(table: &Table, columns: &'a [Column], value: impl Fn(&str) -> String) -> Planned<'a> {
+/// Plans `table`'s masking for the `columns` the copy has; `value(name)`
+/// names a column in the masked values; a column with a map in `memos` reads its masks there.
+fn plan<'a>(table: &Table, columns: &'a [Column], value: impl Fn(&str) -> String, memos: &Memos) -> Planned<'a> {
     let mut planned = Planned { assignments: Vec::new(), touched: Vec::new(), counted: Vec::new() };
     for (name, mask) in table.columns {
         let Some(column) = columns.iter().find(|c| c.name == *name) else { continue };
-        let Some(masked) = masked_value(column, *mask, &value(name)) else { continue };
+        let Some(mut masked) = masked_value(column, *mask, &value(name)) else { continue };
+        if let Some(map) = memos.get(*name) {
+            masked = memo::through(map, &value(name), masked);
+        }
         planned.assignments.push((column, masked));
         let col = ident(name);
         planned.touched.push(format!("coalesce(x.{col}::text, '') <> ''"));
@@ -163,8 +168,9 @@ pub async fn rewrite_table(
     tx: &Transaction<'_>,
     table: &Table,
     columns: &[Column],
+    memos: &Memos,
 ) -> Result<Option<(u64, Vec<String>)>, tokio_postgres::Error> {
-    let planned = plan(table, columns, ident);
+    let planned = plan(table, columns, ident, memos);
     let all_text = planned.assignments.iter().all(|(c, _)| matches!(c.kind, Type::Text(_) | Type::Date));
     let applies = match table.rows {
         Rows::All => true,
@@ -218,9 +224,14 @@ pub async fn rewrite_table(
 
 /// One set-based `UPDATE` of the built-in set; returns how many values it
 /// masked and the columns it masked.
-pub async fn mask_table(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Result<(u64, Vec<String>), tokio_postgres::Error> {
+pub async fn mask_table(
+    tx: &Transaction<'_>,
+    table: &Table,
+    columns: &[Column],
+    memos: &Memos,
+) -> Result<(u64, Vec<String>), tokio_postgres::Error> {
     let has_share = columns.iter().any(|c| c.name == "share");
-    let Planned { assignments, mut touched, mut counted } = plan(table, columns, |name| format!("x.{}", ident(name)));
+    let Planned { assignments, mut touched, mut counted } = plan(table, columns, |name| format!("x.{}", ident(name)), memos);
     let masked_columns: Vec<String> = assignments.iter().map(|(c, _)| c.name.clone()).collect();
     let mut sets: Vec<String> = assignments.iter().map(|(c, value)| format!("{} = {value}", ident(&c.name))).collect();
     // Portal users' logins: their e-mail, masked as the partner's is, unique as logins must be.

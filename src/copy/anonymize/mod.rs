@@ -9,7 +9,8 @@
 //! ([`guard`]). The steps: the masking functions and the key ([`functions`],
 //! [`key`]); the people's e-mails and phones collected ([`verify`], which
 //! reads them here); the built-in set ([`builtin`]): each table rewritten
-//! once ([`masking::rewrite_table`]), or where it cannot be, masked with one
+//! once ([`masking::rewrite_table`], the masks of repeated values looked up
+//! in a map made first, [`memo`]), or where it cannot be, masked with one
 //! set-based `UPDATE` (the plain indexes of a table whose every row it
 //! rewrites set aside and built again after it); every installed module's
 //! `data/anonymize.sql` ([`scripts`]); the search for
@@ -20,6 +21,7 @@ pub mod fingerprint;
 mod functions;
 mod key;
 mod masking;
+mod memo;
 mod schema;
 mod scripts;
 mod verify;
@@ -92,12 +94,17 @@ fn sql(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> Anonymi
 
 /// Masks `table` with one `UPDATE`; the indexes of a table whose every
 /// row it rewrites are built again after it, rather than kept up to date by it.
-async fn update(tx: &Transaction<'_>, table: &builtin::Table, columns: &[schema::Column]) -> Result<(u64, Vec<String>), AnonymizeError> {
+async fn update(
+    tx: &Transaction<'_>,
+    table: &builtin::Table,
+    columns: &[schema::Column],
+    memos: &memo::Memos,
+) -> Result<(u64, Vec<String>), AnonymizeError> {
     let set_aside = match table.rows.nearly_all() {
         true => masking::set_aside_indexes(tx, table.name).await.map_err(sql(format!("setting aside the indexes of {}", table.name)))?,
         false => Vec::new(),
     };
-    let done = masking::mask_table(tx, table, columns).await.map_err(sql(format!("masking {}", table.name)))?;
+    let done = masking::mask_table(tx, table, columns, memos).await.map_err(sql(format!("masking {}", table.name)))?;
     masking::rebuild_indexes(tx, set_aside).await.map_err(sql(format!("building the indexes of {} again", table.name)))?;
     Ok(done)
 }
@@ -159,10 +166,11 @@ impl Steps {
             self.guard(tx, table.name).await?;
             self.checked.push(table.name.into());
             let step = std::time::Instant::now();
-            let rewritten = masking::rewrite_table(tx, table, &columns).await.map_err(sql(format!("masking {}", table.name)))?;
+            let memos = memo::maps(tx, table, &columns).await.map_err(sql(format!("mapping the repeated values of {}", table.name)))?;
+            let rewritten = masking::rewrite_table(tx, table, &columns, &memos).await.map_err(sql(format!("masking {}", table.name)))?;
             let (masked, set) = match rewritten {
                 Some(done) => done,
-                None => update(tx, table, &columns).await?,
+                None => update(tx, table, &columns, &memos).await?,
             };
             let rows = table.rows.sql(columns.iter().any(|c| c.name == "share"));
             self.masked.insert(table.name.into(), verify::Masked { columns: set, rows });
