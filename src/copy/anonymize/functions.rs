@@ -45,6 +45,8 @@ fn definitions() -> Vec<(&'static str, String)> {
     };
     let empty = "v IS NULL OR btrim(v) = ''";
     let hash = |seed: &str| format!("pg_temp.anonymize_hash({seed})");
+    // One part of a list of names, as `anonymize_name_list` masks it.
+    let part = |p: &str| format!("CASE WHEN btrim({p}) = '' THEN {p} ELSE pg_temp.anonymize_name_part({p}) END");
     vec![
         f("anonymize_hash", "v text", format!("encode(sha256(convert_to(current_setting('{SETTING}') || '|' || v, 'UTF8')), 'hex')")),
         f("anonymize_digits", "seed text, n integer", format!("translate(substr({}, 1, n), 'abcdef', '012345')", hash("seed"))),
@@ -83,17 +85,20 @@ fn definitions() -> Vec<(&'static str, String)> {
         f(
             "anonymize_name_list",
             "v text",
-            "(SELECT string_agg(CASE WHEN btrim(p) = '' THEN p ELSE pg_temp.anonymize_name_part(p) END, ', ' ORDER BY n)
-                FROM regexp_split_to_table(v, ', ') WITH ORDINALITY AS t(p, n))"
-                .into(),
+            format!("(SELECT string_agg({}, ', ' ORDER BY n) FROM regexp_split_to_table(v, ', ') WITH ORDINALITY AS t(p, n))", part("p")),
         ),
+        // `Parent, Child` (a contact's `complete_name`) without the list's sub-query.
         f(
             "anonymize_name",
             "v text",
             format!(
                 "CASE WHEN {empty} THEN v
                       WHEN position(', ' IN v) = 0 THEN pg_temp.anonymize_name_part(v)
-                      ELSE pg_temp.anonymize_name_list(v) END"
+                      WHEN position(', ' IN substr(v, position(', ' IN v) + 2)) = 0
+                           THEN {first} || ', ' || {second}
+                      ELSE pg_temp.anonymize_name_list(v) END",
+                first = part("split_part(v, ', ', 1)"),
+                second = part("split_part(v, ', ', 2)"),
             ),
         ),
         f(

@@ -30,8 +30,8 @@ pub fn through(map: &str, value: &str, masked: String) -> String {
 }
 
 /// The maps worth making for `table`: its text columns masked by a hash
-/// whose values repeat (PostgreSQL's own statistics say how often, from an
-/// `ANALYZE` of those columns).
+/// whose values repeat in the rows that hold one (PostgreSQL's own
+/// statistics say how often, from an `ANALYZE` of those columns).
 pub async fn maps(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Result<Memos, tokio_postgres::Error> {
     let hashed: Vec<(&Column, Mask)> = table
         .columns
@@ -48,7 +48,8 @@ pub async fn maps(tx: &Transaction<'_>, table: &Table, columns: &[Column]) -> Re
     tx.batch_execute(&format!("ANALYZE {} ({list})", ident(table.name))).await?;
     let stats = tx
         .query(
-            "SELECT s.attname::text, CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * c.reltuples ELSE s.n_distinct END, c.reltuples
+            "SELECT s.attname::text, CASE WHEN s.n_distinct < 0 THEN -s.n_distinct * c.reltuples ELSE s.n_distinct END,
+                    (c.reltuples * (1 - s.null_frac))::real
                FROM pg_stats AS s JOIN pg_class AS c ON c.oid = to_regclass($1)
               WHERE s.schemaname = 'public' AND s.tablename = $2 AND s.attname = ANY($3)",
             &[&ident(table.name), &table.name, &names],
