@@ -1,5 +1,5 @@
 //! What masks a copy on this staging, as one fingerprint: the sidecar's
-//! version (its built-in set and functions), the configured key, and every
+//! version and its built-in set and functions, the configured key, and every
 //! module's `data/anonymize.sql` on the search path. Two anonymized copies of
 //! one backup with one fingerprint are the same database, so a template kept
 //! of the first may serve the second (see `life::templates`); a new key, a
@@ -15,12 +15,14 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
+use super::builtin::TABLES;
+use super::functions::definitions;
 use super::scripts::script_of;
 
 /// The fingerprint of masking with `key`, salted with `secret` (the staging's token).
 pub fn of(secret: &str, key: &str, search_path: &[PathBuf]) -> std::io::Result<String> {
     let mut hash = Sha256::new();
-    for part in [secret, env!("CARGO_PKG_VERSION"), key] {
+    for part in [secret, env!("CARGO_PKG_VERSION"), &built_in(), key] {
         hash.update(part.len().to_le_bytes());
         hash.update(part.as_bytes());
     }
@@ -34,6 +36,14 @@ pub fn of(secret: &str, key: &str, search_path: &[PathBuf]) -> std::io::Result<S
         }
     }
     Ok(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The built-in set and its functions, as text: a sidecar masking otherwise
+/// (a build between two versions) makes another fingerprint.
+fn built_in() -> String {
+    let tables = TABLES.iter().map(|t| format!("{}{:?}{:?}", t.name, t.rows, t.columns));
+    let functions = definitions().into_iter().map(|(_, sql)| sql);
+    tables.chain(functions).collect::<Vec<_>>().join("\n")
 }
 
 /// The names of the folders on `search_path`, installed modules or not, in order.

@@ -39,7 +39,7 @@ fn only(v: &str, keep: &str) -> String {
 /// several addresses or names go through a function with a sub-query. Only
 /// the part of a hash that is used is `translate`d (its cost grows with the
 /// length), which gives the same masks as translating the whole hash.
-fn definitions() -> Vec<(&'static str, String)> {
+pub fn definitions() -> Vec<(&'static str, String)> {
     let f = |name: &'static str, args: &str, body: String| {
         (name, format!("CREATE FUNCTION pg_temp.{name}({args}) RETURNS text LANGUAGE sql STABLE AS $numikube$SELECT {body}$numikube$"))
     };
