@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,6 +19,7 @@ use tokio_util::io::SyncIoBridge;
 
 use bytesize::ByteSize;
 
+use crate::copy::restore::entry_path::{in_filestore, Outside};
 use crate::copy::restore::spool::Room;
 use crate::copy::restore::{RestoreError, MAX_TOTAL_RATIO};
 use crate::storage::BackupReader;
@@ -155,16 +156,7 @@ pub fn unpack(archive: impl Read, compressed: u64, dir: &Path, stop: &AtomicBool
 /// The archive's path `name` relative to the filestore: `None` for the root
 /// itself (`./`, `filestore/`); refused when it leaves the folder.
 fn inside(name: &str) -> Result<Option<PathBuf>, CompanionError> {
-    let mut relative = PathBuf::new();
-    for part in Path::new(name).components() {
-        match part {
-            Component::Normal(p) => relative.push(p),
-            Component::CurDir => {}
-            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return Err(CompanionError::Outside(name.into())),
-        }
-    }
-    let relative = relative.strip_prefix("filestore").map(Path::to_path_buf).unwrap_or(relative);
-    Ok((!relative.as_os_str().is_empty()).then_some(relative))
+    in_filestore(name).map_err(|Outside| CompanionError::Outside(name.into()))
 }
 
 /// A few words for an entry type that is refused.

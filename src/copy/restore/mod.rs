@@ -5,6 +5,7 @@
 //! (alone or gzip'ed) to the plain SQL loader (`plain_sql`), which never runs
 //! a psql command from a backup; an Odoo zip is handled by [`zip`].
 
+pub mod entry_path;
 mod error;
 pub mod format;
 pub mod pg_restore;

@@ -6,7 +6,7 @@
 //! filestore is extracted beside it, straight to where the copy will use it.
 
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -14,6 +14,7 @@ use tokio_util::io::StreamReader;
 
 use bytesize::ByteSize;
 
+use super::entry_path::{in_filestore, Outside};
 use super::format::Sniffed;
 use super::spool::{check_room, spool_to_file};
 use super::{io, Restore, RestoreError, RestoreReport};
@@ -190,29 +191,18 @@ fn tokio_stream_of(rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>) -> i
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
 }
 
-/// Where the entry `name` (under `filestore/`) goes, relative to the
+/// Where the entry `name` (under `filestore/`, as the caller checked) goes, relative to the
 /// copy's filestore (`None` for the folder itself); refused when it would
 /// leave that folder (`..`, an absolute path) or is a link: a backup writes
 /// nothing outside its own copy's filestore, and a copy's folder may hold
 /// hard links to production's files.
 fn filestore_path(name: &str, is_link: bool) -> Result<Option<PathBuf>, RestoreError> {
     let refused = |why: &str| RestoreError::Zip(format!("the backup zip is refused: its entry {name} {why}"));
-    let mut parts = Path::new(name).components();
-    if parts.next() != Some(Component::Normal("filestore".as_ref())) {
-        return Err(refused("is not under filestore/"));
-    }
-    let mut relative = PathBuf::new();
-    for part in parts {
-        match part {
-            Component::Normal(p) => relative.push(p),
-            Component::CurDir => {}
-            _ => return Err(refused("points outside the filestore folder (an absolute path or ..)")),
-        }
-    }
+    let relative = in_filestore(name).map_err(|Outside| refused("points outside the filestore folder (an absolute path or ..)"))?;
     if is_link {
         return Err(refused("is a symbolic link; a filestore may hold only files and folders"));
     }
-    Ok((!relative.as_os_str().is_empty()).then_some(relative))
+    Ok(relative)
 }
 
 /// Extracts `filestore/…` entries into `dir`, refusing paths that escape it,
