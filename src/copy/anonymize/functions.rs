@@ -47,6 +47,8 @@ pub fn definitions() -> Vec<(&'static str, String)> {
     let hash = |seed: &str| format!("pg_temp.anonymize_hash({seed})");
     // One part of a list of names, as `anonymize_name_list` masks it.
     let part = |p: &str| format!("CASE WHEN btrim({p}) = '' THEN {p} ELSE pg_temp.anonymize_name_part({p}) END");
+    // The first day of date `v`'s year.
+    let jan1 = "make_date(extract(year FROM v)::integer, 1, 1)";
     vec![
         f("anonymize_hash", "v text", format!("encode(sha256(convert_to(current_setting('{SETTING}') || '|' || v, 'UTF8')), 'hex')")),
         f("anonymize_digits", "seed text, n integer", format!("translate(substr({}, 1, n), 'abcdef', '012345')", hash("seed"))),
@@ -154,9 +156,8 @@ pub fn definitions() -> Vec<(&'static str, String)> {
                 "CREATE FUNCTION pg_temp.anonymize_date(v date) RETURNS date LANGUAGE sql STABLE AS $numikube$SELECT
                  CASE WHEN v IS NULL OR NOT isfinite(v) THEN v
                       ELSE {jan1} + {k} + ({k} >= v - {jan1})::integer END$numikube$",
-                jan1 = "make_date(extract(year FROM v)::integer, 1, 1)",
                 k = format!(
-                    "(('x' || substr({}, 1, 7))::bit(28)::integer % ((make_date(extract(year FROM v)::integer, 1, 1) + interval '1 year')::date - make_date(extract(year FROM v)::integer, 1, 1) - 1))",
+                    "(('x' || substr({}, 1, 7))::bit(28)::integer % (({jan1} + interval '1 year')::date - {jan1} - 1))",
                     hash("'date:' || to_char(v, 'YYYY-MM-DD')")
                 ),
             ),

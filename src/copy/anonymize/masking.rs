@@ -2,10 +2,11 @@
 //! `UPDATE` per table of [`super::builtin::TABLES`], each column through its
 //! masking function, for the columns the copy has and their types.
 
+use std::collections::HashMap;
+
 use tokio_postgres::Transaction;
 
 use super::builtin::{Mask, Rows, Table, KEPT_PARTNERS};
-use super::memo::{self, Memos};
 use super::schema::{self, ident, Column, Type};
 
 /// The partners kept as they are: the companies' own and the internal users'.
@@ -112,6 +113,10 @@ pub fn masked_value(column: &Column, mask: Mask, value: &str) -> Option<String> 
     }
 }
 
+/// Per column, the SQL of a map of its masks (`'{…}'::jsonb`, value →
+/// mask), made by [`super::memo`]: the masking reads a value's mask there first.
+pub type Memos = HashMap<String, String>;
+
 /// What the built-in set does to one table: each masked column with its
 /// masked value (`value` naming the column), and SQL on row `x` telling
 /// whether a row holds anything to mask and how many values it masks.
@@ -132,7 +137,7 @@ fn plan<'a>(table: &Table, columns: &'a [Column], value: impl Fn(&str) -> String
         let Some(column) = columns.iter().find(|c| c.name == *name) else { continue };
         let Some(mut masked) = masked_value(column, *mask, &value(name)) else { continue };
         if let Some(map) = memos.get(*name) {
-            masked = memo::through(map, &value(name), masked);
+            masked = format!("coalesce({map} ->> ({})::text, {masked})", value(name));
         }
         planned.assignments.push((column, masked));
         let col = ident(name);
@@ -154,7 +159,7 @@ fn sum(counted: &[String]) -> String {
 }
 
 /// Masks `table` in one rewrite of it (`ALTER TABLE … ALTER COLUMN … TYPE
-/// <its own type> USING <mask>`), when its masked columns are all text and
+/// <its own type> USING <mask>`), when its masked columns are all text or dates and
 /// its rows are [`Rows::All`] or [`Rows::NotKept`] (the few kept rows, a
 /// company's and the internal users' partners, are set aside first and put
 /// back after it): each row is written once and each index built once after
@@ -171,14 +176,14 @@ pub async fn rewrite_table(
     memos: &Memos,
 ) -> Result<Option<(u64, Vec<String>)>, tokio_postgres::Error> {
     let planned = plan(table, columns, ident, memos);
-    let all_text = planned.assignments.iter().all(|(c, _)| matches!(c.kind, Type::Text(_) | Type::Date));
+    let rewritable = planned.assignments.iter().all(|(c, _)| matches!(c.kind, Type::Text(_) | Type::Date));
     let applies = match table.rows {
         Rows::All => true,
         // The kept rows are found again by their id.
         Rows::NotKept(_) => columns.iter().any(|c| c.name == "id"),
         _ => false,
     };
-    if !applies || planned.assignments.is_empty() || !all_text {
+    if !applies || planned.assignments.is_empty() || !rewritable {
         return Ok(None);
     }
     let name = ident(table.name);

@@ -6,13 +6,11 @@
 //! so a value is masked the same way with or without it, and a value
 //! missing from it is masked as usual.
 
-use std::collections::HashMap;
-
 use postgres_protocol::escape::escape_literal;
 use tokio_postgres::Transaction;
 
 use super::builtin::{Mask, Table};
-use super::masking::masked_value;
+use super::masking::{masked_value, Memos};
 use super::schema::{ident, Column, Type};
 
 /// The most values a map holds (a few megabytes of SQL at most).
@@ -20,14 +18,6 @@ const MAX_VALUES: i64 = 50_000;
 
 /// A map pays when each value appears this many times, on average, at least.
 const MIN_REPEATS: f64 = 4.0;
-
-/// Per column, the SQL of its map (`'{…}'::jsonb`).
-pub type Memos = HashMap<String, String>;
-
-/// The masked value of `value` (SQL naming the column) through `map`, else `masked`.
-pub fn through(map: &str, value: &str, masked: String) -> String {
-    format!("coalesce({map} ->> ({value})::text, {masked})")
-}
 
 /// The maps worth making for `table`: its text columns masked by a hash
 /// whose values repeat in the rows that hold one (PostgreSQL's own

@@ -98,7 +98,7 @@ async fn update(
     tx: &Transaction<'_>,
     table: &builtin::Table,
     columns: &[schema::Column],
-    memos: &memo::Memos,
+    memos: &masking::Memos,
 ) -> Result<(u64, Vec<String>), AnonymizeError> {
     let set_aside = match table.rows.nearly_all() {
         true => masking::set_aside_indexes(tx, table.name).await.map_err(sql(format!("setting aside the indexes of {}", table.name)))?,
